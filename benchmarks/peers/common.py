@@ -1,0 +1,251 @@
+"""What every peer shares: workloads, synthetic data, initial weights, results.
+
+The runner calls `make_synthetic_mnist` and `make_init`, saves them with
+`save_npz`, then launches each peer as
+
+    python -m benchmarks.peers.<peer> --workload=seed_mlp --data=DATA.npz \
+        --init=INIT.npz --epochs=5 --batch_size=32 --out=RESULT.json
+
+The layout of INIT.npz is documented in benchmarks/peers/README.md.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import sys
+
+import numpy as np
+
+IMAGE_SHAPE = (28, 28, 1)  # NHWC without the batch axis.
+NUM_CLASSES = 10
+# Every peer reports its loss on x_train[:INITIAL_LOSS_EXAMPLES] before any
+# update, so tests can check that all peers start from the same function.
+INITIAL_LOSS_EXAMPLES = 256
+# ... and the logits of x_train[:INITIAL_LOGITS_EXAMPLES], a sharper check.
+INITIAL_LOGITS_EXAMPLES = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+  name: str
+  model: str  # "mlp" or "cnn"
+  optimizer: str  # "adam" or "sgd_momentum"
+  learning_rate: float
+  batch_size: int
+  epochs: int
+
+
+WORKLOADS = {
+    # Keras MNIST quickstart (without its Dropout(0.2), so every peer runs
+    # the same deterministic model).
+    "seed_mlp": Workload("seed_mlp", "mlp", "adam", 1e-3, 32, 5),
+    # Flax examples' MNIST CNN; the examples train 10 epochs, the suite 1.
+    "mnist_cnn": Workload("mnist_cnn", "cnn", "sgd_momentum", 0.1, 128, 1),
+    # The quickstart model at a batch size where the framework, not Python,
+    # should dominate. Same learning rate: this measures speed, not recipes.
+    "mlp_large_batch": Workload("mlp_large_batch", "mlp", "adam", 1e-3, 4096, 5),
+}
+
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7  # Keras defaults.
+SGD_MOMENTUM = 0.9
+
+# (name, shape) of every parameter, kernels as (in, out) / HWIO. The CNN's
+# dense1 rows follow a flatten of NHWC activations, i.e. (h, w, c) order.
+PARAM_SHAPES = {
+    "mlp": (
+        ("dense1/kernel", (784, 128)),
+        ("dense1/bias", (128,)),
+        ("dense2/kernel", (128, 10)),
+        ("dense2/bias", (10,)),
+    ),
+    "cnn": (
+        ("conv1/kernel", (3, 3, 1, 32)),
+        ("conv1/bias", (32,)),
+        ("conv2/kernel", (3, 3, 32, 64)),
+        ("conv2/bias", (64,)),
+        ("dense1/kernel", (7 * 7 * 64, 256)),
+        ("dense1/bias", (256,)),
+        ("dense2/kernel", (256, 10)),
+        ("dense2/bias", (10,)),
+    ),
+}
+
+
+def get_workload(name: str) -> Workload:
+  if name not in WORKLOADS:
+    raise ValueError(
+        f"Unknown workload {name!r}; choose one of {sorted(WORKLOADS)}.")
+  return WORKLOADS[name]
+
+
+# ----------------------------------------------------------------------------
+# Initial weights.
+
+
+def glorot_uniform(shape, rng: np.random.Generator) -> np.ndarray:
+  """Keras' GlorotUniform: fans include the receptive field for conv kernels."""
+  receptive_field = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+  fan_in, fan_out = shape[-2] * receptive_field, shape[-1] * receptive_field
+  limit = np.sqrt(6.0 / (fan_in + fan_out))
+  return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+def make_init(workload: str, seed: int) -> dict[str, np.ndarray]:
+  """Glorot-uniform kernels and zero biases, named as in PARAM_SHAPES."""
+  rng = np.random.default_rng(seed)
+  params = {}
+  for name, shape in PARAM_SHAPES[get_workload(workload).model]:
+    if name.endswith("/kernel"):
+      params[name] = glorot_uniform(shape, rng)
+    else:
+      params[name] = np.zeros(shape, np.float32)
+  return params
+
+
+def check_init(params: dict[str, np.ndarray], workload: Workload) -> None:
+  """Fails with the expected layout when INIT.npz does not fit the workload."""
+  expected = dict(PARAM_SHAPES[workload.model])
+  got = {name: tuple(value.shape) for name, value in params.items()}
+  if got != expected:
+    raise ValueError(
+        f"INIT.npz does not match workload {workload.name!r}: expected "
+        f"{expected}, got {got}. Make it with "
+        f"benchmarks.peers.common.make_init({workload.name!r}, seed).")
+
+
+# ----------------------------------------------------------------------------
+# Synthetic MNIST.
+
+
+def _stroke_templates(rng: np.random.Generator, strokes_per_class=3):
+  """One 28x28 'digit' per class: a few blurred quadratic Bezier strokes."""
+  yy, xx = np.mgrid[0:28, 0:28].astype(np.float32)
+  t = np.linspace(0.0, 1.0, 24, dtype=np.float32)[:, None]
+  templates = np.zeros((NUM_CLASSES, 28, 28), np.float32)
+  for c in range(NUM_CLASSES):
+    for _ in range(strokes_per_class):
+      p0, p1, p2 = rng.uniform(6, 22, size=(3, 2)).astype(np.float32)
+      points = (1 - t)**2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+      d2 = ((yy[None] - points[:, 0, None, None])**2 +
+            (xx[None] - points[:, 1, None, None])**2)
+      templates[c] = np.maximum(templates[c], np.exp(-d2 / 2.0).max(0))
+  return templates
+
+
+def _shifted(templates, max_shift):
+  """All translations of each template: (classes, shifts, 28, 28)."""
+  shifts = range(-max_shift, max_shift + 1)
+  return np.stack([
+      np.stack([np.roll(tpl, (dy, dx), axis=(0, 1))
+                for dy in shifts for dx in shifts]) for tpl in templates
+  ])
+
+
+def _draw(shifted, n, rng):
+  num_shifts = shifted.shape[1]
+  labels = rng.integers(0, NUM_CLASSES, size=n)
+  # A faint copy of another class makes some examples genuinely ambiguous,
+  # so accuracy stays below 100% and differences between peers can show.
+  distractor = (labels + rng.integers(1, NUM_CLASSES, size=n)) % NUM_CLASSES
+  images = (rng.uniform(0.7, 1.0, size=(n, 1, 1)) *
+            shifted[labels, rng.integers(0, num_shifts, size=n)] +
+            rng.uniform(0.0, 0.8, size=(n, 1, 1)) *
+            shifted[distractor, rng.integers(0, num_shifts, size=n)] +
+            rng.normal(0.0, 0.15, size=(n, 28, 28)))
+  images = np.clip(images, 0.0, 1.0).astype(np.float32)[..., None]
+  return images, labels.astype(np.int32)
+
+
+def make_synthetic_mnist(n_train: int, n_test: int,
+                         seed: int) -> dict[str, np.ndarray]:
+  """MNIST-shaped data: x_* float32 (N, 28, 28, 1) in [0, 1], y_* int32 (N,).
+
+  Each class is a fixed random stroke pattern, drawn shifted by up to 2
+  pixels, with random contrast, a fainter second class overlaid, and noise.
+  Train and test share the class patterns.
+  """
+  rng = np.random.default_rng(seed)
+  shifted = _shifted(_stroke_templates(rng), max_shift=2)
+  x_train, y_train = _draw(shifted, n_train, rng)
+  x_test, y_test = _draw(shifted, n_test, rng)
+  return {"x_train": x_train, "y_train": y_train,
+          "x_test": x_test, "y_test": y_test}
+
+
+def save_npz(path, arrays: dict[str, np.ndarray]) -> None:
+  np.savez(path, **arrays)
+
+
+def load_npz(path) -> dict[str, np.ndarray]:
+  with np.load(path) as f:
+    return {name: f[name] for name in f.files}
+
+
+# ----------------------------------------------------------------------------
+# Command line and results.
+
+
+def parse_args(argv=None, extra_flags=None) -> argparse.Namespace:
+  """The flags every peer takes; unset epochs and batch_size follow the workload."""
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
+  parser.add_argument("--data", required=True, help="npz from save_npz(make_synthetic_mnist(...))")
+  parser.add_argument("--init", required=True, help="npz from save_npz(make_init(...))")
+  parser.add_argument("--epochs", type=int, default=None,
+                      help="0 only evaluates the initial weights.")
+  parser.add_argument("--batch_size", type=int, default=None)
+  parser.add_argument("--seed", type=int, default=0, help="Seeds shuffling.")
+  parser.add_argument("--out", required=True, help="RESULT.json to write.")
+  for add_flag in extra_flags or ():
+    add_flag(parser)
+  args = parser.parse_args(argv)
+  workload = get_workload(args.workload)
+  if args.epochs is None:
+    args.epochs = workload.epochs
+  if args.batch_size is None:
+    args.batch_size = workload.batch_size
+  return args
+
+
+def peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux.
+
+
+def timing_fields(train_seconds, steps, examples, first_step_seconds):
+  """Rates from a whole fit; `steady_*` leaves out the first (compiling) step."""
+  fields = {
+      "train_seconds": train_seconds,
+      "steps": steps,
+      "examples": examples,
+      "first_step_seconds": first_step_seconds,
+      "us_per_step": 1e6 * train_seconds / steps if steps else None,
+      "examples_per_second": examples / train_seconds if steps else None,
+  }
+  if steps > 1 and first_step_seconds is not None:
+    fields["steady_us_per_step"] = (
+        1e6 * (train_seconds - first_step_seconds) / (steps - 1))
+  return fields
+
+
+def write_result(path, fields: dict) -> None:
+  result = {
+      "status": "ok",
+      **fields,
+      "peak_rss_mb": peak_rss_mb(),
+      "python": platform.python_version(),
+      "numpy": np.__version__,
+      "cpu_count": os.cpu_count(),
+      "argv": sys.argv,
+  }
+  with open(path, "w") as f:
+    json.dump(result, f, indent=2, default=_to_builtin)
+    f.write("\n")
+
+
+def _to_builtin(value):
+  if isinstance(value, np.generic):
+    return value.item()
+  raise TypeError(f"Cannot write {type(value).__name__} to RESULT.json")

@@ -1,0 +1,72 @@
+"""Device-resident data: placed on the devices once, shuffled and batched there.
+
+The order of the training examples is a function of (seed, epoch) alone: epoch
+e uses the permutation `permutation(fold_in(data_key, e), N)`, and step t takes
+the slice of its epoch's permutation at position t mod steps_per_epoch. A
+resumed run therefore sees exactly the batches the uninterrupted run would.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+
+def steps_per_epoch(num_examples, batch_size):
+  return num_examples // batch_size  # the last partial batch is dropped
+
+
+def epochs_spanned(block_len, steps_per_epoch):
+  """How many epochs a block of consecutive steps can touch, at most."""
+  return (block_len - 1 + steps_per_epoch - 1) // steps_per_epoch + 1
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def epoch_permutation(data_key, epoch, num_examples):
+  return jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
+
+
+def block_indices(epoch_perms_KxN, first_step, block_len, steps_per_epoch, batch_size):
+  """Example indices [block_len, batch] for the steps first_step, first_step+1, ..."""
+  steps = first_step + jnp.arange(block_len)
+  which_epoch = steps // steps_per_epoch - first_step // steps_per_epoch
+  starts = (steps % steps_per_epoch) * batch_size
+  take = lambda k, start: lax.dynamic_slice(epoch_perms_KxN[k], (start,), (batch_size,))
+  return jax.vmap(take)(which_epoch, starts)
+
+
+class EpochPermutations:
+  """Computes each epoch's permutation once on the device, and hands a block its
+  stack of the epochs it spans (a fixed count, so the block compiles once)."""
+
+  def __init__(self, data_key, num_examples, steps_per_epoch, sharding):
+    self._key, self._n, self._spe, self._sharding = data_key, num_examples, steps_per_epoch, sharding
+    self._cache = {}
+
+  def _get(self, epoch):
+    if epoch not in self._cache:
+      self._cache = {e: p for e, p in self._cache.items() if e >= epoch - 1}
+      self._cache[epoch] = jax.device_put(epoch_permutation(self._key, epoch, self._n),
+                                          self._sharding)
+    return self._cache[epoch]
+
+  def for_block(self, first_step, block_len):
+    first_epoch = first_step // self._spe
+    count = epochs_spanned(block_len, self._spe)
+    return jnp.stack([self._get(first_epoch + k) for k in range(count)])
+
+
+def place(array, sharding):
+  """Puts a host array onto the devices with `sharding` (works across processes)."""
+  array = np.asarray(array)
+  return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def pad_to_multiple(array, multiple):
+  """Pads the first axis with zeros up to a multiple (for fixed-size eval batches)."""
+  remainder = (-len(array)) % multiple
+  if not remainder:
+    return array
+  return np.concatenate([array, np.zeros((remainder, *array.shape[1:]), array.dtype)])

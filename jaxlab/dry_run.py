@@ -1,0 +1,81 @@
+"""`jaxlab train --dry_run`: compile one training block without data or training, and
+report what a run would need: parameters, FLOPs per step, memory per device, and
+how every parameter is sharded over the mesh."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlab import data as data_lib
+from jaxlab.data import pipeline
+from jaxlab.parallel import mesh as mesh_lib
+from jaxlab.parallel import sharding
+from jaxlab.train import session as session_lib
+
+
+def shape_info(data_config):
+  """DatasetInfo and train size from the known shapes: no data is loaded."""
+  name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
+  known = data_lib.KNOWN_SHAPES[name]
+  info = data_lib.DatasetInfo(name, tuple(known['image_shape']), known['num_classes'], 255.0)
+  return info, data_config.get('num_train') or known['num_train']
+
+
+def analyse(config):
+  """A dict with the compiled block's costs and the parameter sharding table."""
+  mesh = mesh_lib.create(config.mesh)
+  session_lib.check_batch_size(config.data.batch_size, mesh)
+  info, num_train = shape_info(config.data)
+  steps_per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
+  model = session_lib.Model.create(config, info, steps_per_epoch, mesh)
+  length = max(1, min(int(config.steps_per_loop), model.num_steps))
+  spanned = pipeline.epochs_spanned(length, steps_per_epoch)
+  replicated = sharding.replicated(mesh)
+  abstract = (
+      model.layout.abstract(),
+      jax.ShapeDtypeStruct((spanned, num_train), jnp.int32, sharding=replicated),
+      jax.ShapeDtypeStruct((num_train, *info.image_shape), jnp.uint8, sharding=replicated),
+      jax.ShapeDtypeStruct((num_train,), jnp.int32, sharding=replicated))
+  compiled = model.block_function(length, steps_per_epoch, config.data.batch_size).lower(
+      *abstract).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  memory = compiled.memory_analysis()
+  params = jax.tree.leaves(model.layout.shapes.params)
+  return dict(
+      num_params=int(sum(math.prod(p.shape) for p in params)),
+      param_bytes=int(sum(math.prod(p.shape) * p.dtype.itemsize for p in params)),
+      flops_per_step=float(cost.get('flops', 0.0)) / length if cost else None,
+      steps_per_loop=length, num_steps=model.num_steps, mesh=dict(mesh.shape),
+      memory_per_device=_memory(memory),
+      sharding_table=[(path, shape, str(spec)) for path, shape, spec in model.layout.param_table])
+
+
+def _memory(memory):
+  if memory is None:
+    return None
+  fields = ('argument_size_in_bytes', 'output_size_in_bytes', 'temp_size_in_bytes',
+            'generated_code_size_in_bytes', 'alias_size_in_bytes')
+  return {f.replace('_in_bytes', ''): int(getattr(memory, f, 0)) for f in fields}
+
+
+def report(config):
+  result = analyse(config)
+  print(f'mesh: {result["mesh"]}  steps: {result["num_steps"]}  '
+        f'steps per compiled call: {result["steps_per_loop"]}')
+  print(f'parameters: {result["num_params"]:,} ({result["param_bytes"] / 2**20:.2f} MiB)')
+  if result['flops_per_step'] is not None:
+    print(f'FLOPs per train step (XLA estimate, all devices): {result["flops_per_step"]:.4g}')
+  if result['memory_per_device']:
+    memory = result['memory_per_device']
+    total = memory['argument_size'] + memory['output_size'] + memory['temp_size'] - \
+        memory['alias_size']
+    print('compiled memory per device: ' + ', '.join(
+        f'{k} {v / 2**20:.2f} MiB' for k, v in memory.items()) + f'; peak about {total / 2**20:.2f} MiB')
+  width = max(len(row[0]) for row in result['sharding_table'])
+  print(f'\n{"parameter":<{width}}  {"shape":<18} sharding')
+  for path, shape, spec in result['sharding_table']:
+    print(f'{path:<{width}}  {str(shape):<18} {spec}')
+  return result

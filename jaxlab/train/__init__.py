@@ -1,0 +1,1 @@
+"""Training: state, optimizer, the compiled step and the loop."""

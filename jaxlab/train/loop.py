@@ -1,0 +1,125 @@
+"""`run(config, workdir)`: restore -> for each block: step -> log -> evaluate -> checkpoint.
+
+Training proceeds in blocks of `steps_per_loop` steps (one compiled call each),
+aligned to multiples of `steps_per_loop` from step 0, so a resumed run replays
+exactly the computations of an uninterrupted one. Logging, evaluation and
+checkpoints happen at block ends.
+"""
+
+import dataclasses
+import time
+
+import jax
+import numpy as np
+
+from jaxlab import checkpoint as checkpoint_lib
+from jaxlab import config as config_lib
+from jaxlab import data as data_lib
+from jaxlab import plots
+from jaxlab.errors import UserError
+from jaxlab.train import preemption
+from jaxlab.train.session import Session
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class Window:
+  """Per-step train metrics since the last log record."""
+  start_step: int
+  start_time: float = dataclasses.field(default_factory=time.perf_counter)
+  parts: list = dataclasses.field(default_factory=list)
+
+  def summary(self, end_step, batch_size, now):
+    stacked = {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
+    steps_per_second = (end_step - self.start_step) / max(now - self.start_time, 1e-9)
+    scalars = {f'train/{k}': float(v.mean()) for k, v in stacked.items() if k != 'learning_rate'}
+    scalars['train/learning_rate'] = float(stacked['learning_rate'][-1])
+    scalars['train/steps_per_second'] = steps_per_second
+    scalars['train/examples_per_second'] = steps_per_second * batch_size
+    return scalars
+
+
+def log_points(every, start, end, num_steps):
+  """Steps in (start, end] at which a train record is written."""
+  points = list(range((start // every + 1) * every, end + 1, every)) if every else []
+  if end == num_steps and end not in points:
+    points.append(end)
+  return points
+
+
+def crossed(every, start, end):
+  """True if a multiple of `every` lies in (start, end]."""
+  return bool(every) and end // every > start // every
+
+
+def run(config, workdir):
+  """Trains (or resumes) the experiment; returns a summary dict."""
+  session = Session.create(config, workdir)
+  if session.start_step >= session.num_steps:
+    session.log(f'Training already finished at step {session.start_step} in {workdir}; '
+                'nothing to do. Use `jaxlab eval` or `jaxlab predict` on it.')
+    return session.summary(status='finished')
+  started = time.perf_counter()
+  with preemption.watch() as stop:
+    status = _train(session, stop)
+  session.checkpointer.wait()
+  timings = session.timings
+  timings['train'] = time.perf_counter() - started - timings['compile'] - timings['eval'] - \
+      timings['save']
+  session.finish()
+  return session.summary(status=status)
+
+
+def _train(session, stop):
+  config, step = session.config, session.start_step
+  window = Window(start_step=step)
+  pending = []  # (end_step, device metrics) dispatched but not yet read
+  while step < session.num_steps:
+    end = session.block_end(step)
+    session.state, metrics = session.run_block(step, end)
+    pending.append((step, end, metrics))
+    stop_now = stop.requested(end)  # collective: called once per block on every process
+    evaluate_now = crossed(config.eval_every_steps, step, end) or end == session.num_steps
+    save_now = (crossed(config.checkpoint_every_steps, step, end) or end == session.num_steps
+                or stop_now)
+    needs_state = evaluate_now or save_now
+    # Read the previous block's metrics while this one runs; all of them at a sync point.
+    while len(pending) > (0 if needs_state else 1):
+      window = _consume(session, window, *pending.pop(0))
+    eval_metrics = session.evaluate(end) if evaluate_now else None
+    if save_now:
+      session.save(end, eval_metrics)
+    step = end
+    if stop_now and step < session.num_steps:
+      session.checkpointer.wait()
+      session.log(f'Stopped by {stop.signal_name} at step {step}: checkpoint saved in '
+                  f'{session.workdir}; rerun the same command to resume.', always=True)
+      return 'preempted'
+  return 'finished'
+
+
+def _consume(session, window, start, end, metrics):
+  """Reads a block's metrics, stops on a non-finite loss, and writes the train
+  records that fall inside the block (logging is per step, not per block)."""
+  metrics = jax.device_get(metrics)
+  losses = metrics['loss']
+  if not np.all(np.isfinite(losses)):
+    bad_step = start + int(np.argmin(np.isfinite(losses))) + 1
+    raise TrainingDiverged(
+        f'Training diverged: the loss is {losses[~np.isfinite(losses)][0]} at step {bad_step}. '
+        f'The last good checkpoint in {session.workdir} is kept (step '
+        f'{session.checkpointer.latest_step()}). Lower --config.optimizer.learning_rate, '
+        'set --config.optimizer.grad_clip_norm, or check the data.')
+  now = time.perf_counter()
+  offset = start
+  for point in log_points(session.config.log_every_steps, start, end, session.num_steps):
+    window.parts.append({k: v[offset - start:point - start] for k, v in metrics.items()})
+    session.writer.write(point, window.summary(point, session.config.data.batch_size, now))
+    window, offset = Window(start_step=point, start_time=now), point
+  if offset < end:
+    window.parts.append({k: v[offset - start:] for k, v in metrics.items()})
+  session.progress.update(end, float(losses[-1]))
+  return window

@@ -1,0 +1,55 @@
+"""XLA:CPU options that make training fast on CPUs, applied only where the user set none.
+
+Why: this jaxlib routes CPU convolutions and dots through an experimental fusion
+library (YNN) that keeps only part of the cores busy; the Eigen runtime uses them all.
+"""
+
+import os
+import subprocess
+import sys
+
+CPU_FLAGS = ('--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,'
+             '-individual_dot',)
+DISABLE_ENV = 'JAXLAB_NO_XLA_DEFAULTS'
+
+
+def apply_cpu_defaults():
+  """Adds CPU_FLAGS to XLA_FLAGS unless the user set XLA options of the same name,
+  asked us not to, or this jaxlib does not know them (checked once, in a child process)."""
+  if os.environ.get(DISABLE_ENV) or 'jax' in sys.modules and _backend_started():
+    return
+  current = os.environ.get('XLA_FLAGS', '')
+  wanted = [flag for flag in CPU_FLAGS if flag.split('=')[0] not in current]
+  if wanted and _accepted(wanted):
+    os.environ['XLA_FLAGS'] = ' '.join([current, *wanted]).strip()
+
+
+def _backend_started():
+  from jax._src import xla_bridge  # pylint: disable=protected-access
+  return bool(getattr(xla_bridge, '_backends', None))
+
+
+def _accepted(flags):
+  """An unknown XLA flag aborts the process, so probe in a child first (cached)."""
+  marker = os.path.join(os.path.expanduser('~'), '.cache', 'jaxlab', 'xla_flags_ok')
+  key = _jaxlib_version() + ' ' + ' '.join(flags)
+  if os.path.exists(marker) and open(marker).read() == key:
+    return True
+  env = dict(os.environ, XLA_FLAGS=' '.join([os.environ.get('XLA_FLAGS', ''), *flags]),
+             JAX_PLATFORMS='cpu')
+  probe = subprocess.run([sys.executable, '-c', 'import jax; jax.numpy.zeros(1).block_until_ready()'],
+                         env=env, capture_output=True, timeout=120, check=False)
+  if probe.returncode != 0:
+    return False
+  os.makedirs(os.path.dirname(marker), exist_ok=True)
+  with open(marker, 'w') as f:
+    f.write(key)
+  return True
+
+
+def _jaxlib_version():
+  from importlib import metadata
+  try:
+    return metadata.version('jaxlib')
+  except metadata.PackageNotFoundError:
+    return 'unknown'

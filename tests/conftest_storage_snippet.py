@@ -1,0 +1,30 @@
+"""Fixtures for tests that need a gs:// bucket. Wire into tests/conftest.py with
+
+    from conftest_storage_snippet import gcs_emulator, gcs_workdir  # noqa: F401
+
+(or `from tests.conftest_storage_snippet import ...` if tests/ is a package), or load
+it as a plugin: `python -m pytest -p tests.conftest_storage_snippet`.
+"""
+
+import pytest
+
+try:
+  from tests import storage_emulators
+except ImportError:  # tests/ is on sys.path itself (pytest's default rootdir handling)
+  import storage_emulators
+
+
+@pytest.fixture(scope='session')
+def gcs_emulator():
+  """A running GCS emulator with its bucket; the environment points every client at it."""
+  try:
+    with storage_emulators.gcs_emulator() as emulator:
+      yield emulator
+  except storage_emulators.EmulatorUnavailable as reason:
+    pytest.skip(f'GCS emulator unavailable: {reason}')
+
+
+@pytest.fixture
+def gcs_workdir(gcs_emulator):  # pylint: disable=redefined-outer-name
+  """A gs:// workdir in the emulator that no other test uses."""
+  return gcs_emulator.fresh_url('workdir')
