@@ -56,8 +56,18 @@ class Checkpointer:
   def restore(self, step, target_layout):
     """(state, meta) at `step`, each array placed with the target's sharding."""
     self._check_shapes(step, target_layout.shapes)
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target_layout.abstract()), meta=ocp.args.JsonRestore()))
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target_layout.abstract()),
+          meta=ocp.args.JsonRestore()))
+    except ValueError as error:
+      if 'do not match' not in str(error):
+        raise
+      raise UserError(
+          f'The checkpoint at step {step} has the same parameters but a different optimizer '
+          'state than the configured optimizer (was --config.optimizer.name or gradient '
+          'clipping/weight decay changed?). Resume with the optimizer settings of the '
+          'workdir\'s config.json, or start a fresh run in a new --workdir.') from None
     return restored.state, restored.meta
 
   def restore_meta(self, step):

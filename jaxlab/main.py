@@ -95,7 +95,11 @@ def parse_flags(argv):
   try:
     return FLAGS(argv)
   except flags.IllegalFlagValueError as error:
-    fail(f'{error}. Give a value of the field\'s type, e.g. --config.optimizer.learning_rate=3e-3.')
+    text = str(error)
+    if 'Traceback' in text:  # the config file itself failed: keep its own last words
+      fail(f'Could not load the config: {text.strip().splitlines()[-1].strip()} '
+           '(from --config=path/to/experiment.py[:arg]).')
+    fail(f'{text}. Give a value of the field\'s type, e.g. --config.optimizer.learning_rate=3e-3.')
   except flags.Error as error:
     fail(f'{error}. See `jaxlab --help` for the flags.')
   except (AttributeError, KeyError) as error:
@@ -121,15 +125,21 @@ def _config():
                       '(e.g. experiments/digits_cnn.py).')
     config.keys()  # a file that failed to load raises here
     return config
-  except (AttributeError, FileNotFoundError, ImportError, ValueError, TypeError) as error:
-    raise UserError(f'Could not load --config: {error}. Give the path of an experiment file, '
-                    'e.g. --config=experiments/digits_cnn.py[:smoke].') from None
+  except (AttributeError, OSError, ImportError, ValueError, TypeError) as error:
+    reason = str(error).strip().splitlines()[-1].strip()
+    raise UserError(f'Could not load --config ({reason}). Give the path of an experiment '
+                    'file, e.g. --config=experiments/digits_cnn.py[:smoke].') from None
 
 
 def _workdir():
   if not FLAGS.workdir:
     raise UserError('No --workdir given: pass --workdir=DIR (a local folder or gs://bucket/path) '
                     'for checkpoints, metrics and plots.')
+  from jaxlab import storage
+  try:
+    storage.validate_workdir(FLAGS.workdir)  # a bad bucket fails now, not after compiling
+  except storage.StorageError as error:
+    raise UserError(str(error)) from None
   return FLAGS.workdir
 
 
@@ -143,13 +153,14 @@ def run_command(command, args):
     if args:
       raise UserError(f'train takes no positional arguments, got {args}.')
     config = _config()
+    workdir = None if FLAGS.dry_run else _workdir()
     if FLAGS.dry_run:
       from jaxlab import dry_run
       dry_run.report(config)
       return 0
     from jaxlab.train import loop
     try:
-      summary = loop.run(config, _workdir())
+      summary = loop.run(config, workdir)
     except loop.TrainingDiverged as error:
       print(f'jaxlab: {error}', file=sys.stderr, flush=True)
       return 1

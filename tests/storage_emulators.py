@@ -16,6 +16,11 @@ for the duration of the block, restoring the environment afterwards:
 - EPATH_USE_TF=false: with TensorFlow installed epath would use tf.io.gfile, which
   ignores the emulator.
 
+The emulator runs with one fix, `_LAUNCHER`: its downloads lack the
+`x-goog-generation` header, so TensorStore's OCDBT driver fails the second manifest
+update of a checkpoint with "Malformed StorageGeneration" (any pytree of more than a
+few arrays). Checked against gcp-storage-emulator 2026.7.19.
+
 The variables also reach subprocesses (a `jaxlab train` started by a test). In this
 process, settings that libraries read once at import are also applied directly.
 """
@@ -27,6 +32,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -36,6 +42,28 @@ import uuid
 
 EMULATOR_COMMAND = 'gcp-storage-emulator'
 INSTALL_HINT = "pip install gcp-storage-emulator gcsfs (both are in jaxlab's `test` extra)"
+
+
+# Runs the emulator's CLI with downloads that report the object generation, as GCS does.
+_LAUNCHER = """
+import sys
+from gcp_storage_emulator.handlers import objects
+
+_download = objects.download
+
+def download(request, response, storage, *args, **kwargs):
+  _download(request, response, storage, *args, **kwargs)
+  try:
+    obj = storage.get_file_obj(request.params['bucket_name'], request.params['object_id'])
+  except Exception:  # not found: the original handler already answered 404
+    return
+  response['x-goog-generation'] = str(obj['generation'])
+  response['x-goog-metageneration'] = str(obj['metageneration'])
+
+objects.download = download  # before the server module copies the handler table
+from gcp_storage_emulator.__main__ import main
+main(sys.argv[1:])
+"""
 
 
 class EmulatorUnavailable(RuntimeError):
@@ -109,7 +137,7 @@ def gcs_emulator(bucket='jaxlab-test', startup_timeout_s=30.0):
   endpoint = f'http://127.0.0.1:{port}'
   log = tempfile.NamedTemporaryFile(prefix='gcs-emulator-', suffix='.log', delete=False)
   process = subprocess.Popen(
-      [shutil.which(EMULATOR_COMMAND), 'start', '--host=127.0.0.1', f'--port={port}',
+      [sys.executable, '-c', _LAUNCHER, 'start', '--host=127.0.0.1', f'--port={port}',
        f'--default-bucket={bucket}', '--in-memory'],
       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
   try:

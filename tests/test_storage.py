@@ -1,7 +1,7 @@
 """jaxlab.storage on local folders and on gs:// through a local GCS emulator.
 
-The gs:// tests use the `gcs_emulator` / `gcs_workdir` fixtures (tests/conftest_storage_snippet.py)
-and skip when gcp-storage-emulator or gcsfs is not installed.
+The gs:// tests use the `gcs_emulator` / `gcs_workdir` fixtures of
+tests/conftest_storage_snippet.py and skip when gcp-storage-emulator or gcsfs is missing.
 """
 
 import json
@@ -184,7 +184,11 @@ def test_orbax_async_checkpoints_round_trip(gcs_workdir):
   storage.validate_workdir(gcs_workdir)  # a half-set emulator would hang the save instead
   directory = posixpath.join(gcs_workdir, 'checkpoints')
   options = ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=True)
-  tree = {'w': jnp.arange(6.0).reshape(2, 3), 'b': {'c': jnp.ones(4, jnp.int32)}}
+  # Many leaves: OCDBT then updates its manifest several times per save, which needs the
+  # generation headers (a two-leaf tree passes even without them).
+  tree = {'w': jnp.arange(6.0).reshape(2, 3), 'b': {'c': jnp.ones(4, jnp.int32)},
+          'rng': jax.random.key_data(jax.random.key(0)),
+          'layers': [jnp.full((16, 16), i, jnp.float32) for i in range(24)]}
   with ocp.CheckpointManager(directory, options=options) as manager:
     for step in (1, 2, 3):
       state = jax.tree.map(lambda x, s=step: x + s, tree)
@@ -202,6 +206,7 @@ def test_orbax_async_checkpoints_round_trip(gcs_workdir):
   expected = jax.tree.map(lambda x: x + 3, tree)
   jax.tree.map(np.testing.assert_array_equal, restored.state, expected)
   assert restored.state['b']['c'].dtype == jnp.int32
+  assert restored.state['rng'].dtype == jnp.uint32
   assert restored.meta == {'step': 3}
   assert not os.path.exists('gs:')  # no stray local folder from a mangled path
 

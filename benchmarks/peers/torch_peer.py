@@ -22,7 +22,6 @@ from benchmarks.peers import common
 
 _IMPORT_SECONDS = time.perf_counter() - _PROCESS_START
 EVAL_BATCH = 1000
-NUM_THREADS = 2
 
 
 def make_model(kind):
@@ -130,11 +129,13 @@ def fit(model, optimizer, tensors, args):
 def add_flags(parser):
   parser.add_argument("--compile", action="store_true",
                       help="Wrap the model in torch.compile (inductor).")
+  parser.add_argument("--num_threads", type=int, default=2,
+                      help="torch.set_num_threads; 2 = this machine's cores.")
 
 
 def main(argv=None):
   args = common.parse_args(argv, extra_flags=[add_flags])
-  torch.set_num_threads(NUM_THREADS)
+  torch.set_num_threads(args.num_threads)
   torch.manual_seed(args.seed)
   workload = common.get_workload(args.workload)
   data = common.load_npz(args.data)
@@ -159,6 +160,10 @@ def main(argv=None):
             "num_threads": torch.get_num_threads()}
   if args.compile:
     model = torch.compile(model)
+    # Inductor keeps compiled kernels on disk, so only a first run pays the
+    # full compile; TORCHINDUCTOR_FORCE_DISABLE_CACHES=1 measures it every time.
+    fields["compile_caches_disabled"] = bool(
+        torch.compiler.config.force_disable_caches)
   if args.epochs > 0:
     try:
       fit_info = fit(model, optimizer, tensors, args)

@@ -1,7 +1,8 @@
 """Random images whose labels a model can learn: for tests and benchmarks.
 
-The labels come from a fixed random linear teacher on the pixels, so accuracy
-well above chance shows that training works, without any download.
+Each class has a fixed random blocky prototype image; an example is its class's
+prototype blended with fresh pixel noise. Learning is quick (accuracy far above chance
+in a few hundred steps) yet not trivial, and needs no download.
 """
 
 import numpy as np
@@ -20,16 +21,28 @@ def load(data_config):
   rng = np.random.default_rng(data_config.get('synthetic_seed', 0))
   num_train = data_config.get('num_train') or shape['num_train']
   num_test = data_config.get('num_test') or shape['num_test']
-  images = rng.integers(0, 256, size=(num_train + num_test, *shape['image_shape']),
-                        dtype=np.uint8)
-  labels = teacher_labels(images, shape['num_classes'], rng)
+  labels = rng.integers(0, shape['num_classes'], size=num_train + num_test).astype(np.int32)
+  images = blend(labels, tuple(shape['image_shape']), shape['num_classes'], rng)
   info = DatasetInfo('synthetic', tuple(shape['image_shape']), shape['num_classes'],
                      pixel_max=255.0)
   return Dataset(info, images[:num_train], labels[:num_train], images[num_train:],
                  labels[num_train:])
 
 
-def teacher_labels(images, num_classes, rng):
-  flat = images.reshape(len(images), -1).astype(np.float32) / 255.0 - 0.5
-  teacher = rng.standard_normal((flat.shape[1], num_classes)).astype(np.float32)
-  return np.argmax(flat @ teacher, axis=1).astype(np.int32)
+SIGNAL = 0.5  # share of the prototype in each image; the rest is noise
+
+
+def blend(labels, image_shape, num_classes, rng):
+  prototypes = smooth_prototypes(num_classes, image_shape, rng)
+  noise = rng.uniform(0, 255, size=(len(labels), *image_shape)).astype(np.float32)
+  return (SIGNAL * prototypes[labels] + (1 - SIGNAL) * noise).astype(np.uint8)
+
+
+def smooth_prototypes(num_classes, image_shape, rng, cells=4):
+  """Blocky class patterns (a cells x cells grid scaled up): a class stays
+  recognisable under the shifts and flips of augmentation."""
+  height, width, channels = image_shape
+  coarse = rng.uniform(0, 255, size=(num_classes, cells, cells, channels)).astype(np.float32)
+  rows = np.arange(height) * cells // height
+  cols = np.arange(width) * cells // width
+  return coarse[:, rows][:, :, cols]

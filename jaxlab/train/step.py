@@ -94,7 +94,7 @@ def train_step(state, images, labels, step_config):
       state.params, state.model_state, images, labels, key, step_config)
   updates, opt_state = step_config.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics = {'loss': loss, 'accuracy': accuracy, 'grad_norm': optax.global_norm(grads),
+  metrics = {'loss': loss, 'accuracy': accuracy, 'grad_norm': optax.tree.norm(grads),
              'learning_rate': step_config.learning_rate(state.step)}
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                             model_state=model_state)

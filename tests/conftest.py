@@ -1,0 +1,70 @@
+"""Shared helpers: load experiment configs, run the CLI in a subprocess, and one
+trained smoke run of the default experiment reused by the eval/predict tests."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from jaxlab import xla_options
+from tests.conftest_storage_snippet import gcs_emulator, gcs_workdir  # noqa: F401  pylint: disable=unused-import
+
+# Same XLA options in this process as in the CLI's, so in-process and subprocess runs
+# compile the same programs.
+xla_options.apply_cpu_defaults()
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / 'experiments'
+
+
+def load_config(name, arg='smoke', **overrides):
+  """An experiment's config (locked, as from the command line), with dotted overrides."""
+  from ml_collections import config_flags
+  module = config_flags.config_flags._LoadConfigModule(name, str(EXPERIMENTS / f'{name}.py'))  # pylint: disable=protected-access
+  config = module.get_config(arg)
+  config.lock()
+  config.progress = False
+  for dotted, value in overrides.items():
+    node = config
+    *path, leaf = dotted.split('__')
+    for part in path:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+def run_cli(*args, env=None, timeout=600, check=False):
+  """Runs `python -m jaxlab.main ARGS` and returns the CompletedProcess."""
+  full_env = dict(os.environ, **(env or {}))
+  result = subprocess.run([sys.executable, '-m', 'jaxlab.main', *map(str, args)], cwd=ROOT,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+  if check and result.returncode != 0:
+    raise AssertionError(f'exit {result.returncode}\n{result.stdout}\n{result.stderr}')
+  return result
+
+
+def read_metrics(workdir):
+  path = pathlib.Path(workdir) / 'metrics.jsonl'
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def restore_params(workdir, step=None):
+  """The parameters of a checkpoint as numpy arrays, read back without a model."""
+  import orbax.checkpoint as ocp
+  directory = pathlib.Path(workdir) / 'checkpoints'
+  step = step if step is not None else max(int(p.name) for p in directory.iterdir()
+                                           if p.name.isdigit())
+  restored = ocp.StandardCheckpointer().restore(directory / str(step) / 'state')
+  return restored['params'], step
+
+
+@pytest.fixture(scope='session')
+def trained_digits(tmp_path_factory):
+  """A digits_cnn smoke run trained once through the CLI (workdir path)."""
+  workdir = tmp_path_factory.mktemp('digits_smoke')
+  run_cli('train', '--config=experiments/digits_cnn.py:smoke', f'--workdir={workdir}',
+          '--config.num_epochs=6', check=True)
+  return workdir
