@@ -47,7 +47,8 @@ def analyse(config):
   return dict(
       num_params=int(sum(math.prod(p.shape) for p in params)),
       param_bytes=int(sum(math.prod(p.shape) * p.dtype.itemsize for p in params)),
-      flops_per_step=float(cost.get('flops', 0.0)) / length if cost else None,
+      flops_per_step=model.step_flops(config.data.batch_size, info.image_shape),
+      compiled_flops_per_device_per_step=float(cost.get('flops', 0.0)) / length if cost else None,
       steps_per_loop=length, num_steps=model.num_steps, mesh=dict(mesh.shape),
       memory_per_device=_memory(memory),
       sharding_table=[(path, shape, str(spec)) for path, shape, spec in model.layout.param_table])
@@ -62,12 +63,13 @@ def _memory(memory):
 
 
 def report(config):
+  print(f'config:\n{config}')
   result = analyse(config)
   print(f'mesh: {result["mesh"]}  steps: {result["num_steps"]}  '
         f'steps per compiled call: {result["steps_per_loop"]}')
   print(f'parameters: {result["num_params"]:,} ({result["param_bytes"] / 2**20:.2f} MiB)')
   if result['flops_per_step'] is not None:
-    print(f'FLOPs per train step (XLA estimate, all devices): {result["flops_per_step"]:.4g}')
+    print(f'FLOPs per train step (XLA count, global batch): {result["flops_per_step"]:.4g}')
   if result['memory_per_device']:
     memory = result['memory_per_device']
     total = memory['argument_size'] + memory['output_size'] + memory['temp_size'] - \

@@ -12,13 +12,13 @@ from jaxlab import metrics as metrics_lib
 from jaxlab import storage
 from jaxlab.data import pipeline
 from jaxlab.parallel import sharding
+from jaxlab.train import session as session_lib
 
 
 def evaluate(run):
   """Metrics of `run` on its configured test set."""
   dataset = data_lib.load(run.config.data)
-  eval_batch = run.config.data.get('eval_batch_size') or run.config.data.batch_size
-  eval_batch = _fit_to_devices(eval_batch, run.model.mesh)
+  eval_batch = session_lib.eval_batch_size(run.config, run.model.mesh)
   replicated = sharding.replicated(run.model.mesh)
   images = pipeline.place(pipeline.pad_to_multiple(dataset.test_images, eval_batch), replicated)
   labels = pipeline.place(pipeline.pad_to_multiple(dataset.test_labels, eval_batch), replicated)
@@ -29,11 +29,6 @@ def evaluate(run):
                                               dataset.info.num_classes)
   result['loss'] = float(np.mean(losses[:count]))
   return dict(step=run.step, num_examples=count, **result)
-
-
-def _fit_to_devices(batch, mesh):
-  shards = mesh.shape['data'] * mesh.shape['fsdp']
-  return -(-batch // shards) * shards
 
 
 def main(workdir, which):

@@ -8,6 +8,8 @@ A model is a Flax NNX module built as `Model(input_shape, num_classes, rngs=...,
 import importlib
 import inspect
 
+from flax import nnx
+
 from jaxlab.errors import UserError
 from jaxlab.models import cnn, mlp
 
@@ -45,7 +47,9 @@ def build(model_config, input_shape, num_classes, rngs, dtype):
   if _accepts(factory, 'dtype'):
     kwargs['dtype'] = dtype
   try:
-    return factory(tuple(input_shape), num_classes, rngs=rngs, **kwargs)
+    # jaxlab places parameters itself (jaxlab.parallel.sharding), from their logical axes.
+    with nnx.use_eager_sharding(False):
+      return factory(tuple(input_shape), num_classes, rngs=rngs, **kwargs)
   except TypeError as error:
     raise UserError(f'Model {model_config.name!r} rejected its config: {error}. '
                     'Every field of config.model except `name` is passed to it as a '
@@ -57,6 +61,8 @@ def accepts_rngs(model):
 
 
 def _accepts(function, name):
+  if inspect.isclass(function):
+    function = function.__init__
   try:
     parameters = inspect.signature(function).parameters
   except (TypeError, ValueError):

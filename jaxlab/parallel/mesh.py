@@ -23,15 +23,15 @@ def axis_sizes(mesh_config, num_devices):
     if num_devices % known:
       raise UserError(_mismatch(sizes, num_devices))
     sizes[unknown[0]] = num_devices // known
-  if math.prod(sizes.values()) != num_devices:
+  if math.prod(sizes.values()) > num_devices:
     raise UserError(_mismatch(sizes, num_devices))
   return sizes
 
 
 def _mismatch(sizes, num_devices):
   return (f'Mesh {sizes} does not fit the {num_devices} available devices: the sizes must '
-          f'multiply to {num_devices}. Set one axis to -1 (e.g. --config.mesh.data=-1) to '
-          'fill the remaining devices.')
+          f'multiply to {num_devices} (or less, on one host). Set one axis to -1 (e.g. '
+          '--config.mesh.data=-1) to fill the remaining devices.')
 
 
 def create(mesh_config, devices=None):
@@ -39,6 +39,10 @@ def create(mesh_config, devices=None):
   devices = jax.devices() if devices is None else devices
   sizes = axis_sizes(mesh_config, len(devices))
   shape = tuple(sizes[axis] for axis in AXES)
+  if math.prod(shape) < len(devices):
+    if jax.process_count() > 1:
+      raise UserError(_mismatch(sizes, len(devices)))
+    devices = devices[:math.prod(shape)]  # a smaller mesh on one host: the first devices
   if devices == jax.devices():
     return jax.make_mesh(shape, AXES, axis_types=(AxisType.Auto,) * len(AXES))
   return jax.sharding.Mesh(np.asarray(devices).reshape(shape), AXES,

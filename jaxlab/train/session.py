@@ -49,6 +49,13 @@ def check_batch_size(batch_size, mesh, what='--config.data.batch_size'):
                     f'of {shards}.')
 
 
+def eval_batch_size(config, mesh):
+  """The eval batch, rounded up to split evenly over the devices (padding is masked)."""
+  shards = mesh.shape['data'] * mesh.shape['fsdp']
+  batch = config.data.get('eval_batch_size') or config.data.batch_size
+  return -(-batch // shards) * shards
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
   """What inference needs: layout, static model, step config; built from a config."""
@@ -82,6 +89,16 @@ class Model:
                           batch_size=batch_size, step_config=self.step_config),
         in_shardings=(self.layout.shardings, replicated, replicated, replicated),
         out_shardings=(self.layout.shardings, replicated), donate_argnums=0)
+
+  def step_flops(self, batch_size, image_shape):
+    """XLA's FLOP count of one train step on the whole global batch (before partitioning)."""
+    images = jax.ShapeDtypeStruct((batch_size, *image_shape), np.uint8)
+    labels = jax.ShapeDtypeStruct((batch_size,), np.int32)
+    lowered = jax.jit(functools.partial(step_lib.train_step, step_config=self.step_config)).lower(
+        self.layout.shapes, images, labels)
+    cost = lowered.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get('flops', 0.0)) if cost else None
 
   def eval_function(self, eval_batch_size):
     replicated = sharding.replicated(self.mesh)
@@ -136,8 +153,7 @@ class Session:
       config_lib.save(config, workdir)
       save_dataset_info(dataset.info, workdir)
     replicated = sharding.replicated(mesh)
-    eval_batch = config.data.get('eval_batch_size') or config.data.batch_size
-    check_batch_size(eval_batch, mesh, '--config.data.eval_batch_size')
+    eval_batch = eval_batch_size(config, mesh)
     device_data = dict(
         train_images=pipeline.place(dataset.train_images, replicated),
         train_labels=pipeline.place(dataset.train_labels, replicated),

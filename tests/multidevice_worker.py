@@ -1,0 +1,83 @@
+"""Runs a scenario on 8 fake CPU devices and prints its result as JSON (last line).
+
+Started by tests/test_parallel.py in a subprocess with
+XLA_FLAGS=--xla_force_host_platform_device_count=8 (the flag must precede JAX's start).
+"""
+
+import json
+import sys
+
+import jax
+import numpy as np
+
+from tests.conftest import load_config, read_metrics
+
+LAYOUTS = {
+    'single': dict(data=1, fsdp=1, tensor=1),
+    'dp': dict(data=8, fsdp=1, tensor=1),
+    'fsdp': dict(data=1, fsdp=8, tensor=1),
+    'dp_fsdp': dict(data=2, fsdp=4, tensor=1),
+    'dp_tp': dict(data=4, fsdp=1, tensor=2),
+}
+
+
+def _config(name, layout, **overrides):
+  config = load_config(name, data__name='synthetic', **overrides)
+  for axis, size in LAYOUTS[layout].items():
+    config.mesh[axis] = size
+  return config
+
+
+def losses(workdir, name, layouts):
+  """Loss curve of the same config under each layout."""
+  from jaxlab.train import loop
+  out = {}
+  for layout in layouts:
+    config = _config(name, layout, num_steps=24, log_every_steps=4, eval_every_steps=0,
+                     checkpoint_every_steps=0)
+    loop.run(config, f'{workdir}/{name}-{layout}')
+    out[layout] = [r['train/loss'] for r in read_metrics(f'{workdir}/{name}-{layout}')
+                   if 'train/loss' in r]
+  return out
+
+
+def tables(name, layouts):
+  from jaxlab import dry_run
+  return {layout: dry_run.analyse(_config(name, layout))['sharding_table'] for layout in layouts}
+
+
+def reshard(workdir, name, save_layout, restore_layouts):
+  """Trains under one layout, restores the checkpoint under others; returns whether
+  every restored parameter equals the saved one and how each is sharded."""
+  from jaxlab import checkpoint as checkpoint_lib
+  from jaxlab.data import KNOWN_SHAPES, DatasetInfo
+  from jaxlab.train import loop, session as session_lib
+  from jaxlab.parallel import mesh as mesh_lib
+  save_config = _config(name, save_layout, num_steps=8, checkpoint_every_steps=8,
+                        eval_every_steps=0)
+  loop.run(save_config, f'{workdir}/saved')
+  reference = None
+  result = {}
+  known = KNOWN_SHAPES[save_config.data.synthetic_like]
+  info = DatasetInfo('synthetic', known['image_shape'], known['num_classes'], 255.0)
+  for layout in [save_layout, *restore_layouts]:
+    config = _config(name, layout, num_steps=8)
+    mesh = mesh_lib.create(config.mesh)
+    model = session_lib.Model.create(config, info, steps_per_epoch=8, mesh=mesh)
+    checkpointer = checkpoint_lib.Checkpointer(f'{workdir}/saved', read_only=True)
+    state, _ = checkpointer.restore(8, model.layout)
+    params = jax.tree.map(np.asarray, jax.device_get(state.params))
+    if reference is None:
+      reference = params
+    equal = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(reference),
+                                                     jax.tree.leaves(params)))
+    specs = {'/'.join(str(getattr(k, 'key', k)) for k in path): str(leaf.sharding.spec)
+             for path, leaf in jax.tree_util.tree_leaves_with_path(state.params)}
+    devices = len(jax.tree.leaves(state.params)[0].sharding.device_set)
+    result[layout] = dict(equal=equal, specs=specs, devices=devices)
+  return result
+
+
+if __name__ == '__main__':
+  scenario, args = sys.argv[1], json.loads(sys.argv[2])
+  print(json.dumps(globals()[scenario](**args)))

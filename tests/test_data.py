@@ -1,0 +1,110 @@
+"""Data sets and the on-device pipeline."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlab import data as data_lib
+from jaxlab.data import augment, pipeline
+from jaxlab.errors import UserError
+from tests.conftest import load_config, run_cli
+
+
+def test_digits_split_is_fixed_and_stratified():
+  first = data_lib.load(load_config('digits_cnn').data)
+  second = data_lib.load(load_config('digits_cnn').data)
+  assert len(first.train_labels) == 1437 and len(first.test_labels) == 360
+  np.testing.assert_array_equal(first.test_images, second.test_images)
+  train_share = np.bincount(first.train_labels) / len(first.train_labels)
+  test_share = np.bincount(first.test_labels) / len(first.test_labels)
+  np.testing.assert_allclose(train_share, test_share, atol=0.01)
+  assert first.train_images.dtype == np.uint8 and first.train_images.max() == 16
+
+
+@pytest.mark.parametrize('like,shape', [('mnist', (28, 28, 1)), ('cifar10', (32, 32, 3)),
+                                        ('digits', (8, 8, 1))])
+def test_synthetic_takes_the_experiments_shapes(like, shape):
+  config = load_config('mnist_mlp', data__name='synthetic', data__synthetic_like=like,
+                       data__num_train=64, data__num_test=32)
+  dataset = data_lib.load(config.data)
+  assert dataset.train_images.shape == (64, *shape)
+  assert dataset.test_images.shape == (32, *shape)
+  assert set(np.unique(dataset.train_labels)) <= set(range(10))
+
+
+def test_tfds_path_through_mock_data():
+  import tensorflow_datasets as tfds
+  config = load_config('mnist_mlp')
+  with tfds.testing.mock_data(num_examples=40):
+    dataset = data_lib.load(config.data)
+  assert dataset.train_images.shape[1:] == (28, 28, 1)
+  assert dataset.train_images.dtype == np.uint8 and dataset.train_labels.dtype == np.int32
+  assert dataset.info.num_classes == 10 and dataset.info.class_names[3] == '3'
+
+
+def test_tfds_experiment_trains_on_mock_data(tmp_path):
+  import tensorflow_datasets as tfds
+  from jaxlab.train import loop
+  config = load_config('cifar10_cnn', data__num_train=None, data__num_test=None,
+                       num_steps=8, eval_every_steps=0, checkpoint_every_steps=0)
+  with tfds.testing.mock_data(num_examples=64):
+    summary = loop.run(config, str(tmp_path))
+  assert summary['step'] == 8
+  assert summary['eval']['confusion_matrix'] and 0 <= summary['eval']['accuracy'] <= 1
+
+
+def test_unprepared_tfds_data_set_fails_fast_with_instructions(tmp_path):
+  started = time.time()
+  result = run_cli('train', '--config=experiments/mnist_mlp.py:smoke', f'--workdir={tmp_path}/w',
+                   f'--config.data.data_dir={tmp_path}/empty')
+  assert result.returncode == 2
+  assert 'tfds build mnist' in result.stderr and 'data_dir' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert time.time() - started < 60  # no download retries
+  with pytest.raises(UserError, match='not prepared'):
+    data_lib.load(load_config('mnist_mlp', data__data_dir=str(tmp_path / 'empty')).data)
+
+
+def test_unknown_data_set_names_the_known_ones():
+  with pytest.raises(UserError, match='digits'):
+    data_lib.load(load_config('digits_cnn', data__name='imagenet').data)
+
+
+def test_block_indices_walk_each_epoch_permutation_in_order():
+  key, n, batch = jax.random.PRNGKey(3), 50, 8
+  steps_per_epoch = pipeline.steps_per_epoch(n, batch)  # 6, the remainder is dropped
+  perms = {e: np.asarray(pipeline.epoch_permutation(key, e, n)) for e in range(4)}
+  for first_step, length in ((0, 6), (4, 5), (5, 13), (11, 1)):
+    count = pipeline.epochs_spanned(length, steps_per_epoch)
+    first_epoch = first_step // steps_per_epoch
+    stacked = jnp.stack([perms[first_epoch + k] for k in range(count)])
+    indices = np.asarray(pipeline.block_indices(stacked, jnp.int32(first_step), length,
+                                                steps_per_epoch, batch))
+    for offset in range(length):
+      step = first_step + offset
+      epoch, position = divmod(step, steps_per_epoch)
+      np.testing.assert_array_equal(indices[offset],
+                                    perms[epoch][position * batch:(position + 1) * batch])
+
+
+def test_epoch_permutations_depend_on_seed_and_epoch_only():
+  key = jax.random.PRNGKey(0)
+  a = np.asarray(pipeline.epoch_permutation(key, 2, 100))
+  b = np.asarray(pipeline.epoch_permutation(key, 2, 100))
+  c = np.asarray(pipeline.epoch_permutation(key, 3, 100))
+  np.testing.assert_array_equal(a, b)
+  assert sorted(a) == list(range(100)) and not np.array_equal(a, c)
+
+
+def test_augmentations_keep_shape_and_content():
+  images = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.float32).reshape(2, 6, 6, 1)
+  flipped = augment.random_flip(images, jax.random.PRNGKey(0))
+  for original, out in zip(images, flipped):
+    assert jnp.array_equal(out, original) or jnp.array_equal(out, original[:, ::-1])
+  cropped = augment.random_crop(images, jax.random.PRNGKey(1), padding=2)
+  assert cropped.shape == images.shape
+  # every cropped pixel is either padding (0) or a pixel of the original image
+  assert set(np.unique(cropped)) <= set(np.unique(images)) | {0.0}
