@@ -6,7 +6,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxlab import data as data_lib
 from jaxlab.data import pipeline
@@ -32,12 +31,14 @@ def analyse(config):
   model = session_lib.Model.create(config, info, steps_per_epoch, mesh)
   length = max(1, min(int(config.steps_per_loop), model.num_steps))
   spanned = pipeline.epochs_spanned(length, steps_per_epoch)
-  replicated = sharding.replicated(mesh)
+  replicated, by_example = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+  shards = mesh.shape['data'] * mesh.shape['fsdp']
+  padded = -(-num_train // shards) * shards
   abstract = (
       model.layout.abstract(),
       jax.ShapeDtypeStruct((spanned, num_train), jnp.int32, sharding=replicated),
-      jax.ShapeDtypeStruct((num_train, *info.image_shape), jnp.uint8, sharding=replicated),
-      jax.ShapeDtypeStruct((num_train,), jnp.int32, sharding=replicated))
+      jax.ShapeDtypeStruct((padded, *info.image_shape), jnp.uint8, sharding=by_example),
+      jax.ShapeDtypeStruct((padded,), jnp.int32, sharding=by_example))
   compiled = model.block_function(length, steps_per_epoch, config.data.batch_size).lower(
       *abstract).compile()
   cost = compiled.cost_analysis()

@@ -1,6 +1,8 @@
 """Joining a multi-process run with jax.distributed (Cloud TPU, SLURM, or explicit)."""
 
 import os
+import sys
+import threading
 
 from jaxlab.errors import UserError
 
@@ -25,11 +27,23 @@ def initialize(distributed, coordinator, num_processes, process_id, timeout):
                       '--process_id=0).')
     kwargs = dict(coordinator_address=coordinator, num_processes=num_processes,
                   process_id=process_id)
+  message = (
+      f'Could not join the multi-process run within --distributed_timeout={timeout} seconds. '
+      f'Check that all {num_processes or "the"} processes were started with the same '
+      '--coordinator_address and distinct --process_id values, that the coordinator port is '
+      'reachable from every host, and that they start within the timeout of each other.')
+  # JAX aborts the whole process when peers are missing at the deadline; say why first.
+  watchdog = threading.Timer(max(timeout - 1.0, 0.5), _give_up, args=(message,))
+  watchdog.daemon = True
+  watchdog.start()
   try:
     jax.distributed.initialize(initialization_timeout=timeout, **kwargs)
   except (RuntimeError, ValueError) as error:
-    raise UserError(
-        f'Could not join the multi-process run: {str(error).splitlines()[0]}. Check that all '
-        f'{num_processes or "the"} processes were started with the same --coordinator_address '
-        f'and distinct --process_id values, that the coordinator port is reachable, and that '
-        f'they start within --distributed_timeout={timeout} seconds of each other.') from None
+    raise UserError(f'{message} ({str(error).splitlines()[0]})') from None
+  finally:
+    watchdog.cancel()
+
+
+def _give_up(message):
+  print(f'jaxlab: error: {message}', file=sys.stderr, flush=True)
+  os._exit(2)  # pylint: disable=protected-access

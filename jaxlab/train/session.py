@@ -84,10 +84,11 @@ class Model:
   def block_function(self, length, steps_per_epoch, batch_size):
     """The jitted `length`-step training block (state donated)."""
     replicated = sharding.replicated(self.mesh)
+    by_example = sharding.batch_sharding(self.mesh)
     return jax.jit(
         functools.partial(step_lib.train_block, block_len=length, steps_per_epoch=steps_per_epoch,
                           batch_size=batch_size, step_config=self.step_config),
-        in_shardings=(self.layout.shardings, replicated, replicated, replicated),
+        in_shardings=(self.layout.shardings, replicated, by_example, by_example),
         out_shardings=(self.layout.shardings, replicated), donate_argnums=0)
 
   def step_flops(self, batch_size, image_shape):
@@ -154,9 +155,15 @@ class Session:
       save_dataset_info(dataset.info, workdir)
     replicated = sharding.replicated(mesh)
     eval_batch = eval_batch_size(config, mesh)
+    # The training set is split over the data-parallel devices (each holds 1/D of it);
+    # XLA gathers each batch across them. Padding rows are never drawn.
+    shards = mesh.shape['data'] * mesh.shape['fsdp']
+    by_example = sharding.batch_sharding(mesh)
     device_data = dict(
-        train_images=pipeline.place(dataset.train_images, replicated),
-        train_labels=pipeline.place(dataset.train_labels, replicated),
+        train_images=pipeline.place(pipeline.pad_to_multiple(dataset.train_images, shards),
+                                    by_example),
+        train_labels=pipeline.place(pipeline.pad_to_multiple(dataset.train_labels, shards),
+                                    by_example),
         test_images=pipeline.place(pipeline.pad_to_multiple(dataset.test_images, eval_batch),
                                    replicated),
         test_labels=pipeline.place(pipeline.pad_to_multiple(dataset.test_labels, eval_batch),
@@ -243,7 +250,7 @@ class Session:
 
   def summary(self, status):
     trained = self.current_step() - self.start_step
-    return dict(status=status, step=self.current_step(), num_steps=self.num_steps,
+    return dict(status=status, step=self.current_step(), num_steps=self.num_steps, state=self.state,
                 eval=self.last_eval, timings=dict(self.timings),
                 steps_per_second=trained / self.timings['train'] if self.timings['train'] else None)
 
