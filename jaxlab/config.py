@@ -82,7 +82,8 @@ def defaults():
   c.seed = 0  # seeds parameters, data order and dropout
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = 'digits'  # digits | mnist | fashion_mnist | cifar10 | synthetic
+  c.data.name = 'digits'  # digits | mnist | fashion_mnist | cifar10 | synthetic | npz
+  c.data.path = placeholder(str)  # the .npz file of data.name='npz'
   c.data.data_dir = placeholder(str)  # TFDS data_dir (default ~/tensorflow_datasets)
   c.data.batch_size = 32  # global batch, split over the data-parallel devices
   c.data.eval_batch_size = placeholder(int)  # default: batch_size

@@ -100,3 +100,15 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   params_after, _ = restore_params(tmp_path, 22)
   for before, after in zip(jax.tree.leaves(params_before), jax.tree.leaves(params_after)):
     np.testing.assert_array_equal(before, after)
+
+
+def test_keeps_the_latest_and_the_best_checkpoints(tmp_path):
+  # 'best' by the highest eval loss is the first evaluation: it must survive keep=1.
+  config = load_config('digits_cnn', num_steps=44, eval_every_steps=11,
+                       checkpoint_every_steps=11, checkpoint__keep=1,
+                       checkpoint__best_metric='eval/loss', checkpoint__best_mode='max')
+  loop.run(config, str(tmp_path))
+  losses = {r['step']: r['eval/loss'] for r in read_metrics(tmp_path) if 'eval/loss' in r}
+  worst = max(losses, key=losses.get)
+  steps = sorted(int(p.name) for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit())
+  assert steps == sorted({worst, 44})

@@ -27,7 +27,7 @@ class DatasetInfo:
 @dataclasses.dataclass(frozen=True)
 class Dataset:
   info: DatasetInfo
-  train_images: np.ndarray  # uint8 (N, H, W, C)
+  train_images: np.ndarray  # uint8 (N, H, W, C); float32 in [0, 1] for npz data
   train_labels: np.ndarray  # int32 (N,)
   test_images: np.ndarray
   test_labels: np.ndarray
@@ -46,8 +46,9 @@ KNOWN_SHAPES = {
 
 def _loaders():
   # Imported lazily: the TFDS import costs seconds and most runs never need it.
-  from jaxlab.data import digits, synthetic, tfds_source
+  from jaxlab.data import arrays, digits, synthetic, tfds_source
   return {
+      'npz': arrays.load,
       'digits': digits.load,
       'mnist': tfds_source.load,
       'fashion_mnist': tfds_source.load,

@@ -55,9 +55,13 @@ def crossed(every, start, end):
   return bool(every) and end // every > start // every
 
 
-def run(config, workdir):
-  """Trains (or resumes) the experiment; returns a summary dict."""
-  session = Session.create(config, workdir)
+def run(config, workdir, init_params=None):
+  """Trains (or resumes) the experiment; returns a summary dict with the final state.
+
+  `init_params` (a pure dict shaped like the model's parameters) replaces the random
+  initialisation of a fresh run, e.g. to start from pretrained or shared weights.
+  """
+  session = Session.create(config, workdir, init_params)
   if session.start_step >= session.num_steps:
     session.log(f'Training already finished at step {session.start_step} in {workdir}; '
                 'nothing to do. Use `jaxlab eval` or `jaxlab predict` on it.')

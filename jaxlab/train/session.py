@@ -134,7 +134,7 @@ class Session:
     return self.model.num_steps
 
   @classmethod
-  def create(cls, config, workdir):
+  def create(cls, config, workdir, init_params=None):
     started = time.perf_counter()
     mesh = mesh_lib.create(config.mesh)
     check_batch_size(config.data.batch_size, mesh)
@@ -148,7 +148,7 @@ class Session:
         workdir, keep=config.checkpoint.keep, best_metric=config.checkpoint.best_metric,
         best_mode=config.checkpoint.best_mode, async_save=config.checkpoint.async_save)
     # Restore (and so check the checkpoint against the model) before writing anything.
-    state, start_step = _restore_or_init(config, dataset.info, model, checkpointer)
+    state, start_step = _restore_or_init(config, dataset.info, model, checkpointer, init_params)
     if is_chief():
       storage.make_dirs(workdir)
       config_lib.save(config, workdir)
@@ -262,10 +262,15 @@ class Session:
       print(message, flush=True)
 
 
-def _restore_or_init(config, info, model, checkpointer):
+def _restore_or_init(config, info, model, checkpointer, init_params=None):
   latest = checkpointer.latest_step()
   if latest is None:
-    return state_lib.create(config, info, model.step_config.tx, model.layout), 0
+    state = state_lib.create(config, info, model.step_config.tx, model.layout)
+    if init_params is not None:
+      params = jax.device_put(jax.tree.map(np.asarray, init_params),
+                              model.layout.shardings.params)
+      state = state.replace(params=params)
+    return state, 0
   state, _ = checkpointer.restore(latest, model.layout)
   if is_chief():
     print(f'Resuming from the checkpoint at step {latest}.', flush=True)

@@ -1,0 +1,83 @@
+"""Performance options stay correct: mixed precision, gradient accumulation,
+rematerialisation, the compilation cache; and the benchmark suite's short mode."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxlab.train import loop
+from tests.conftest import ROOT, load_config, read_metrics
+
+
+def _losses(workdir):
+  return [r['train/loss'] for r in read_metrics(workdir) if 'train/loss' in r]
+
+
+def _mlp(**overrides):
+  return load_config('mnist_mlp', data__name='synthetic', num_steps=32, log_every_steps=8,
+                     eval_every_steps=0, checkpoint_every_steps=0, **overrides)
+
+
+def test_gradient_accumulation_equals_the_full_batch(tmp_path):
+  loop.run(_mlp(), str(tmp_path / 'full'))
+  loop.run(_mlp(grad_accum_steps=4), str(tmp_path / 'accumulated'))
+  np.testing.assert_allclose(_losses(tmp_path / 'accumulated'), _losses(tmp_path / 'full'),
+                             rtol=1e-5)
+
+
+@pytest.mark.parametrize('policy', ['full', 'dots'])
+def test_rematerialisation_gives_the_same_training(tmp_path, policy):
+  config = load_config('mnist_cnn', data__name='synthetic', num_steps=16, log_every_steps=8,
+                       eval_every_steps=0, checkpoint_every_steps=0)
+  loop.run(config, str(tmp_path / 'none'))
+  config.remat = policy
+  loop.run(config, str(tmp_path / policy))
+  np.testing.assert_allclose(_losses(tmp_path / policy), _losses(tmp_path / 'none'), rtol=1e-5)
+
+
+def test_bfloat16_compute_keeps_float32_weights_and_learns(tmp_path):
+  summary = loop.run(_mlp(compute_dtype='bfloat16'), str(tmp_path / 'bf16'))
+  dtypes = {leaf.dtype for leaf in jax.tree.leaves(summary['state'].params)}
+  assert dtypes == {np.dtype('float32')}
+  loop.run(_mlp(), str(tmp_path / 'f32'))
+  bf16, f32 = _losses(tmp_path / 'bf16'), _losses(tmp_path / 'f32')
+  assert bf16[-1] < 0.5 * bf16[0]
+  np.testing.assert_allclose(bf16, f32, rtol=0.05)  # close, not equal: bf16 rounds
+
+
+def test_compilation_cache_is_written_and_reused(tmp_path):
+  cache = tmp_path / 'cache'
+  env = dict(os.environ, JAXLAB_COMPILATION_CACHE=str(cache))
+  args = [sys.executable, '-m', 'jaxlab.main', 'train', '--config=experiments/digits_cnn.py:smoke',
+          '--config.num_steps=22']
+  first = subprocess.run([*args, f'--workdir={tmp_path}/a'], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+  assert first.returncode == 0, first.stderr
+  entries = set(os.listdir(cache))
+  assert entries
+  second = subprocess.run([*args, f'--workdir={tmp_path}/b'], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert second.returncode == 0, second.stderr
+  assert set(os.listdir(cache)) == entries  # same programs: served from the cache
+
+
+def test_benchmark_suite_short_mode(tmp_path):
+  out = tmp_path / 'bench.json'
+  result = subprocess.run([sys.executable, '-m', 'benchmarks.run', '--short',
+                           '--only=seed_mlp,mnist_cnn', f'--out={out}'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(out.read_text())
+  peers = {(row['workload'], row['peer']) for row in report['rows']}
+  assert {('seed_mlp', 'jaxlab'), ('seed_mlp', 'flax_loop'), ('mnist_cnn', 'jaxlab')} <= peers
+  assert report['gemm_peak_gflops'] > 0
+  for row in report['rows']:
+    assert row['flops_per_step'] > 0 and row['test_accuracy'] > 0.3
+  for ratio in report['ratios']:
+    assert ratio['accuracy_agrees'], ratio
+  assert '| workload | peer |' in result.stdout
