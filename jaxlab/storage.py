@@ -137,54 +137,53 @@ class LineWriter:
 
 
 def tensorboard_writer(logdir):
-  """A tensorboardX SummaryWriter for `logdir`; remote logdirs get a synced one."""
-  from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+  """A scalar TensorBoard writer for `logdir`; remote logdirs get a synced one."""
+  from jaxlab.tensorboard_events import ScalarWriter  # pylint: disable=g-import-not-at-top
   if not is_remote(logdir):
-    return SummaryWriter(logdir=os.fspath(logdir))
-  return _synced_summary_writer_class()(os.fspath(logdir))
+    return ScalarWriter(os.fspath(logdir))
+  return SyncedScalarWriter(os.fspath(logdir))
 
 
-def _synced_summary_writer_class():
-  from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+class SyncedScalarWriter:
+  """Writes events to a local staging folder; `flush`/`close` copy them to `remote_logdir`.
 
-  class SyncedSummaryWriter(SummaryWriter):
-    """Writes events to a local staging folder; `flush`/`close` copy them to `remote_logdir`.
+  TensorBoard's own writers reach gs:// only through TensorFlow's file system; staging
+  keeps every write on the epath route that the rest of the workdir takes.
+  """
 
-    tensorboardX's own gs:// writer goes through google-cloud-storage, a second client
-    with its own credentials; staging keeps every write on the epath route.
-    """
+  def __init__(self, remote_logdir):
+    from jaxlab.tensorboard_events import ScalarWriter  # pylint: disable=g-import-not-at-top
+    self.remote_logdir = remote_logdir
+    self._staging = tempfile.mkdtemp(prefix='jaxlab-tensorboard-')
+    self._synced = {}  # relative path -> size at the last copy
+    self._writer = ScalarWriter(self._staging)
 
-    def __init__(self, remote_logdir, **kwargs):
-      self.remote_logdir = remote_logdir
-      self._staging = tempfile.mkdtemp(prefix='jaxlab-tensorboard-')
-      self._synced = {}  # relative path -> size at the last copy
-      super().__init__(logdir=self._staging, **kwargs)
+  def add_scalar(self, tag, value, step):
+    self._writer.add_scalar(tag, value, step)
 
-    def flush(self):
-      super().flush()
+  def flush(self):
+    self._writer.flush()
+    self._sync()
+
+  def close(self):
+    if self._staging is None:
+      return
+    self._writer.close()
+    try:
       self._sync()
+    finally:
+      shutil.rmtree(self._staging, ignore_errors=True)
+      self._staging = None
 
-    def close(self):
-      if self._staging is None:
-        return
-      super().close()
-      try:
-        self._sync()
-      finally:
-        shutil.rmtree(self._staging, ignore_errors=True)
-        self._staging = None
-
-    def _sync(self):
-      for folder, _, names in os.walk(self._staging):
-        for name in names:
-          local = os.path.join(folder, name)
-          relative = os.path.relpath(local, self._staging).replace(os.sep, '/')
-          size = os.path.getsize(local)
-          if self._synced.get(relative) != size:
-            copy_file(local, posixpath.join(self.remote_logdir, relative))
-            self._synced[relative] = size
-
-  return SyncedSummaryWriter
+  def _sync(self):
+    for folder, _, names in os.walk(self._staging):
+      for name in names:
+        local = os.path.join(folder, name)
+        relative = os.path.relpath(local, self._staging).replace(os.sep, '/')
+        size = os.path.getsize(local)
+        if self._synced.get(relative) != size:
+          copy_file(local, posixpath.join(self.remote_logdir, relative))
+          self._synced[relative] = size
 
 
 # --- Up-front checks -------------------------------------------------------------------

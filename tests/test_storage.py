@@ -36,7 +36,7 @@ def _write_records(path, records, **kwargs):
 
 def _scalar_events(data):
   """(tag, step, value) of every scalar in a TFRecord event file."""
-  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  from tensorboard.compat.proto import event_pb2  # pylint: disable=g-import-not-at-top
   found, offset = [], 0
   while offset < len(data):
     (length,) = struct.unpack('<Q', data[offset:offset + 8])

@@ -44,6 +44,7 @@ class EpochPermutations:
   def __init__(self, data_key, num_examples, steps_per_epoch, sharding):
     self._key, self._n, self._spe, self._sharding = data_key, num_examples, steps_per_epoch, sharding
     self._cache = {}
+    self._stacked = (None, None)
 
   def _get(self, epoch):
     if epoch not in self._cache:
@@ -55,7 +56,10 @@ class EpochPermutations:
   def for_block(self, first_step, block_len):
     first_epoch = first_step // self._spe
     count = epochs_spanned(block_len, self._spe)
-    return jnp.stack([self._get(first_epoch + k) for k in range(count)])
+    key = (first_epoch, count)
+    if self._stacked[0] != key:  # consecutive blocks of one epoch share the stack
+      self._stacked = (key, jnp.stack([self._get(first_epoch + k) for k in range(count)]))
+    return self._stacked[1]
 
 
 def place(array, sharding):

@@ -69,8 +69,10 @@ def run(config, workdir, init_params=None):
   started = time.perf_counter()
   with preemption.watch() as stop:
     status = _train(session, stop)
-  session.checkpointer.wait()
+  waited = time.perf_counter()
+  session.checkpointer.wait()  # the last asynchronous save
   timings = session.timings
+  timings['save'] += time.perf_counter() - waited
   timings['train'] = time.perf_counter() - started - timings['compile'] - timings['eval'] - \
       timings['save']
   session.finish()
@@ -90,8 +92,9 @@ def _train(session, stop):
     save_now = (crossed(config.checkpoint_every_steps, step, end) or end == session.num_steps
                 or stop_now)
     needs_state = evaluate_now or save_now
-    # Read the previous block's metrics while this one runs; all of them at a sync point.
-    while len(pending) > (0 if needs_state else 1):
+    # On accelerators, read the previous block's metrics while this one runs. On CPU the
+    # "device" shares the host's cores: overlapping only adds contention, so read at once.
+    while len(pending) > (0 if needs_state or session.host_is_device else 1):
       window = _consume(session, window, *pending.pop(0))
     eval_metrics = session.evaluate(end) if evaluate_now else None
     if save_now:
@@ -118,11 +121,14 @@ def _consume(session, window, start, end, metrics):
         f'{session.checkpointer.latest_step()}). Lower --config.optimizer.learning_rate, '
         'set --config.optimizer.grad_clip_norm, or check the data.')
   now = time.perf_counter()
+  # Steps inside one block ran at one pace: spread its time evenly over them.
+  seconds_per_step = (now - window.start_time) / max(end - window.start_step, 1)
   offset = start
   for point in log_points(session.config.log_every_steps, start, end, session.num_steps):
     window.parts.append({k: v[offset - start:point - start] for k, v in metrics.items()})
-    session.writer.write(point, window.summary(point, session.config.data.batch_size, now))
-    window, offset = Window(start_step=point, start_time=now), point
+    point_time = window.start_time + (point - window.start_step) * seconds_per_step
+    session.writer.write(point, window.summary(point, session.config.data.batch_size, point_time))
+    window, offset = Window(start_step=point, start_time=point_time), point
   if offset < end:
     window.parts.append({k: v[offset - start:] for k, v in metrics.items()})
   session.progress.update(end, float(losses[-1]))

@@ -133,6 +133,10 @@ class Session:
   def num_steps(self):
     return self.model.num_steps
 
+  @property
+  def host_is_device(self):
+    return jax.default_backend() == 'cpu'
+
   @classmethod
   def create(cls, config, workdir, init_params=None):
     started = time.perf_counter()

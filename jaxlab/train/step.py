@@ -88,13 +88,21 @@ def _accumulated_grads(params, model_state, images, labels, key, step_config):
   return (loss / n, (model_state, acc / n)), jax.tree.map(lambda g: g / n, grads)
 
 
+def global_norm(tree):
+  # Plain sums of squares: optax.tree.norm cost ~60 us/step on the small MLP on XLA:CPU
+  # (a third of the step); this fuses into ~30. (A concatenate + dot was no faster and
+  # sometimes made XLA:CPU's threads fight over the 2 cores, 10x slower.)
+  return jnp.sqrt(sum(jnp.sum(jnp.square(leaf.astype(jnp.float32)))
+                      for leaf in jax.tree.leaves(tree)))
+
+
 def train_step(state, images, labels, step_config):
   key = jax.random.fold_in(state.rng, state.step)
   (loss, (model_state, accuracy)), grads = _accumulated_grads(
       state.params, state.model_state, images, labels, key, step_config)
   updates, opt_state = step_config.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics = {'loss': loss, 'accuracy': accuracy, 'grad_norm': optax.tree.norm(grads),
+  metrics = {'loss': loss, 'accuracy': accuracy, 'grad_norm': global_norm(grads),
              'learning_rate': step_config.learning_rate(state.step)}
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                             model_state=model_state)
