@@ -9,7 +9,6 @@ import time
 
 _STARTED = time.perf_counter()
 
-import json  # pylint: disable=wrong-import-position
 import pathlib  # pylint: disable=wrong-import-position
 import tempfile  # pylint: disable=wrong-import-position
 

@@ -95,7 +95,7 @@ def defaults():
 
   c.model = ml_collections.ConfigDict()
   c.model.name = 'cnn'  # registered name, or 'package.module:Class'
-  c.compute_dtype = 'float32'  # 'bfloat16' for mixed precision (parameters stay float32)
+  c.compute_dtype = 'auto'  # auto (bfloat16 on GPU/TPU, float32 on CPU) | float32 | bfloat16
   c.remat = 'none'  # rematerialisation: none | full | dots
 
   c.optimizer = ml_collections.ConfigDict()

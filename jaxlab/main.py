@@ -196,6 +196,10 @@ def run():
   if len(argv) > 1 and argv[1] == 'bench':  # the benchmark suite parses its own flags
     from benchmarks import run as bench
     sys.exit(bench.main(argv[2:]))
+  if argv[1:2] == ['help'] or any(arg in ('-h', '--help') for arg in argv[1:]):
+    print(__doc__)
+    print(FLAGS.module_help(FLAGS.find_module_defining_flag('workdir')))
+    sys.exit(0)
   app.run(main, argv=argv, flags_parser=parse_flags)
 
 

@@ -1,15 +1,15 @@
 """XLA:CPU options that make training fast on CPUs, applied only where the user set none.
 
-Why: this jaxlib routes CPU convolutions and dots through an experimental fusion
-library (YNN) that keeps only part of the cores busy; the Eigen runtime uses them all.
+Why: this jaxlib routes CPU convolutions through an experimental fusion library (YNN)
+that keeps only part of the cores busy; the Eigen runtime uses them all (the Flax MNIST
+CNN's step: 69 -> 50 ms on 2 cores). Dots stay on YNN, which was as fast or faster.
 """
 
 import os
 import subprocess
 import sys
 
-CPU_FLAGS = ('--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,'
-             '-individual_dot',)
+CPU_FLAGS = ('--xla_cpu_experimental_ynn_fusion_type=-individual_convolution',)
 DISABLE_ENV = 'JAXLAB_NO_XLA_DEFAULTS'
 
 

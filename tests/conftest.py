@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from jaxlab import xla_options
-from tests.conftest_storage_snippet import gcs_emulator, gcs_workdir  # noqa: F401  pylint: disable=unused-import
+from tests.storage_fixtures import gcs_emulator, gcs_workdir  # noqa: F401  pylint: disable=unused-import
 
 # Same XLA options in this process as in the CLI's, so in-process and subprocess runs
 # compile the same programs.

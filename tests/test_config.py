@@ -83,3 +83,17 @@ def test_missing_workdir_and_unknown_command_exit_2():
   assert unknown.returncode == 2 and 'train' in unknown.stderr
   missing_file = run_cli('train', '--config=experiments/nope.py', '--workdir=/tmp/x')
   assert missing_file.returncode == 2 and 'Traceback' not in missing_file.stderr
+
+
+def test_help_lists_the_commands_without_importing_jax():
+  import subprocess
+  import sys
+  from tests.conftest import ROOT
+  probe = ('import sys, runpy; sys.argv = ["jaxlab", "--help"]\n'
+           'try:\n  runpy.run_module("jaxlab.main", run_name="__main__")\n'
+           'except SystemExit as e:\n  assert e.code == 0\n'
+           'assert "jax" not in sys.modules, "--help imported jax"\n')
+  result = subprocess.run([sys.executable, '-c', probe], cwd=ROOT, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr
+  for command in ('jaxlab train', 'jaxlab eval', 'jaxlab predict', 'jaxlab bench', '--workdir'):
+    assert command in result.stdout

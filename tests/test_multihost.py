@@ -1,5 +1,6 @@
 """Two processes on 127.0.0.1 joined by jax.distributed, with CPU collectives."""
 
+import json
 import os
 import signal
 import subprocess
@@ -8,7 +9,6 @@ import time
 
 import numpy as np
 import portpicker
-import pytest
 
 from tests.conftest import ROOT, read_metrics
 
@@ -64,6 +64,12 @@ def test_two_processes_train_together_like_one(tmp_path):
   records = read_metrics(tmp_path / 'multi')
   assert [r['step'] for r in records if 'train/loss' in r] == list(range(11, 89, 11))
   assert sorted(p.name for p in (tmp_path / 'multi' / 'checkpoints').iterdir()) == ['44', '88']
+  # The two-process checkpoint restores in one process (eval), with the same results.
+  from tests.conftest import run_cli
+  result = run_cli('eval', f'--workdir={tmp_path / "multi"}', '--checkpoint=latest', check=True)
+  saved = json.loads((tmp_path / 'multi' / 'eval_88.json').read_text())
+  logged = [r for r in records if 'eval/accuracy' in r][-1]
+  assert saved['accuracy'] == logged['eval/accuracy'] and 'accuracy' in result.stdout
 
 
 def test_two_processes_resume_from_their_checkpoint(tmp_path):
@@ -97,6 +103,13 @@ def test_sigterm_on_one_host_stops_both_at_the_same_step(tmp_path):
   assert steps[0] == steps[1] < 200 * 44
   saved = [p.name for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()]
   assert saved == [str(steps[0])]
+  # Rerunning both processes resumes from that step.
+  port = portpicker.pick_unused_port()
+  finish = [f'--config.num_steps={steps[0] + 11}', '--config.checkpoint_every_steps=0',
+            '--config.eval_every_steps=0']
+  outputs = _finish([_start(_cli(workdir, port, i, *finish), _env()) for i in range(2)])
+  assert f'Resuming from the checkpoint at step {steps[0]}' in outputs[0]
+  assert str(steps[0] + 11) in {p.name for p in (workdir / 'checkpoints').iterdir()}
 
 
 def test_missing_peer_is_a_clear_error_not_a_hang(tmp_path):

@@ -68,7 +68,7 @@ def test_compilation_cache_is_written_and_reused(tmp_path):
 
 def test_benchmark_suite_short_mode(tmp_path):
   out = tmp_path / 'bench.json'
-  result = subprocess.run([sys.executable, '-m', 'benchmarks.run', '--short',
+  result = subprocess.run([sys.executable, '-m', 'jaxlab.main', 'bench', '--short',
                            '--only=seed_mlp,mnist_cnn', f'--out={out}'],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]

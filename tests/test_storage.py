@@ -1,7 +1,7 @@
 """jaxlab.storage on local folders and on gs:// through a local GCS emulator.
 
 The gs:// tests use the `gcs_emulator` / `gcs_workdir` fixtures of
-tests/conftest_storage_snippet.py and skip when gcp-storage-emulator or gcsfs is missing.
+tests/storage_fixtures.py and skip when gcp-storage-emulator or gcsfs is missing.
 """
 
 import json

@@ -211,6 +211,16 @@ def parse_args(argv=None, extra_flags=None) -> argparse.Namespace:
 
 
 def peak_rss_mb() -> float:
+  """This program's peak resident memory. VmHWM, not ru_maxrss: a child process's
+  ru_maxrss starts from its parent's size at fork, so every peer would report the
+  runner's memory."""
+  try:
+    with open("/proc/self/status") as status:
+      for line in status:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024.0  # kB
+  except OSError:
+    pass
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux.
 
 

@@ -5,7 +5,6 @@ not prepared under `data_dir` is reported at once: offline, TFDS would otherwise
 retry downloads for minutes before failing.
 """
 
-import os
 
 import numpy as np
 

@@ -12,11 +12,6 @@ import time
 import jax
 import numpy as np
 
-from jaxlab import checkpoint as checkpoint_lib
-from jaxlab import config as config_lib
-from jaxlab import data as data_lib
-from jaxlab import plots
-from jaxlab.errors import UserError
 from jaxlab.train import preemption
 from jaxlab.train.session import Session
 

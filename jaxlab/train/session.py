@@ -72,7 +72,7 @@ class Model:
     state_layout = state_lib.layout(config, info, tx, mesh)
     step_config = step_lib.StepConfig(
         model=model_def, tx=tx, learning_rate=learning_rate, pixel_max=info.pixel_max,
-        compute_dtype=np.dtype(config.get('compute_dtype', 'float32')),
+        compute_dtype=state_lib.compute_dtype(config),
         augment=tuple(config.data.get('augment', ())),
         grad_accum_steps=int(config.get('grad_accum_steps', 1)),
         remat=config.get('remat', 'none'), batch_sharding=sharding.batch_sharding(mesh))

@@ -1,10 +1,4 @@
-"""Fixtures for tests that need a gs:// bucket. Wire into tests/conftest.py with
-
-    from conftest_storage_snippet import gcs_emulator, gcs_workdir  # noqa: F401
-
-(or `from tests.conftest_storage_snippet import ...` if tests/ is a package), or load
-it as a plugin: `python -m pytest -p tests.conftest_storage_snippet`.
-"""
+"""Fixtures for tests that need a gs:// bucket (imported by tests/conftest.py)."""
 
 import pytest
 
