@@ -30,24 +30,15 @@ class CNN(nnx.Module):
       height, width = height // 2, width // 2
     self.pool = pool
     in_features = height * width * channels
-    self.dense = nnx.List()
-    for index, features in enumerate(dense_features):
-      self.dense.append(layers.dense(in_features, features, layers.hidden_axes(index),
-                                     init=kernel_init, dtype=dtype, rngs=rngs))
-      in_features = features
-    head_in = layers.hidden_axes(len(dense_features) - 1)[1] if dense_features else 'embed'
-    self.head = layers.dense(in_features, num_classes, (head_in, 'classes'),
-                             init=kernel_init, dtype=dtype, rngs=rngs)
+    self.dense, self.head = layers.classifier(in_features, dense_features, num_classes,
+                                              init=kernel_init, dtype=dtype, rngs=rngs)
     self.dropout = nnx.Dropout(dropout_rate)
 
   def __call__(self, x_BxHxWxC, *, rngs=None):
     x = x_BxHxWxC
     for conv in self.convs:
       x = POOLS[self.pool](jax.nn.relu(conv(x)), window_shape=(2, 2), strides=(2, 2))
-    x_BxD = x.reshape(x.shape[0], -1)
-    for layer in self.dense:
-      x_BxD = self.dropout(jax.nn.relu(layer(x_BxD)), rngs=rngs)
-    return self.head(x_BxD)
+    return layers.classify(self.dense, self.head, self.dropout, x.reshape(x.shape[0], -1), rngs)
 
 
 def create(input_shape, num_classes, *, rngs, **kwargs):

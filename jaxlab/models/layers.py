@@ -4,6 +4,7 @@ Parameters carry logical axis names ('embed', 'mlp', ...); `jaxlab.parallel.shar
 maps them onto mesh axes, so models never mention a mesh.
 """
 
+import jax
 from flax import nnx
 
 INITIALIZERS = {
@@ -31,3 +32,22 @@ def hidden_axes(index):
   """Alternates (embed, mlp) and (mlp, embed) so consecutive dense layers shard
   like Megatron's column- then row-parallel pair under tensor parallelism."""
   return ('embed', 'mlp') if index % 2 == 0 else ('mlp', 'embed')
+
+
+def classifier(in_features, widths, num_classes, *, init, dtype, rngs):
+  """Hidden dense layers and the logits head: (nnx.List of hidden layers, head)."""
+  hidden = nnx.List()
+  for index, width in enumerate(widths):
+    hidden.append(dense(in_features, width, hidden_axes(index), init=init, dtype=dtype,
+                        rngs=rngs))
+    in_features = width
+  head_in = hidden_axes(len(widths) - 1)[1] if widths else 'embed'
+  return hidden, dense(in_features, num_classes, (head_in, 'classes'), init=init, dtype=dtype,
+                       rngs=rngs)
+
+
+def classify(hidden, head, dropout, x_BxD, rngs=None):
+  """Logits from features: [Dense -> relu -> dropout]* -> Dense."""
+  for layer in hidden:
+    x_BxD = dropout(jax.nn.relu(layer(x_BxD)), rngs=rngs)
+  return head(x_BxD)

@@ -3,7 +3,6 @@
 `mlp` with hidden=(128,) is the Keras MNIST quickstart model.
 """
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -17,21 +16,13 @@ class MLP(nnx.Module):
     in_features = 1
     for size in input_shape:
       in_features *= size
-    self.hidden = nnx.List()
-    for index, width in enumerate(hidden):
-      self.hidden.append(layers.dense(in_features, width, layers.hidden_axes(index),
-                                      init=kernel_init, dtype=dtype, rngs=rngs))
-      in_features = width
-    head_in = layers.hidden_axes(len(hidden) - 1)[1] if hidden else 'embed'
-    self.head = layers.dense(in_features, num_classes, (head_in, 'classes'),
-                             init=kernel_init, dtype=dtype, rngs=rngs)
+    self.hidden, self.head = layers.classifier(in_features, hidden, num_classes,
+                                               init=kernel_init, dtype=dtype, rngs=rngs)
     self.dropout = nnx.Dropout(dropout_rate)
 
   def __call__(self, x_BxHxWxC, *, rngs=None):
     x_BxD = x_BxHxWxC.reshape(x_BxHxWxC.shape[0], -1)
-    for layer in self.hidden:
-      x_BxD = self.dropout(jax.nn.relu(layer(x_BxD)), rngs=rngs)
-    return self.head(x_BxD)
+    return layers.classify(self.hidden, self.head, self.dropout, x_BxD, rngs)
 
 
 def create(input_shape, num_classes, *, rngs, **kwargs):
