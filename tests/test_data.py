@@ -108,3 +108,25 @@ def test_augmentations_keep_shape_and_content():
   assert cropped.shape == images.shape
   # every cropped pixel is either padding (0) or a pixel of the original image
   assert set(np.unique(cropped)) <= set(np.unique(images)) | {0.0}
+
+
+def test_tfds_reads_only_the_rows_asked_for():
+  import tensorflow_datasets as tfds
+  config = load_config('mnist_mlp', data__num_train=None, data__num_test=None)
+  with tfds.testing.mock_data(num_examples=40):
+    whole = data_lib.load(config.data)
+    part = data_lib.load(config.data, local_rows=lambda n: (n // 2, n))
+  assert part.num_train == whole.num_train == 40 and part.train_offset == 20
+  np.testing.assert_array_equal(part.train_images, whole.train_images[20:])
+  np.testing.assert_array_equal(part.test_labels, whole.test_labels)
+
+
+def test_local_rows_and_placement_cover_the_padded_array():
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  mesh = jax.make_mesh((1,), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
+  sharding = NamedSharding(mesh, P('data'))
+  assert pipeline.local_row_range(sharding, 10) == (0, 10)
+  local = np.arange(7 * 2).reshape(7, 2)
+  placed = np.asarray(pipeline.place_rows(local, 0, 8, sharding))
+  np.testing.assert_array_equal(placed[:7], local)
+  np.testing.assert_array_equal(placed[7], [0, 0])  # padding

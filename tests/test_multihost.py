@@ -52,6 +52,9 @@ def test_two_processes_train_together_like_one(tmp_path):
   outputs = _workers(tmp_path / 'multi', tmp_path, SMOKE)
   assert 'process 0 of 2 on 2 devices: step 88' in outputs[0]
   assert 'process 1 of 2 on 2 devices: step 88' in outputs[1]
+  # Each process read only its own half of the 1437 training digits.
+  assert 'process 0: training rows 0 to 719 of 1437' in outputs[0]
+  assert 'process 1: training rows 719 to 1437 of 1437' in outputs[1]
   first, second = (np.load(tmp_path / f'run_{i}.npz') for i in range(2))
   for name in first.files:
     np.testing.assert_array_equal(first[name], second[name])  # identical on both processes

@@ -26,11 +26,19 @@ class DatasetInfo:
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
+  """The test set whole; of the training set, rows [train_offset, train_offset + len)
+  of its `num_train` rows (all of them, unless only this process's rows were read)."""
   info: DatasetInfo
-  train_images: np.ndarray  # uint8 (N, H, W, C); float32 in [0, 1] for npz data
-  train_labels: np.ndarray  # int32 (N,)
+  train_images: np.ndarray  # uint8 (n, H, W, C); float32 in [0, 1] for npz data
+  train_labels: np.ndarray  # int32 (n,)
   test_images: np.ndarray
   test_labels: np.ndarray
+  num_train: int = None  # rows in the whole training set (default: len(train_labels))
+  train_offset: int = 0
+
+  def __post_init__(self):
+    if self.num_train is None:
+      object.__setattr__(self, 'num_train', len(self.train_labels))
 
 
 # Shapes and sizes of the named data sets, known without loading them, so that
@@ -57,15 +65,33 @@ def _loaders():
   }
 
 
-def load(data_config):
-  """Loads the data set that `data_config.name` names, limited to num_train/num_test."""
+def load(data_config, local_rows=None):
+  """Loads the data set that `data_config.name` names, limited to num_train/num_test.
+
+  `local_rows(num_train) -> (start, stop)` asks for only those training rows: TFDS data
+  sets then read only them (each process of a multi-host run reads its own share);
+  in-memory ones are sliced.
+  """
   loaders = _loaders()
   if data_config.name not in loaders:
     raise UserError(
         f'Unknown data set {data_config.name!r} in --config.data.name. '
         f'Known data sets: {", ".join(sorted(loaders))}.')
-  dataset = loaders[data_config.name](data_config)
-  return _limit(dataset, data_config.get('num_train'), data_config.get('num_test'))
+  loader = loaders[data_config.name]
+  if getattr(loader, 'reads_rows', False):
+    return loader(data_config, local_rows)
+  dataset = _limit(loader(data_config), data_config.get('num_train'), data_config.get('num_test'))
+  return select_rows(dataset, local_rows)
+
+
+def select_rows(dataset, local_rows):
+  """Keeps the training rows that `local_rows` asks for."""
+  if local_rows is None:
+    return dataset
+  start, stop = local_rows(dataset.num_train)
+  return dataclasses.replace(dataset, train_images=dataset.train_images[start:stop],
+                             train_labels=dataset.train_labels[start:stop],
+                             num_train=dataset.num_train, train_offset=start)
 
 
 def _limit(dataset, num_train, num_test):

@@ -74,3 +74,32 @@ def pad_to_multiple(array, multiple):
   if not remainder:
     return array
   return np.concatenate([array, np.zeros((remainder, *array.shape[1:]), array.dtype)])
+
+
+def local_row_range(sharding, num_rows):
+  """(start, stop): the rows of a `num_rows`-row array, split by `sharding` along its
+  first axis, that this process's devices hold. The whole range where the local
+  devices' rows are not contiguous (then this process reads everything)."""
+  slices = [index[0] for index in sharding.addressable_devices_indices_map((num_rows,)).values()]
+  starts = [s.start or 0 for s in slices]
+  stops = [num_rows if s.stop is None else s.stop for s in slices]
+  start, stop = min(starts), max(stops)
+  covered = sum(b - a for a, b in set(zip(starts, stops)))
+  return (start, stop) if covered == stop - start else (0, num_rows)
+
+
+def place_rows(local, offset, num_rows, sharding):
+  """A `num_rows`-row global array from this process's rows [offset, offset + len(local));
+  rows past the data (padding up to a multiple of the shards) are zeros."""
+  local = np.asarray(local)
+
+  def rows(index):
+    start = (index[0].start or 0) - offset
+    stop = (num_rows if index[0].stop is None else index[0].stop) - offset
+    block = local[max(start, 0):max(min(stop, len(local)), 0)]
+    missing = (stop - start) - len(block)
+    if missing:
+      block = np.concatenate([block, np.zeros((missing, *local.shape[1:]), local.dtype)])
+    return block[(slice(None),) + tuple(index[1:])]
+
+  return jax.make_array_from_callback((num_rows, *local.shape[1:]), sharding, rows)

@@ -14,7 +14,7 @@ from jaxlab.errors import UserError
 PIXEL_MAX = 255.0
 
 
-def load(data_config):
+def load(data_config, local_rows=None):
   import tensorflow_datasets as tfds
   name, data_dir = data_config.name, data_config.get('data_dir')
   builder = tfds.builder(name, data_dir=data_dir)
@@ -23,16 +23,21 @@ def load(data_config):
     test = tfds.data_source(name, split='test', data_dir=data_dir, download=False)
   except (AssertionError, RuntimeError, OSError) as error:
     raise UserError(_not_prepared_message(name, builder.data_dir, error)) from None
-  train_x, train_y = _read_all(train)
-  test_x, test_y = _read_all(test)
+  num_train = min(len(train), data_config.get('num_train') or len(train))
+  start, stop = local_rows(num_train) if local_rows else (0, num_train)
+  train_x, train_y = _read_all(train, range(start, min(stop, num_train)))
+  test_x, test_y = _read_all(test, range(min(len(test), data_config.get('num_test') or len(test))))
   label_feature = builder.info.features['label']
-  info = DatasetInfo(name, tuple(train_x.shape[1:]), label_feature.num_classes,
+  info = DatasetInfo(name, tuple(test_x.shape[1:]), label_feature.num_classes,
                      pixel_max=PIXEL_MAX, class_names=tuple(label_feature.names))
-  return Dataset(info, train_x, train_y, test_x, test_y)
+  return Dataset(info, train_x, train_y, test_x, test_y, num_train=num_train, train_offset=start)
 
 
-def _read_all(source):
-  records = _get_records(source, range(len(source)))
+load.reads_rows = True  # reads only the training rows asked for
+
+
+def _read_all(source, keys):
+  records = _get_records(source, keys)
   images = np.stack([r['image'] for r in records]).astype(np.uint8)
   labels = np.asarray([r['label'] for r in records], dtype=np.int32)
   return images, labels

@@ -142,11 +142,21 @@ class Session:
     started = time.perf_counter()
     mesh = mesh_lib.create(config.mesh)
     check_batch_size(config.data.batch_size, mesh)
-    dataset = data_lib.load(config.data)
-    steps_per_epoch = pipeline.steps_per_epoch(len(dataset.train_labels), config.data.batch_size)
+    # The training set is split over the data-parallel devices (each holds 1/D of it,
+    # and each process reads only its devices' rows); XLA gathers each batch across them.
+    shards = mesh.shape['data'] * mesh.shape['fsdp']
+    by_example = sharding.batch_sharding(mesh)
+    padded = lambda n: -(-n // shards) * shards  # padding rows are never drawn
+    dataset = data_lib.load(config.data,
+                            lambda n: pipeline.local_row_range(by_example, padded(n)))
+    if jax.process_count() > 1:
+      print(f'process {jax.process_index()}: training rows {dataset.train_offset} to '
+            f'{dataset.train_offset + len(dataset.train_labels)} of {dataset.num_train}',
+            flush=True)
+    steps_per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.data.batch_size)
     if steps_per_epoch == 0:
       raise UserError(f'--config.data.batch_size={config.data.batch_size} is larger than the '
-                      f'{len(dataset.train_labels)} training examples; lower it.')
+                      f'{dataset.num_train} training examples; lower it.')
     model = Model.create(config, dataset.info, steps_per_epoch, mesh)
     checkpointer = checkpoint_lib.Checkpointer(
         workdir, keep=config.checkpoint.keep, best_metric=config.checkpoint.best_metric,
@@ -159,21 +169,18 @@ class Session:
       save_dataset_info(dataset.info, workdir)
     replicated = sharding.replicated(mesh)
     eval_batch = eval_batch_size(config, mesh)
-    # The training set is split over the data-parallel devices (each holds 1/D of it);
-    # XLA gathers each batch across them. Padding rows are never drawn.
-    shards = mesh.shape['data'] * mesh.shape['fsdp']
-    by_example = sharding.batch_sharding(mesh)
+    num_rows = padded(dataset.num_train)
     device_data = dict(
-        train_images=pipeline.place(pipeline.pad_to_multiple(dataset.train_images, shards),
-                                    by_example),
-        train_labels=pipeline.place(pipeline.pad_to_multiple(dataset.train_labels, shards),
-                                    by_example),
+        train_images=pipeline.place_rows(dataset.train_images, dataset.train_offset, num_rows,
+                                         by_example),
+        train_labels=pipeline.place_rows(dataset.train_labels, dataset.train_offset, num_rows,
+                                         by_example),
         test_images=pipeline.place(pipeline.pad_to_multiple(dataset.test_images, eval_batch),
                                    replicated),
         test_labels=pipeline.place(pipeline.pad_to_multiple(dataset.test_labels, eval_batch),
                                    replicated))
     permutations = pipeline.EpochPermutations(
-        state_lib.seed_keys(config.seed)['data'], len(dataset.train_labels), steps_per_epoch,
+        state_lib.seed_keys(config.seed)['data'], dataset.num_train, steps_per_epoch,
         replicated)
     writer = writers.MetricWriter(workdir) if is_chief() else writers.NullWriter()
     bar = progress.Progress(model.num_steps, start_step, enabled=is_chief()
