@@ -7,6 +7,7 @@ import ml_collections
 
 from jaxlab import checkpoint as checkpoint_lib
 from jaxlab import config as config_lib
+from jaxlab import storage
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.train import session as session_lib
@@ -38,6 +39,7 @@ def resolve_step(checkpointer, which, workdir):
 
 def load(workdir, which='best'):
   """The model and state of `which` checkpoint, on a data-parallel mesh of this machine."""
+  workdir = storage.absolute(workdir)
   config = config_lib.load_from_workdir(workdir)
   info = session_lib.load_dataset_info(workdir)
   checkpointer = checkpoint_lib.Checkpointer(

@@ -57,6 +57,11 @@ def is_remote(path):
   return bool(scheme(path))
 
 
+def absolute(path):
+  """Local paths made absolute (Orbax refuses relative ones); remote ones unchanged."""
+  return os.fspath(path) if is_remote(path) else os.path.abspath(os.fspath(path))
+
+
 def make_dirs(path):
   """Creates a local folder; a no-op for buckets, which have no folders."""
   if not is_remote(path):

@@ -97,3 +97,22 @@ def test_help_lists_the_commands_without_importing_jax():
   assert result.returncode == 0, result.stderr
   for command in ('jaxlab train', 'jaxlab eval', 'jaxlab predict', 'jaxlab bench', '--workdir'):
     assert command in result.stdout
+
+
+def test_relative_workdir_trains_resumes_and_evaluates(tmp_path):
+  import shutil
+  import subprocess
+  import sys
+  from tests.conftest import ROOT
+  shutil.copytree(ROOT / 'experiments', tmp_path / 'experiments')
+  base = [sys.executable, '-m', 'jaxlab.main']
+  train = [*base, 'train', '--config=experiments/digits_cnn.py:smoke', '--workdir=runs/rel',
+           '--config.num_steps=22']
+  first = subprocess.run(train, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+  assert first.returncode == 0, first.stderr
+  assert sorted(p.name for p in (tmp_path / 'runs/rel/checkpoints').iterdir()) == ['22']
+  again = subprocess.run(train, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+  assert 'already finished' in again.stdout
+  evaluation = subprocess.run([*base, 'eval', '--workdir=runs/rel'], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+  assert evaluation.returncode == 0 and (tmp_path / 'runs/rel/eval_22.json').exists()

@@ -140,6 +140,7 @@ class Session:
   @classmethod
   def create(cls, config, workdir, init_params=None):
     started = time.perf_counter()
+    workdir = storage.absolute(workdir)
     mesh = mesh_lib.create(config.mesh)
     check_batch_size(config.data.batch_size, mesh)
     # The training set is split over the data-parallel devices (each holds 1/D of it,
