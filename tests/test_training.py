@@ -112,3 +112,24 @@ def test_keeps_the_latest_and_the_best_checkpoints(tmp_path):
   worst = max(losses, key=losses.get)
   steps = sorted(int(p.name) for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit())
   assert steps == sorted({worst, 44})
+
+
+@pytest.mark.parametrize('start,num_steps,expected', [
+    (0, 25, {10, 5}), (0, 10, {10}), (3, 25, {7, 10, 5}), (0, 8, {8}), (20, 25, {5})])
+def test_precompile_covers_every_block_length(start, num_steps, expected):
+  import types
+  from jaxlab.train.session import Session
+  compiled = []
+  fake = types.SimpleNamespace(config=types.SimpleNamespace(steps_per_loop=10),
+                               start_step=start, num_steps=num_steps,
+                               compiled_block=compiled.append)
+  fake.block_end = lambda step: Session.block_end(fake, step)
+  Session.precompile(fake)
+  assert set(compiled) == expected
+  # and the loop's blocks use no other length
+  lengths, step = set(), start
+  while step < num_steps:
+    end = Session.block_end(fake, step)
+    lengths.add(end - step)
+    step = end
+  assert lengths == expected

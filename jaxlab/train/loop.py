@@ -76,6 +76,7 @@ def run(config, workdir, init_params=None):
 
 def _train(session, stop):
   config, step = session.config, session.start_step
+  session.precompile()  # so that no compilation lands inside a timed window
   window = Window(start_step=step)
   pending = []  # (end_step, device metrics) dispatched but not yet read
   while step < session.num_steps:
@@ -94,6 +95,8 @@ def _train(session, stop):
     eval_metrics = session.evaluate(end) if evaluate_now else None
     if save_now:
       session.save(end, eval_metrics)
+    if (evaluate_now or save_now) and not window.parts:
+      window.start_time = time.perf_counter()  # steps/s counts training, not eval or saves
     step = end
     if stop_now and step < session.num_steps:
       session.checkpointer.wait()

@@ -212,6 +212,19 @@ class Session:
       self.timings['compile'] += time.perf_counter() - started
     return self._blocks[length]
 
+  def precompile(self):
+    """Compiles every block length this run will use (first, full, last) up front."""
+    steps_per_loop = max(1, int(self.config.steps_per_loop))
+    first_end = self.block_end(self.start_step)
+    lengths = {first_end - self.start_step}
+    if first_end < self.num_steps:
+      last_start = max(first_end, (self.num_steps - 1) // steps_per_loop * steps_per_loop)
+      lengths.add(self.num_steps - last_start)
+      if last_start > first_end:
+        lengths.add(steps_per_loop)
+    for length in lengths:
+      self.compiled_block(length)
+
   def run_block(self, start, end):
     block = self.compiled_block(end - start)
     perms = self.permutations.for_block(start, end - start)
