@@ -45,38 +45,29 @@ def fail(message):
   sys.exit(2)
 
 
-def _override_error(error):
-  """Turns config_flags' raw errors into the closest-keys message."""
-  text = str(error)
-  if isinstance(error, AttributeError) or 'KeyError' in repr(error):
-    key = _failing_override(sys.argv)
-    config = _loaded_config_or_none()
-    if key and config is not None:
-      from jaxlab import config as config_lib
-      return config_lib.unknown_key_error(config, key)
-  return UserError(f'Invalid command line: {text}. Fix the flag named there '
+def _override_error(error, argv):
+  """Turns config_flags' raw errors for an unknown key into the closest-keys message."""
+  config = _config_without_overrides(argv)
+  unknown = [key for key in _override_keys(argv) if not _has_key(config, key)] if config else []
+  if unknown:
+    from jaxlab import config as config_lib
+    return config_lib.unknown_key_error(config, unknown[0])
+  return UserError(f'Invalid command line: {error}. Fix the flag named there '
                    '(see `jaxlab --help`).')
 
 
-def _failing_override(argv):
-  """The first --config.KEY=VALUE whose KEY does not exist in the loaded config."""
-  config = _loaded_config_or_none()
+def _override_keys(argv):
+  return [arg[len('--config.'):].split('=', 1)[0] for arg in argv if arg.startswith('--config.')]
+
+
+def _config_without_overrides(argv):
+  """The --config file named in argv, loaded as is; None if it does not load."""
   for arg in argv:
-    if arg.startswith('--config.'):
-      key = arg[len('--config.'):].split('=', 1)[0]
-      if config is None or not _has_key(config, key):
-        return key
-  return None
-
-
-def _loaded_config_or_none():
-  """Loads the --config file named on the command line, without overrides."""
-  for arg in sys.argv:
     if arg.startswith('--config='):
+      path, *config_arg = arg.split('=', 1)[1].split(':', 1)
       try:
         return config_flags.config_flags._LoadConfigModule(  # pylint: disable=protected-access
-            'config', arg.split('=', 1)[1].split(':', 1)[0]).get_config(
-                *arg.split('=', 1)[1].split(':', 1)[1:])
+            'config', path).get_config(*config_arg)
       except Exception:  # pylint: disable=broad-except
         return None
   return None
@@ -103,7 +94,7 @@ def parse_flags(argv):
   except flags.Error as error:
     fail(f'{error}. See `jaxlab --help` for the flags.')
   except (AttributeError, KeyError) as error:
-    fail(str(_override_error(error)))
+    fail(str(_override_error(error, argv)))
   except (FileNotFoundError, ImportError, ValueError, TypeError) as error:
     fail(f'Could not load the config: {error}. Check --config=path/to/experiment.py[:arg].')
 

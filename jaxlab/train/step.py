@@ -12,6 +12,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 from jax import lax
 
 from jaxlab.data import augment, pipeline
@@ -46,17 +47,12 @@ def preprocess(images_uint8, step_config, key=None):
 
 def loss_fn(params, model_state, images, labels, key, step_config):
   x = preprocess(images, step_config, jax.random.fold_in(key, 0))
-  rngs = {'dropout': jax.random.fold_in(key, 1)}
-  logits, new_model_state = _apply(step_config, params, model_state, x, rngs)
+  rngs = nnx.Rngs(dropout=jax.random.fold_in(key, 1))
+  logits, new_model_state = step_config.model.apply(params, model_state, x, train=True, rngs=rngs)
   logits = logits.astype(jnp.float32)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
   accuracy = (jnp.argmax(logits, -1) == labels).mean()
   return loss, (new_model_state, accuracy)
-
-
-def _apply(step_config, params, model_state, x, rngs):
-  from flax import nnx
-  return step_config.model.apply(params, model_state, x, train=True, rngs=nnx.Rngs(**rngs))
 
 
 def _grads(params, model_state, images, labels, key, step_config):
