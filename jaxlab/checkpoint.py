@@ -1,26 +1,46 @@
-"""Orbax checkpoints under <workdir>/checkpoints: the train state plus metadata.
+"""Orbax checkpoints under <workdir>/checkpoints: the train state, metadata and digests.
 
 Saves are atomic (Orbax writes to a temporary folder and renames it), so a kill at
-any moment leaves the previous checkpoints intact. Kept: the last `keep` and the
+any moment leaves the previous checkpoints intact. Damaged bytes are another matter:
+each save also writes a digest of every array and of the metadata (the `integrity`
+item), and every restore recomputes and compares them, so a damaged or unreadable
+step raises `DamagedCheckpoint` instead of loading garbage. `set_aside` moves such a
+step out of the checkpoint folder (never deleting it). Kept: the last `keep` and the
 best by `best_metric`. Restores take an abstract target carrying the current
-shardings, so a checkpoint moves between device counts and meshes.
+shardings, so a checkpoint moves between device counts and meshes. Reading a
+checkpoint runs no code from it: arrays go through TensorStore and the rest is JSON.
 """
 
 import posixpath
+import time
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
+from jaxlab import digest
 from jaxlab.errors import UserError
+from jaxlab.parallel import multihost
 
 DIRECTORY = 'checkpoints'
+DAMAGED_DIRECTORY = 'checkpoints_damaged'  # where damaged steps are moved, beside DIRECTORY
+
+
+class DamagedCheckpoint(Exception):
+  """A saved step that cannot be read, or whose contents do not match their digests."""
+
+  def __init__(self, step, reason):
+    super().__init__(f'the checkpoint at step {step} is damaged: {reason}')
+    self.step = step
+    self.reason = reason
 
 
 class Checkpointer:
 
   def __init__(self, workdir, *, keep=2, best_metric='eval/accuracy', best_mode='max',
                async_save=True, read_only=False):
+    self.workdir = workdir
     self.best_metric = best_metric
     policies = [checkpoint_managers.LatestN(keep)]
     if best_metric:
@@ -34,7 +54,8 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(posixpath.join(workdir, DIRECTORY), options=options,
                                           item_handlers=dict(
                                               state=ocp.StandardCheckpointHandler(),
-                                              meta=ocp.JsonCheckpointHandler()))
+                                              meta=ocp.JsonCheckpointHandler(),
+                                              integrity=ocp.JsonCheckpointHandler()))
 
   def latest_step(self):
     return self._manager.latest_step()
@@ -49,29 +70,57 @@ class Checkpointer:
     """Starts a save (asynchronous where enabled); `metrics` rank it for 'best'."""
     if metrics and self.best_metric and self.best_metric not in metrics:
       metrics = None
+    integrity = dict(state=digest.tree_digests(state), meta=digest.json_digest(meta))
     self._manager.save(int(step), args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
+        integrity=ocp.args.JsonSave(integrity)),
         metrics=metrics, force=True)
 
   def restore(self, step, target_layout):
-    """(state, meta) at `step`, each array placed with the target's sharding."""
-    self._check_shapes(step, target_layout.shapes)
+    """(state, meta) at `step`, each array placed with the target's sharding and
+    checked against the digests saved with it; raises DamagedCheckpoint otherwise."""
+    failure = None
     try:
+      self._check_shapes(step, target_layout.shapes)
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target_layout.abstract()),
-          meta=ocp.args.JsonRestore()))
+          meta=ocp.args.JsonRestore(), integrity=ocp.args.JsonRestore()))
+    except UserError:
+      raise
     except ValueError as error:
-      if 'do not match' not in str(error):
-        raise
-      raise UserError(
-          f'The checkpoint at step {step} has the same parameters but a different optimizer '
-          'state than the configured optimizer (was --config.optimizer.name or gradient '
-          'clipping/weight decay changed?). Resume with the optimizer settings of the '
-          'workdir\'s config.json, or start a fresh run in a new --workdir.') from None
+      if 'do not match' in str(error) and 'Requested byte range' not in str(error):
+        raise _optimizer_mismatch(step) from None
+      failure = _first_line(error)
+    except Exception as error:  # pylint: disable=broad-except
+      failure = _first_line(error)
+    # Every process must agree before the digests' collective computation, or a
+    # process whose read failed would leave the others waiting in it.
+    if not multihost.all_agree(failure is None):
+      raise DamagedCheckpoint(step, failure or 'another process could not read it')
+    _verify(step, restored)
     return restored.state, restored.meta
 
   def restore_meta(self, step):
-    return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    try:
+      meta = self._manager.restore(step, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore())).meta
+    except Exception as error:  # pylint: disable=broad-except
+      raise DamagedCheckpoint(step, _first_line(error)) from None
+    if not isinstance(meta, dict) or 'steps_per_epoch' not in meta:
+      raise DamagedCheckpoint(step, 'its metadata is incomplete')
+    return meta
+
+  def set_aside(self, step):
+    """Moves a damaged step to <workdir>/checkpoints_damaged/ (kept for inspection)
+    and returns where it went; the manager then no longer lists it."""
+    source = epath.Path(self.workdir) / DIRECTORY / str(step)
+    target = epath.Path(self.workdir) / DAMAGED_DIRECTORY / f'{step}-{time.strftime("%Y%m%d-%H%M%S")}'
+    if jax.process_index() == 0:
+      target.parent.mkdir(parents=True, exist_ok=True)
+      source.rename(target)
+    multihost.barrier('jaxlab_checkpoint_set_aside')
+    self._manager.reload()
+    return target
 
   def wait(self):
     self._manager.wait_until_finished()
@@ -81,7 +130,7 @@ class Checkpointer:
 
   def _check_shapes(self, step, target_shapes):
     """A checkpoint of another model is an error naming the parameters that differ."""
-    saved = self._manager.item_metadata(step).state.tree
+    saved = self._manager.item_metadata(step).state.tree  # raises if the step is damaged
     saved_params = _shapes_by_path(saved['params'])
     target_params = _shapes_by_path(target_shapes.params)
     problems = [f'{path}: checkpoint {saved_params.get(path)} vs model {shape}'
@@ -94,6 +143,36 @@ class Checkpointer:
           f'The checkpoint at step {step} does not match the configured model: {listed}. '
           'Use the config the checkpoint was trained with (the workdir\'s config.json), '
           'or start a fresh run in a new --workdir.')
+
+
+def _verify(step, restored):
+  """Raises DamagedCheckpoint unless the restored state and meta match their digests."""
+  integrity = restored.integrity
+  if not isinstance(integrity, dict) or not isinstance(integrity.get('state'), dict):
+    raise DamagedCheckpoint(step, 'its digests are missing or unreadable')
+  differing = digest.mismatches(integrity['state'], digest.tree_digests(restored.state))
+  if differing:
+    listed = ', '.join(differing[:5]) + (' ...' if len(differing) > 5 else '')
+    raise DamagedCheckpoint(step, f'{len(differing)} array(s) differ from their saved '
+                            f'digests ({listed})')
+  if integrity.get('meta') != digest.json_digest(restored.meta):
+    raise DamagedCheckpoint(step, 'its metadata differs from its saved digest')
+
+
+def _optimizer_mismatch(step):
+  return UserError(
+      f'The checkpoint at step {step} has the same parameters but a different optimizer '
+      'state than the configured optimizer (was --config.optimizer.name or gradient '
+      'clipping/weight decay changed?). Resume with the optimizer settings of the '
+      'workdir\'s config.json, or start a fresh run in a new --workdir.')
+
+
+def _first_line(error):
+  """The root cause's first line: TensorStore wraps its reason in generic errors."""
+  while error.__cause__ or error.__context__:
+    error = error.__cause__ or error.__context__
+  lines = str(error).strip().splitlines()
+  return f'{type(error).__name__}: {lines[0] if lines else ""}'[:300]
 
 
 def _shapes_by_path(tree):

@@ -7,8 +7,15 @@ import posixpath
 
 import ml_collections
 
+from jaxlab import config_checks as checks
 from jaxlab import storage
 from jaxlab.errors import UserError
+
+# Names the checks accept, listed here so that loading a config stays light.
+DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz')
+SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10')
+EVAL_METRICS = ('eval/accuracy', 'eval/loss', 'eval/precision', 'eval/recall', 'eval/f1')
+MESH_AXES = ('data', 'fsdp', 'tensor')
 
 CONFIG_FILE_NAME = 'config.json'
 
@@ -77,68 +84,133 @@ def load_from_workdir(workdir):
 def defaults():
   """The fields every experiment shares, with the same names everywhere, so that one
   override (--config.data.batch_size=64) works on any experiment."""
+  config = ml_collections.ConfigDict()
+
+  def field(key, default, allowed):
+    del allowed  # see rules()
+    *sections, leaf = key.split('.')
+    node = config
+    for section in sections:
+      if section not in node:
+        node[section] = ml_collections.ConfigDict()
+      node = node[section]
+    node[leaf] = default
+
+  _declare(field)
+  return config
+
+
+def rules():
+  """{dotted key: check} for every shared field; a check returns what is wrong, or None."""
+  found = {}
+  _declare(lambda key, default, allowed: found.__setitem__(key, allowed))
+  return found
+
+
+def _declare(field):
+  """Every shared field: field(key, default, allowed values)  # what it does.
+
+  Sections in order: data, model, optimizer, training loop, evaluation, checkpoints,
+  parallelism. `placeholder(T)` is a field that is unset (None) unless given.
+  """
   placeholder = ml_collections.config_dict.placeholder
-  c = ml_collections.ConfigDict()
-  c.seed = 0  # seeds parameters, data order and dropout
+  field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
 
-  c.data = ml_collections.ConfigDict()
-  c.data.name = 'digits'  # digits | mnist | fashion_mnist | cifar10 | synthetic | npz
-  c.data.path = placeholder(str)  # the .npz file of data.name='npz'
-  c.data.data_dir = placeholder(str)  # TFDS data_dir (default ~/tensorflow_datasets)
-  c.data.batch_size = 32  # global batch, split over the data-parallel devices
-  c.data.eval_batch_size = placeholder(int)  # default: batch_size
-  c.data.num_train = placeholder(int)  # use only the first N training examples
-  c.data.num_test = placeholder(int)  # use only the first N test examples
-  c.data.augment = ()  # on-device augmentations: 'crop', 'flip'
-  c.data.synthetic_like = 'digits'  # shapes and sizes of data.name='synthetic'
-  c.data.synthetic_seed = 0  # seed of the synthetic images and their teacher
+  field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (see README)
+  field('data.path', placeholder(str), checks.optional(checks.text()))  # the .npz of data.name='npz'
+  field('data.data_dir', placeholder(str), checks.optional(checks.text()))  # TFDS data_dir (default ~/tensorflow_datasets)
+  field('data.batch_size', 32, checks.integer(minimum=1))  # global batch, split over the data-parallel devices
+  field('data.eval_batch_size', placeholder(int), checks.optional(checks.integer(minimum=1)))  # default: batch_size
+  field('data.num_train', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N training examples
+  field('data.num_test', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N test examples
+  field('data.augment', (), checks.subset_of('crop', 'flip'))  # on-device augmentations: 'crop', 'flip'
+  field('data.synthetic_like', 'digits', checks.one_of(*SYNTHETIC_SHAPES))  # shapes and sizes of data.name='synthetic'
+  field('data.synthetic_seed', 0, checks.integer())  # seed of the synthetic images and their teacher
 
-  c.model = ml_collections.ConfigDict()
-  c.model.name = 'cnn'  # registered name, or 'package.module:Class'
-  c.compute_dtype = 'auto'  # auto (bfloat16 on GPU/TPU, float32 on CPU) | float32 | bfloat16
-  c.remat = 'none'  # rematerialisation: none | full | dots
+  field('model.name', 'cnn', checks.model_name())  # registered name, or 'package.module:Class'
+  field('compute_dtype', 'auto', checks.one_of('auto', 'float32', 'bfloat16'))  # auto: bfloat16 on GPU/TPU, float32 on CPU
+  field('remat', 'none', checks.one_of('none', 'full', 'dots'))  # rematerialisation of activations
 
-  c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.name = 'adam'  # adam | adamw | sgd
-  c.optimizer.learning_rate = 1e-3  # peak learning rate
-  c.optimizer.schedule = 'constant'  # constant | warmup_cosine
-  c.optimizer.warmup_steps = placeholder(int)  # warmup length in steps...
-  c.optimizer.warmup_percent = 0.0  # ...or in percent of training
-  c.optimizer.end_factor = 0.0  # final lr of warmup_cosine, as a fraction of the peak
-  c.optimizer.b1 = 0.9  # Adam's first-moment decay
-  c.optimizer.b2 = 0.999  # Adam's second-moment decay
-  c.optimizer.eps = 1e-8  # Adam's epsilon (Keras uses 1e-7)
-  c.optimizer.momentum = 0.9  # SGD momentum (0 for plain SGD)
-  c.optimizer.nesterov = False  # SGD with Nesterov momentum
-  c.optimizer.weight_decay = 0.0  # on kernels only; decoupled for adamw
-  c.optimizer.grad_clip_norm = 0.0  # clip gradients to this global norm (0: off)
+  field('optimizer.name', 'adam', checks.one_of('adam', 'adamw', 'sgd'))
+  field('optimizer.learning_rate', 1e-3, checks.number(above=0))  # peak learning rate
+  field('optimizer.schedule', 'constant', checks.one_of('constant', 'warmup_cosine'))
+  field('optimizer.warmup_steps', placeholder(int), checks.optional(checks.integer(minimum=0)))  # warmup length in steps...
+  field('optimizer.warmup_percent', 0.0, checks.number(minimum=0, maximum=100))  # ...or in percent of training
+  field('optimizer.end_factor', 0.0, checks.number(minimum=0, maximum=1))  # final lr of warmup_cosine, as a fraction of the peak
+  field('optimizer.b1', 0.9, checks.number(minimum=0, below=1))  # Adam's first-moment decay
+  field('optimizer.b2', 0.999, checks.number(minimum=0, below=1))  # Adam's second-moment decay
+  field('optimizer.eps', 1e-8, checks.number(above=0))  # Adam's epsilon (Keras uses 1e-7)
+  field('optimizer.momentum', 0.9, checks.number(minimum=0, below=1))  # SGD momentum (0 for plain SGD)
+  field('optimizer.nesterov', False, checks.boolean())  # SGD with Nesterov momentum
+  field('optimizer.weight_decay', 0.0, checks.number(minimum=0))  # on kernels only; decoupled for adamw
+  field('optimizer.grad_clip_norm', 0.0, checks.number(minimum=0))  # clip gradients to this global norm (0: off)
 
-  c.num_epochs = 5  # training length in epochs...
-  c.num_steps = placeholder(int)  # ...or in steps (wins when set)
-  c.steps_per_loop = 100  # train steps per compiled call (lax.scan)
-  c.grad_accum_steps = 1  # split each batch into this many sequential micro-batches
-  c.log_every_steps = 100  # train metrics record interval
-  c.progress = True  # progress bar on terminals
+  field('num_epochs', 5, checks.number(above=0))  # training length in epochs...
+  field('num_steps', placeholder(int), checks.optional(checks.integer(minimum=1)))  # ...or in steps (wins when set)
+  field('steps_per_loop', 100, checks.integer(minimum=1))  # train steps per compiled call (lax.scan)
+  field('grad_accum_steps', 1, checks.integer(minimum=1))  # split each batch into this many sequential micro-batches
+  field('log_every_steps', 100, checks.integer(minimum=0))  # train metrics record interval (0: only at the end)
+  field('progress', True, checks.boolean())  # progress bar on terminals
 
-  c.eval_every_steps = 500  # evaluation interval (and always at the end)
-  c.plots = True  # PNG training curves and confusion matrix at the end
+  field('eval_every_steps', 500, checks.integer(minimum=0))  # evaluation interval (0: only at the end)
+  field('plots', True, checks.boolean())  # PNG training curves and confusion matrix at the end
 
-  c.checkpoint_every_steps = 500  # checkpoint interval (and always at the end)
-  c.checkpoint = ml_collections.ConfigDict()
-  c.checkpoint.keep = 2  # how many of the latest checkpoints to keep
-  c.checkpoint.best_metric = 'eval/accuracy'  # also keep the best by this ('' : off)
-  c.checkpoint.best_mode = 'max'  # max | min
-  c.checkpoint.async_save = True  # write checkpoints in the background
+  field('checkpoint_every_steps', 500, checks.integer(minimum=0))  # checkpoint interval (0: only at the end)
+  field('checkpoint.keep', 2, checks.integer(minimum=1))  # how many of the latest checkpoints to keep
+  field('checkpoint.best_metric', 'eval/accuracy', checks.one_of('', *EVAL_METRICS))  # also keep the best by this ('': off)
+  field('checkpoint.best_mode', 'max', checks.one_of('max', 'min'))
+  field('checkpoint.async_save', True, checks.boolean())  # write checkpoints in the background
 
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1  # data-parallel axis size (-1: all remaining devices)
-  c.mesh.fsdp = 1  # fully sharded data-parallel axis size
-  c.mesh.tensor = 1  # tensor-parallel axis size
-  c.sharding_rules = DEFAULT_SHARDING_RULES  # logical parameter axis -> mesh axis
-  return c
+  field('mesh.data', -1, checks.mesh_axis())  # data-parallel axis size (-1: all remaining devices)
+  field('mesh.fsdp', 1, checks.mesh_axis())  # fully sharded data-parallel axis size
+  field('mesh.tensor', 1, checks.mesh_axis())  # tensor-parallel axis size
+  field('sharding_rules', DEFAULT_SHARDING_RULES, checks.sharding_rules(MESH_AXES))  # logical parameter axis -> mesh axis
 
 
-# Kept here (not imported from jaxlab.parallel) so that loading a config stays light.
+def validate(config):
+  """Raises UserError naming every malformed field of `config` and how to fix it."""
+  problems = []
+  for key, check in rules().items():
+    found, value = _lookup(config, key)
+    if not found:
+      problems.append(f'--config.{key} is missing (start the experiment from '
+                      'jaxlab.config.defaults())')
+    elif (problem := check(value)):
+      problems.append(f'--config.{key}={value!r}: {problem}')
+  if not problems:
+    problems = _cross_field_problems(config)
+  if problems:
+    raise UserError(f'Invalid config: {"; ".join(problems)}. Fix the value on the command line '
+                    '(--config.KEY=VALUE) or in the experiment file.')
+
+
+def _cross_field_problems(config):
+  problems = []
+  if config.data.name == 'npz' and not config.data.path:
+    problems.append('--config.data.name=npz needs --config.data.path=FILE.npz holding x_train, '
+                    'y_train, x_test and y_test')
+  if config.data.batch_size % config.grad_accum_steps:
+    problems.append(f'--config.data.batch_size={config.data.batch_size} is not divisible by '
+                    f'--config.grad_accum_steps={config.grad_accum_steps}')
+  if sum(config.mesh[axis] == -1 for axis in MESH_AXES) > 1:
+    problems.append('at most one of --config.mesh.data/fsdp/tensor may be -1 (it fills the '
+                    'remaining devices)')
+  return problems
+
+
+def has_key(config, dotted):
+  return _lookup(config, dotted)[0]
+
+
+def _lookup(config, dotted):
+  node = config
+  for part in dotted.split('.'):
+    if not hasattr(node, 'keys') or part not in node.keys():
+      return False, None
+    node = node[part]
+  return True, node
+
+
 DEFAULT_SHARDING_RULES = (
     ('embed', 'fsdp'),
     ('conv_in', 'fsdp'),

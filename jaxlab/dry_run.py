@@ -15,8 +15,12 @@ from jaxlab.train import session as session_lib
 
 
 def shape_info(data_config):
-  """DatasetInfo and train size from the known shapes: no data is loaded."""
+  """DatasetInfo and train size: from the known shapes (no data is loaded), or from
+  the user's own arrays."""
   name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
+  if name not in data_lib.KNOWN_SHAPES:
+    dataset = data_lib.load(data_config)
+    return dataset.info, dataset.num_train
   known = data_lib.KNOWN_SHAPES[name]
   info = data_lib.DatasetInfo(name, tuple(known['image_shape']), known['num_classes'], 255.0)
   return info, data_config.get('num_train') or known['num_train']

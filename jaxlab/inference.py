@@ -46,10 +46,36 @@ def load(workdir, which='best'):
       workdir, best_metric=config.checkpoint.best_metric, best_mode=config.checkpoint.best_mode,
       read_only=True)
   step = resolve_step(checkpointer, which, workdir)
-  meta = checkpointer.restore_meta(step)
   # A checkpoint from any mesh restores onto this machine's devices, data-parallel.
   mesh = mesh_lib.create(ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1)))
+  try:
+    model, state = _restore(checkpointer, step, config, info, mesh)
+  except checkpoint_lib.DamagedCheckpoint as error:
+    intact = _intact_steps(checkpointer, [s for s in checkpointer.all_steps() if s != step],
+                           config, info, mesh)
+    choice = (f'Intact checkpoints: {", ".join(map(str, intact))}; pass --checkpoint=STEP with '
+              'one of them' if intact else 'No other checkpoint is intact; retrain')
+    raise UserError(f'Cannot use {workdir}: {error}. {choice} (`jaxlab train` on this workdir '
+                    'sets damaged steps aside and resumes from the newest intact one).') from None
+  finally:
+    checkpointer.close()
+  return TrainedRun(config, info, model, state, step)
+
+
+def _restore(checkpointer, step, config, info, mesh):
+  meta = checkpointer.restore_meta(step)
   model = session_lib.Model.create(config, info, meta['steps_per_epoch'], mesh)
   state, _ = checkpointer.restore(step, model.layout)
-  checkpointer.close()
-  return TrainedRun(config, info, model, state, step)
+  return model, state
+
+
+def _intact_steps(checkpointer, steps, config, info, mesh):
+  """The steps among `steps` whose checkpoints restore and verify."""
+  intact = []
+  for step in sorted(steps):
+    try:
+      _restore(checkpointer, step, config, info, mesh)
+      intact.append(step)
+    except checkpoint_lib.DamagedCheckpoint:
+      pass
+  return intact

@@ -47,10 +47,11 @@ def fail(message):
 
 def _override_error(error, argv):
   """Turns config_flags' raw errors for an unknown key into the closest-keys message."""
+  from jaxlab import config as config_lib
   config = _config_without_overrides(argv)
-  unknown = [key for key in _override_keys(argv) if not _has_key(config, key)] if config else []
+  unknown = [key for key in _override_keys(argv) if not config_lib.has_key(config, key)
+             ] if config else []
   if unknown:
-    from jaxlab import config as config_lib
     return config_lib.unknown_key_error(config, unknown[0])
   return UserError(f'Invalid command line: {error}. Fix the flag named there '
                    '(see `jaxlab --help`).')
@@ -60,26 +61,53 @@ def _override_keys(argv):
   return [arg[len('--config.'):].split('=', 1)[0] for arg in argv if arg.startswith('--config.')]
 
 
-def _config_without_overrides(argv):
-  """The --config file named in argv, loaded as is; None if it does not load."""
+def _config_spec(argv):
+  """(path, arg or None) of the --config flag in argv, or None."""
   for arg in argv:
     if arg.startswith('--config='):
       path, *config_arg = arg.split('=', 1)[1].split(':', 1)
-      try:
-        return config_flags.config_flags._LoadConfigModule(  # pylint: disable=protected-access
-            'config', path).get_config(*config_arg)
-      except Exception:  # pylint: disable=broad-except
-        return None
+      return path, (config_arg[0] if config_arg else None)
   return None
 
 
-def _has_key(config, dotted):
-  node = config
-  for part in dotted.split('.'):
-    if not hasattr(node, 'keys') or part not in node.keys():
-      return False
-    node = node[part]
-  return True
+def _config_without_overrides(argv):
+  """The --config file named in argv, loaded as is; None if it does not load."""
+  spec = _config_spec(argv)
+  if spec is None:
+    return None
+  path, config_arg = spec
+  try:
+    module = config_flags.config_flags._LoadConfigModule('config', path)  # pylint: disable=protected-access
+    return module.get_config(*([config_arg] if config_arg is not None else []))
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def _config_load_error(error, argv, traceback_text=None):
+  """One paragraph naming the config file, the line in it and the error."""
+  import os
+  import re
+  import traceback
+  spec = _config_spec(argv)
+  path = spec[0] if spec else '(none)'
+  if isinstance(error, SyntaxError) and error.filename:
+    reason = f'{type(error).__name__}: {error.msg}'
+    lines = [error.lineno] if error.lineno else []
+  elif traceback_text:  # "File ".../x.py", line 12, in get_config" ... "ValueError: why"
+    reason = traceback_text.strip().splitlines()[-1].strip()
+    lines = [int(line) for file, line in re.findall(r'File "([^"]+)", line (\d+)', traceback_text)
+             if os.path.abspath(file) == os.path.abspath(path)]
+  else:
+    text = str(error).strip().splitlines()
+    reason = f'{type(error).__name__}: {text[-1].strip() if text else ""}'
+    lines = [f.lineno for f in traceback.extract_tb(error.__traceback__)
+             if os.path.abspath(f.filename) == os.path.abspath(path)]
+  if isinstance(error, AttributeError) and 'get_config' in str(error):
+    reason = 'it defines no get_config(arg=None) function'
+  where = f'line {lines[-1]}: ' if lines else ''
+  return (f'Could not load the config file {path} ({where}{reason}). An experiment file is Python '
+          'defining get_config(arg=None) that returns an ml_collections.ConfigDict; fix it, or '
+          'pass another one, e.g. --config=experiments/digits_cnn.py[:smoke].')
 
 
 def parse_flags(argv):
@@ -87,16 +115,18 @@ def parse_flags(argv):
     return FLAGS(argv)
   except flags.IllegalFlagValueError as error:
     text = str(error)
-    if 'Traceback' in text:  # the config file itself failed: keep its own last words
-      fail(f'Could not load the config: {text.strip().splitlines()[-1].strip()} '
-           '(from --config=path/to/experiment.py[:arg]).')
+    if 'Traceback' in text:  # the config file itself failed; config_flags kept the traceback
+      fail(_config_load_error(error, argv, traceback_text=text))
     fail(f'{text}. Give a value of the field\'s type, e.g. --config.optimizer.learning_rate=3e-3.')
   except flags.Error as error:
     fail(f'{error}. See `jaxlab --help` for the flags.')
   except (AttributeError, KeyError) as error:
+    if _config_spec(argv) and _config_without_overrides(argv) is None:
+      fail(_config_load_error(error, argv))
     fail(str(_override_error(error, argv)))
-  except (FileNotFoundError, ImportError, ValueError, TypeError) as error:
-    fail(f'Could not load the config: {error}. Check --config=path/to/experiment.py[:arg].')
+  except Exception as error:  # pylint: disable=broad-except
+    # Anything else raised while parsing comes from executing the config file.
+    fail(_config_load_error(error, argv))
 
 
 def _command(argv):
@@ -109,17 +139,25 @@ def _command(argv):
 
 
 def _config():
+  """The experiment config, loaded and validated (before JAX starts: errors come fast)."""
   try:
     config = _CONFIG.value
     if config is None:
       raise UserError('No experiment config given: pass --config=experiments/NAME.py '
                       '(e.g. experiments/digits_cnn.py).')
     config.keys()  # a file that failed to load raises here
-    return config
   except (AttributeError, OSError, ImportError, ValueError, TypeError) as error:
     reason = str(error).strip().splitlines()[-1].strip()
     raise UserError(f'Could not load --config ({reason}). Give the path of an experiment '
                     'file, e.g. --config=experiments/digits_cnn.py[:smoke].') from None
+  import ml_collections
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise UserError(f'The config file\'s get_config() returned a {type(config).__name__}, not an '
+                    'ml_collections.ConfigDict. Start it from jaxlab.config.defaults() (see '
+                    'experiments/digits_cnn.py).')
+  from jaxlab import config as config_lib
+  config_lib.validate(config)
+  return config
 
 
 def _workdir():
@@ -136,15 +174,18 @@ def _workdir():
 
 def run_command(command, args):
   """Dispatches one command; returns the process exit code."""
+  if command == 'train':  # inputs are checked before the runtime starts
+    if args:
+      raise UserError(f'train takes no positional arguments, got {args}.')
+    config = _config()
+    workdir = None if FLAGS.dry_run else _workdir()
+  elif FLAGS.dry_run:
+    raise UserError(f'--dry_run applies to `jaxlab train` only, not to `jaxlab {command}`.')
   from jaxlab import runtime
   runtime.setup(distributed=FLAGS.jax_distributed, coordinator=FLAGS.coordinator_address,
                 num_processes=FLAGS.num_processes, process_id=FLAGS.process_id,
                 timeout=FLAGS.distributed_timeout)
   if command == 'train':
-    if args:
-      raise UserError(f'train takes no positional arguments, got {args}.')
-    config = _config()
-    workdir = None if FLAGS.dry_run else _workdir()
     if FLAGS.dry_run:
       from jaxlab import dry_run
       dry_run.report(config)

@@ -42,4 +42,7 @@ class CNN(nnx.Module):
 
 
 def create(input_shape, num_classes, *, rngs, **kwargs):
+  layers.check_options('cnn', kwargs, sizes=('conv_features', 'dense_features'),
+                       counts=('kernel_size',), rates=('dropout_rate',),
+                       choices=dict(pool=tuple(POOLS), kernel_init=tuple(layers.INITIALIZERS)))
   return CNN(input_shape, num_classes, rngs=rngs, **kwargs)

@@ -51,3 +51,29 @@ def classify(hidden, head, dropout, x_BxD, rngs=None):
   for layer in hidden:
     x_BxD = dropout(jax.nn.relu(layer(x_BxD)), rngs=rngs)
   return head(x_BxD)
+
+
+def check_options(model, options, *, sizes=(), counts=(), rates=(), choices=None):
+  """Raises UserError naming each malformed config.model option of `model`.
+
+  sizes: tuples of positive layer widths; counts: positive integers; rates: numbers
+  in [0, 1); choices: {option: allowed names}.
+  """
+  from jaxlab.errors import UserError  # pylint: disable=g-import-not-at-top
+  positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
+  problems = []
+  for name in sizes:
+    if name in options and not (isinstance(options[name], (tuple, list))
+                                and all(map(positive, options[name]))):
+      problems.append(f'{name}={options[name]!r} must be a tuple of positive integers')
+  problems += [f'{name}={options[name]!r} must be a positive integer' for name in counts
+               if name in options and not positive(options[name])]
+  problems += [f'{name}={options[name]!r} must be a number in [0, 1)' for name in rates
+               if name in options and not (isinstance(options[name], (int, float))
+                                           and 0 <= options[name] < 1)]
+  problems += [f'{name}={options[name]!r} must be one of {", ".join(map(repr, allowed))}'
+               for name, allowed in (choices or {}).items()
+               if name in options and options[name] not in allowed]
+  if problems:
+    raise UserError(f'Invalid options for model {model!r}: {"; ".join(problems)}. Fix them with '
+                    '--config.model.OPTION=VALUE or in the experiment file.')

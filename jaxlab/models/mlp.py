@@ -26,4 +26,6 @@ class MLP(nnx.Module):
 
 
 def create(input_shape, num_classes, *, rngs, **kwargs):
+  layers.check_options('mlp', kwargs, sizes=('hidden',), rates=('dropout_rate',),
+                       choices=dict(kernel_init=tuple(layers.INITIALIZERS)))
   return MLP(input_shape, num_classes, rngs=rngs, **kwargs)

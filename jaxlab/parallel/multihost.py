@@ -47,3 +47,26 @@ def initialize(distributed, coordinator, num_processes, process_id, timeout):
 def _give_up(message):
   print(f'jaxlab: error: {message}', file=sys.stderr, flush=True)
   os._exit(2)  # pylint: disable=protected-access
+
+
+def any_process(flag):
+  """True on every process if `flag` is true on any (a collective: all must call it)."""
+  import jax
+  if jax.process_count() == 1:
+    return bool(flag)
+  import numpy as np
+  from jax.experimental import multihost_utils
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def all_agree(flag):
+  """True on every process if `flag` is true on all of them (collective)."""
+  return not any_process(not flag)
+
+
+def barrier(name):
+  """Waits for every process (no-op with one)."""
+  import jax
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)

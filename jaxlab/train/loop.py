@@ -12,6 +12,8 @@ import time
 import jax
 import numpy as np
 
+from jaxlab import config as config_lib
+from jaxlab import storage, workdir_lock
 from jaxlab.train import preemption
 from jaxlab.train.session import Session
 
@@ -55,7 +57,15 @@ def run(config, workdir, init_params=None):
 
   `init_params` (a pure dict shaped like the model's parameters) replaces the random
   initialisation of a fresh run, e.g. to start from pretrained or shared weights.
+  The workdir is locked for the whole run: a second run on it fails with UserError.
   """
+  config_lib.validate(config)
+  workdir = storage.absolute(workdir)
+  with workdir_lock.hold(workdir):
+    return _run(config, workdir, init_params)
+
+
+def _run(config, workdir, init_params):
   session = Session.create(config, workdir, init_params)
   if session.start_step >= session.num_steps:
     session.log(f'Training already finished at step {session.start_step} in {workdir}; '

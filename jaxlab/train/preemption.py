@@ -9,7 +9,8 @@ import contextlib
 import signal
 
 import jax
-import numpy as np
+
+from jaxlab.parallel import multihost
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -30,16 +31,11 @@ class StopRequest:
       return True
     local = self.signal_name is not None
     if jax.process_count() > 1:
-      local = _any_process(local) or _jax_preemption_notice(step)
+      local = multihost.any_process(local) or _jax_preemption_notice(step)
       if local and self.signal_name is None:
         self.signal_name = 'preemption on another host'
     self._agreed = local
     return local
-
-
-def _any_process(flag):
-  from jax.experimental import multihost_utils
-  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
 
 
 def _jax_preemption_notice(step):

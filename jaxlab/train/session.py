@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import json
 import posixpath
+import sys
 import time
 from typing import Any
 
@@ -288,15 +289,23 @@ class Session:
 
 
 def _restore_or_init(config, info, model, checkpointer, init_params=None):
-  latest = checkpointer.latest_step()
-  if latest is None:
-    state = state_lib.create(config, info, model.step_config.tx, model.layout)
-    if init_params is not None:
-      params = jax.device_put(jax.tree.map(np.asarray, init_params),
-                              model.layout.shardings.params)
-      state = state.replace(params=params)
-    return state, 0
-  state, _ = checkpointer.restore(latest, model.layout)
-  if is_chief():
-    print(f'Resuming from the checkpoint at step {latest}.', flush=True)
-  return state, latest
+  """The newest intact checkpoint's state, or a fresh one. Damaged steps are set aside
+  with a warning, so a run always resumes from verified data."""
+  for step in sorted(checkpointer.all_steps(), reverse=True):
+    try:
+      state, _ = checkpointer.restore(step, model.layout)
+    except checkpoint_lib.DamagedCheckpoint as error:
+      moved = checkpointer.set_aside(step)
+      if is_chief():
+        print(f'jaxlab: warning: {error}; moved it to {moved} and resuming from the newest '
+              'intact checkpoint instead.', file=sys.stderr, flush=True)
+      continue
+    if is_chief():
+      print(f'Resuming from the checkpoint at step {step}.', flush=True)
+    return state, step
+  state = state_lib.create(config, info, model.step_config.tx, model.layout)
+  if init_params is not None:
+    params = jax.device_put(jax.tree.map(np.asarray, init_params),
+                            model.layout.shardings.params)
+    state = state.replace(params=params)
+  return state, 0

@@ -1,0 +1,104 @@
+"""Allowed values of config fields: each check returns what is wrong, or None.
+
+Declared beside each field's default in `jaxlab.config`; `config.validate` runs them.
+"""
+
+import math
+import numbers
+
+
+def _is_int(value):
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value):
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def integer(minimum=None):
+  def check(value):
+    if not _is_int(value):
+      return 'must be an integer'
+    if minimum is not None and value < minimum:
+      return f'must be at least {minimum}'
+    return None
+  return check
+
+
+def number(minimum=None, maximum=None, above=None, below=None):
+  """A finite real number within the given bounds (minimum/maximum inclusive)."""
+  def check(value):
+    if not _is_number(value) or not math.isfinite(value):
+      return 'must be a finite number'
+    if minimum is not None and value < minimum:
+      return f'must be at least {minimum}'
+    if maximum is not None and value > maximum:
+      return f'must be at most {maximum}'
+    if above is not None and value <= above:
+      return f'must be greater than {above}'
+    if below is not None and value >= below:
+      return f'must be less than {below}'
+    return None
+  return check
+
+
+def boolean():
+  return lambda value: None if isinstance(value, bool) else 'must be True or False'
+
+
+def text():
+  return lambda value: None if isinstance(value, str) and value else 'must be a non-empty string'
+
+
+def one_of(*choices):
+  def check(value):
+    return None if value in choices else f'must be one of {", ".join(map(repr, choices))}'
+  return check
+
+
+def subset_of(*choices):
+  def check(value):
+    if isinstance(value, str) or not isinstance(value, (tuple, list)):
+      return f'must be a tuple of names from {", ".join(map(repr, choices))}, e.g. ("crop",)'
+    unknown = [v for v in value if v not in choices]
+    return f'has unknown {unknown}; known: {", ".join(map(repr, choices))}' if unknown else None
+  return check
+
+
+def optional(inner):
+  """Unset (None) or a value that `inner` accepts."""
+  return lambda value: None if value is None else inner(value)
+
+
+def mesh_axis():
+  def check(value):
+    if not _is_int(value) or (value < 1 and value != -1):
+      return 'must be a positive device count, or -1 to fill the remaining devices'
+    return None
+  return check
+
+
+def model_name():
+  def check(value):
+    if not isinstance(value, str) or not value or value.count(':') > 1 or value.endswith(':'):
+      return ('must be a registered model name (e.g. "cnn", "mlp") or '
+              '"package.module:ClassName"')
+    return None
+  return check
+
+
+def sharding_rules(mesh_axes):
+  """Pairs (logical axis name, mesh axis or '' for replicated)."""
+  allowed = ('', *mesh_axes)
+
+  def check(value):
+    if isinstance(value, str) or not isinstance(value, (tuple, list)):
+      return 'must be a tuple of (logical axis, mesh axis) pairs'
+    for rule in value:
+      if (isinstance(rule, str) or not isinstance(rule, (tuple, list)) or len(rule) != 2
+          or not isinstance(rule[0], str)):
+        return f'has {rule!r}, which is not a (logical axis, mesh axis) pair'
+      if rule[1] not in allowed:
+        return f'maps {rule[0]!r} to {rule[1]!r}; mesh axes are {", ".join(map(repr, allowed))}'
+    return None
+  return check

@@ -1,0 +1,86 @@
+"""Content digests of array trees and JSON records, for verifying checkpoints.
+
+Orbax guards against torn saves but not against damaged bytes: the array chunks it
+writes carry no checksum. A digest per leaf, saved beside the arrays and compared
+after a restore, catches both flipped bytes and stale data.
+
+An array's digest is computed on its devices by a compiled function: each 32-bit
+word of the array is mixed with its position (murmur3's finaliser) and the results
+are summed modulo 2**32, twice with different seeds. Integer sums are exact and
+order-free, so the digest is the same for any sharding or device count (a checkpoint
+saved on 8 devices verifies on 1), and nothing is copied to the host but 8 bytes a
+leaf.
+"""
+
+import functools
+import hashlib
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_SEEDS = (0x9E3779B9, 0x7F4A7C15)
+
+
+def _fmix32(h):
+  """murmur3's finaliser: every input bit flips each output bit with probability 1/2."""
+  h = h ^ (h >> 16)
+  h = h * jnp.uint32(0x85EBCA6B)
+  h = h ^ (h >> 13)
+  h = h * jnp.uint32(0xC2B2AE35)
+  return h ^ (h >> 16)
+
+
+def _words(x):
+  """The array's bits as a flat uint32 vector (narrower types widened, wider split)."""
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    x = jax.random.key_data(x)
+  if x.dtype == jnp.bool_:
+    x = x.astype(jnp.uint8)
+  unsigned = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint32}[x.dtype.itemsize]
+  return jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32).reshape(-1)
+
+
+def _leaf_digest(x):
+  words = _words(x)
+  position = jnp.arange(words.size, dtype=jnp.uint32)
+  return jnp.stack([jnp.sum(_fmix32(words ^ _fmix32(position ^ jnp.uint32(seed))),
+                            dtype=jnp.uint32) for seed in _SEEDS])
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _digests(tree, out_sharding):
+  digests = jax.tree.map(_leaf_digest, tree)
+  return jax.lax.with_sharding_constraint(digests, out_sharding) if out_sharding else digests
+
+
+def _replicated_sharding(tree):
+  for leaf in jax.tree.leaves(tree):
+    if isinstance(getattr(leaf, 'sharding', None), jax.sharding.NamedSharding):
+      return jax.sharding.NamedSharding(leaf.sharding.mesh, jax.sharding.PartitionSpec())
+  return None
+
+
+def path_name(path):
+  """'params/dense/0/kernel' for a tree path."""
+  return '/'.join(str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k)))) for k in path)
+
+
+def tree_digests(tree):
+  """{leaf path: 16 hex digits} for a tree of (possibly sharded) jax arrays."""
+  digests = jax.device_get(_digests(tree, _replicated_sharding(tree)))
+  return {path_name(path): ''.join(f'{int(word):08x}' for word in np.asarray(value))
+          for path, value in jax.tree_util.tree_leaves_with_path(digests)}
+
+
+def json_digest(record):
+  """SHA-256 of a JSON-able record in canonical form (sorted keys, no spaces)."""
+  text = json.dumps(record, sort_keys=True, separators=(',', ':'))
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+def mismatches(expected, actual):
+  """Leaf paths whose digests differ or that one side lacks, sorted."""
+  return sorted(path for path in set(expected) | set(actual)
+                if expected.get(path) != actual.get(path))

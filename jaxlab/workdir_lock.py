@@ -1,0 +1,221 @@
+"""One training run per workdir: a lock taken at start and released at exit.
+
+The lock names its holder (host, pid, start time), so a second `jaxlab train` on a
+live workdir can say who has it. A lock left by a killed run never blocks a rerun:
+- local workdirs use `flock` on <workdir>/jaxlab.lock; the kernel releases it when the
+  holder dies, even by kill -9, so the file left behind is harmless;
+- gs:// workdirs create the lock object only if it does not exist (a generation-match
+  precondition, atomic in the bucket). The holder refreshes it every HEARTBEAT_S; a
+  lock whose holder is gone (same host, dead pid) or that has not been refreshed for
+  STALE_AFTER_S is taken over, again under a generation precondition, so two runs
+  racing for a stale lock cannot both win.
+In a multi-process run only process 0 holds the lock; the outcome is shared with all.
+"""
+
+import contextlib
+import datetime
+import json
+import os
+import posixpath
+import socket
+import threading
+import time
+
+from jaxlab import storage
+from jaxlab.errors import UserError
+from jaxlab.parallel import multihost
+
+LOCK_FILE_NAME = 'jaxlab.lock'
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 120.0
+
+
+def _holder_record():
+  return dict(host=socket.gethostname(), pid=os.getpid(),
+              started=datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
+              heartbeat=time.time())
+
+
+def _describe(holder):
+  if not holder:
+    return 'another process'
+  return (f'process {holder.get("pid")} on host {holder.get("host")}, started '
+          f'{holder.get("started")}')
+
+
+def _busy_error(workdir, holder, extra=''):
+  return UserError(
+      f'The workdir {workdir} is in use by another `jaxlab train`: {_describe(holder)}{extra}. '
+      'Two runs on one workdir would overwrite each other\'s checkpoints and metrics. Wait for '
+      f'it to finish or stop it (`kill {holder.get("pid") if holder else "PID"}` on that host: it '
+      'saves a checkpoint and exits), or pass another --workdir.')
+
+
+def _pid_alive(pid):
+  try:
+    os.kill(int(pid), 0)
+  except ProcessLookupError:
+    return False
+  except (PermissionError, ValueError, TypeError):
+    return True  # exists but is not ours, or unknown: assume alive
+  return True
+
+
+class _LocalLock:
+  """flock on a file in the workdir: released by the kernel when the holder dies."""
+
+  def __init__(self, workdir):
+    self.workdir = workdir
+    self.path = os.path.join(workdir, LOCK_FILE_NAME)
+    self._file = None
+
+  def acquire(self):
+    import fcntl  # pylint: disable=g-import-not-at-top
+    os.makedirs(self.workdir, exist_ok=True)
+    handle = open(self.path, 'a+', encoding='utf-8')  # pylint: disable=consider-using-with
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      handle.seek(0)
+      holder = _parse(handle.read())
+      handle.close()
+      raise _busy_error(self.workdir, holder) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps(_holder_record()) + '\n')
+    handle.flush()
+    self._file = handle
+
+  def release(self):
+    if self._file is not None:
+      self._file.close()  # closing drops the flock; the file stays, unlocked
+      self._file = None
+
+
+class _BucketLock:
+  """A create-only object in a gs:// workdir, refreshed by a heartbeat thread."""
+
+  def __init__(self, workdir):
+    import gcsfs  # pylint: disable=g-import-not-at-top
+    self.workdir = workdir
+    self.fs = gcsfs.GCSFileSystem()
+    path = posixpath.join(workdir, LOCK_FILE_NAME)[len('gs://'):]
+    self.bucket, _, self.key = path.partition('/')
+    self._generation = None
+    self._stop = threading.Event()
+    self._thread = None
+
+  def acquire(self):
+    for _ in range(5):  # each turn either wins, fails for good, or saw the lock change
+      if self._create():
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True,
+                                        name='jaxlab-workdir-lock')
+        self._thread.start()
+        return
+      holder, generation = self._read()
+      if generation is None:
+        continue  # released meanwhile: try again
+      reason = self._stale_reason(holder)
+      if not reason:
+        age = time.time() - float(holder.get('heartbeat', 0)) if holder else 0
+        raise _busy_error(self.workdir, holder,
+                          f' (last seen {age:.0f} s ago; a lock not refreshed for '
+                          f'{STALE_AFTER_S:.0f} s is taken over)')
+      if self._delete(generation):
+        print(f'jaxlab: warning: took over the lock of {self.workdir} from '
+              f'{_describe(holder)} ({reason}).', flush=True)
+    raise _busy_error(self.workdir, None, ' (the lock kept changing hands)')
+
+  def release(self):
+    self._stop.set()
+    if self._thread is not None:
+      self._thread.join()
+    if self._generation is not None:
+      self._delete(self._generation)
+      self._generation = None
+
+  def _upload(self, **precondition):
+    result = self.fs.call('POST', f'{self.fs._location}/upload/storage/v1/b/{self.bucket}/o',  # pylint: disable=protected-access
+                          uploadType='media', name=self.key,
+                          data=json.dumps(_holder_record()).encode(), json_out=True,
+                          headers={'Content-Type': 'application/json'}, **precondition)
+    self._generation = result['generation']
+
+  def _create(self):
+    try:
+      self._upload(ifGenerationMatch='0')
+      return True
+    except FileExistsError:  # gcsfs's name for 412 Precondition Failed
+      return False
+
+  def _read(self):
+    try:
+      info = self.fs.call('GET', 'b/{}/o/{}', self.bucket, self.key, json_out=True)
+      _, content = self.fs.call('GET', 'b/{}/o/{}', self.bucket, self.key, alt='media',
+                                generation=info['generation'])
+    except FileNotFoundError:
+      return None, None
+    return _parse(content.decode('utf-8', errors='replace')), info['generation']
+
+  def _delete(self, generation):
+    try:
+      self.fs.call('DELETE', 'b/{}/o/{}', self.bucket, self.key, ifGenerationMatch=generation)
+      return True
+    except (FileNotFoundError, FileExistsError):
+      return False
+
+  @staticmethod
+  def _stale_reason(holder):
+    if not holder:
+      return 'its lock object was unreadable'
+    if holder.get('host') == socket.gethostname() and not _pid_alive(holder.get('pid')):
+      return 'that process no longer runs'
+    age = time.time() - float(holder.get('heartbeat', 0))
+    if age > STALE_AFTER_S:
+      return f'not refreshed for {age:.0f} s'
+    return ''
+
+  def _heartbeat(self):
+    while not self._stop.wait(HEARTBEAT_S):
+      try:
+        self._upload(ifGenerationMatch=str(self._generation))
+      except FileExistsError:
+        print(f'jaxlab: warning: the lock of {self.workdir} was taken over by another run.',
+              flush=True)
+        self._generation = None
+        return
+      except Exception:  # pylint: disable=broad-except
+        pass  # a passing network fault: the next beat retries, well within STALE_AFTER_S
+
+
+def _parse(text):
+  try:
+    record = json.loads(text)
+    return record if isinstance(record, dict) else None
+  except ValueError:
+    return None
+
+
+def _make_lock(workdir):
+  return _BucketLock(workdir) if storage.scheme(workdir) == 'gs' else _LocalLock(workdir)
+
+
+@contextlib.contextmanager
+def hold(workdir):
+  """Holds the workdir's lock for the duration of the block, or raises UserError."""
+  import jax  # pylint: disable=g-import-not-at-top
+  lock, error = None, None
+  if jax.process_index() == 0:
+    lock = _make_lock(workdir)
+    try:
+      lock.acquire()
+    except UserError as raised:
+      lock, error = None, raised
+  if multihost.any_process(error is not None):
+    raise error or UserError(f'Process 0 could not lock the workdir {workdir}: another '
+                             '`jaxlab train` is using it (process 0 says who).')
+  try:
+    yield
+  finally:
+    if lock is not None:
+      lock.release()
