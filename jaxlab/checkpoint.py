@@ -16,10 +16,9 @@ import time
 
 import jax
 import orbax.checkpoint as ocp
-from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
-from jaxlab import digest
+from jaxlab import digest, storage
 from jaxlab.errors import UserError
 from jaxlab.parallel import multihost
 
@@ -113,13 +112,16 @@ class Checkpointer:
   def set_aside(self, step):
     """Moves a damaged step to <workdir>/checkpoints_damaged/ (kept for inspection)
     and returns where it went; the manager then no longer lists it."""
-    source = epath.Path(self.workdir) / DIRECTORY / str(step)
-    target = epath.Path(self.workdir) / DAMAGED_DIRECTORY / f'{step}-{time.strftime("%Y%m%d-%H%M%S")}'
+    source = posixpath.join(self.workdir, DIRECTORY, str(step))
+    target = posixpath.join(self.workdir, DAMAGED_DIRECTORY,
+                            f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
     if jax.process_index() == 0:
-      target.parent.mkdir(parents=True, exist_ok=True)
-      source.rename(target)
+      storage.move_tree(source, target)
     multihost.barrier('jaxlab_checkpoint_set_aside')
     self._manager.reload()
+    if step in self.all_steps():
+      raise UserError(f'Could not move the damaged checkpoint {source} aside to {target}. Move '
+                      'or delete it by hand, then rerun.')
     return target
 
   def wait(self):

@@ -91,6 +91,24 @@ def read_lines(path):
   return [line for line in read_text(path).splitlines() if line.strip()]
 
 
+def move_tree(source, target):
+  """Moves a folder: a rename locally; in a bucket, every object is copied through this
+  host (no server-side copy, which not every store or emulator has) before any is
+  deleted, so an interrupted move loses nothing."""
+  source, target = os.fspath(source), os.fspath(target)
+  if not is_remote(source):
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.rename(source, target)
+    return
+  from etils.epath import backend  # pylint: disable=g-import-not-at-top
+  # epath's own filesystem object, so that its listing cache (which Orbax reads) sees it.
+  filesystem = backend.fsspec_backend.fs(source)
+  source_path, target_path = (path.split('://', 1)[1].rstrip('/') for path in (source, target))
+  for path in filesystem.find(source_path):
+    filesystem.pipe_file(f'{target_path}/{path[len(source_path) + 1:]}', filesystem.cat_file(path))
+  filesystem.rm(source_path, recursive=True)
+
+
 def copy_file(local_path, destination):
   """Saves a file made locally (a PNG, an event file) to `destination`, local or remote."""
   with open(local_path, 'rb') as source, epath.Path(destination).open('wb') as target:

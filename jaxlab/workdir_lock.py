@@ -138,7 +138,8 @@ class _BucketLock:
     result = self.fs.call('POST', f'{self.fs._location}/upload/storage/v1/b/{self.bucket}/o',  # pylint: disable=protected-access
                           uploadType='media', name=self.key,
                           data=json.dumps(_holder_record()).encode(), json_out=True,
-                          headers={'Content-Type': 'application/json'}, **precondition)
+                          headers={'Content-Type': 'application/octet-stream'},
+                          **precondition)
     self._generation = result['generation']
 
   def _create(self):

@@ -16,10 +16,13 @@ for the duration of the block, restoring the environment afterwards:
 - EPATH_USE_TF=false: with TensorFlow installed epath would use tf.io.gfile, which
   ignores the emulator.
 
-The emulator runs with one fix, `_LAUNCHER`: its downloads lack the
-`x-goog-generation` header, so TensorStore's OCDBT driver fails the second manifest
-update of a checkpoint with "Malformed StorageGeneration" (any pytree of more than a
-few arrays). Checked against gcp-storage-emulator 2026.7.19.
+The emulator runs with two fixes, `_LAUNCHER`, each a behaviour of real GCS it lacks
+(checked against gcp-storage-emulator 2026.7.19):
+- its downloads lack the `x-goog-generation` header, so TensorStore's OCDBT driver
+  fails the second manifest update of a checkpoint with "Malformed StorageGeneration"
+  (any pytree of more than a few arrays);
+- it ignores the `ifGenerationMatch` precondition of uploads and deletes, which
+  jaxlab's workdir lock relies on: answered here with 412 as GCS does.
 
 The variables also reach subprocesses (a `jaxlab train` started by a test). In this
 process, settings that libraries read once at import are also applied directly.
@@ -47,6 +50,7 @@ INSTALL_HINT = "pip install gcp-storage-emulator gcsfs (both are in jaxlab's `te
 # Runs the emulator's CLI with downloads that report the object generation, as GCS does.
 _LAUNCHER = """
 import sys
+from http import HTTPStatus
 from gcp_storage_emulator.handlers import objects
 
 _download = objects.download
@@ -60,7 +64,36 @@ def download(request, response, storage, *args, **kwargs):
   response['x-goog-generation'] = str(obj['generation'])
   response['x-goog-metageneration'] = str(obj['metageneration'])
 
-objects.download = download  # before the server module copies the handler table
+def _generation(storage, bucket, name):
+  try:
+    return str(storage.get_file_obj(bucket, name)['generation'])
+  except Exception:  # no such object: generation 0, as GCS counts
+    return '0'
+
+def _precondition_failed(request, response, storage, name):
+  wanted = request.query.get('ifGenerationMatch')
+  if not wanted or not name:
+    return False
+  if _generation(storage, request.params['bucket_name'], name) == wanted[0]:
+    return False
+  response.status = HTTPStatus.PRECONDITION_FAILED
+  response.json({'error': {'code': 412, 'message': 'Precondition Failed',
+                           'errors': [{'reason': 'conditionNotMet'}]}})
+  return True
+
+_insert, _delete = objects.insert, objects.delete
+
+def insert(request, response, storage, *args, **kwargs):
+  name = (request.query.get('name') or [None])[0]
+  if not _precondition_failed(request, response, storage, name):
+    return _insert(request, response, storage, *args, **kwargs)
+
+def delete(request, response, storage, *args, **kwargs):
+  if not _precondition_failed(request, response, storage, request.params.get('object_id')):
+    return _delete(request, response, storage, *args, **kwargs)
+
+# Before the server module copies the handler table:
+objects.download, objects.insert, objects.delete = download, insert, delete
 from gcp_storage_emulator.__main__ import main
 main(sys.argv[1:])
 """

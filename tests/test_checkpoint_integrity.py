@@ -1,0 +1,173 @@
+"""Checkpoint digests: damaged steps are never loaded; train falls back, eval/predict stop."""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from etils import epath
+
+from jaxlab import digest
+from tests.conftest import ROOT, restore_params, run_cli
+
+SMOKE = ['--config=experiments/digits_cnn.py:smoke', '--config.num_steps=22',
+         '--config.checkpoint_every_steps=11']
+
+
+@pytest.fixture(scope='module')
+def pristine(tmp_path_factory):
+  """A finished run with checkpoints at steps 11 and 22 (never modified by tests)."""
+  workdir = tmp_path_factory.mktemp('pristine')
+  run_cli('train', *SMOKE, f'--workdir={workdir}', check=True)
+  return workdir
+
+
+@pytest.fixture
+def copy_of(pristine, tmp_path):  # pylint: disable=redefined-outer-name
+  workdir = tmp_path / 'run'
+  shutil.copytree(pristine, workdir)
+  return workdir
+
+
+def _data_files(step_dir):
+  return [p for p in step_dir.rglob('*') if p.is_file() and p.parent.name == 'd'
+          and 'ocdbt.process_' in str(p)]
+
+
+def flip_bytes(step_dir, count=64):
+  """Inverts `count` bytes in the middle of every array data file of a checkpoint step."""
+  files = _data_files(pathlib.Path(step_dir))
+  assert files, f'no array data files under {step_dir}'
+  for path in files:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(middle, min(middle + count, len(data))):
+      data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def truncate(step_dir):
+  files = _data_files(pathlib.Path(step_dir))
+  assert files
+  for path in files:
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+def test_flipped_bytes_make_eval_exit_2_naming_the_step_and_the_intact_ones(copy_of):
+  flip_bytes(copy_of / 'checkpoints/22')
+  result = run_cli('eval', f'--workdir={copy_of}', '--checkpoint=22')
+  assert result.returncode == 2, result.stdout + result.stderr
+  assert 'step 22 is damaged' in result.stderr
+  assert 'Intact checkpoints: 11' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not (copy_of / 'eval_22.json').exists()
+
+
+def test_truncated_files_make_predict_exit_2_without_a_traceback(copy_of, tmp_path):
+  from PIL import Image
+  image = tmp_path / 'digit.png'
+  Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+  truncate(copy_of / 'checkpoints/22')
+  result = run_cli('predict', f'--workdir={copy_of}', '--checkpoint=latest', image)
+  assert result.returncode == 2, result.stdout + result.stderr
+  assert 'step 22 is damaged' in result.stderr and 'Traceback' not in result.stderr
+  assert 'Intact checkpoints: 11' in result.stderr
+
+
+def test_changed_metadata_is_detected(copy_of):
+  meta_file = copy_of / 'checkpoints/22/meta/metadata'
+  meta = json.loads(meta_file.read_text())
+  meta['seed'] += 1  # still valid JSON, still complete: only the digest can tell
+  meta_file.write_text(json.dumps(meta))
+  result = run_cli('eval', f'--workdir={copy_of}', '--checkpoint=22')
+  assert result.returncode == 2
+  assert 'metadata differs from its saved digest' in result.stderr
+
+
+def test_train_sets_a_damaged_step_aside_and_resumes_bitwise_from_the_intact_one(
+    pristine, copy_of):
+  expected, _ = restore_params(pristine, 22)
+  flip_bytes(copy_of / 'checkpoints/22')
+  result = run_cli('train', *SMOKE, f'--workdir={copy_of}', check=True)
+  warnings = [line for line in result.stderr.splitlines() if 'warning' in line]
+  assert len(warnings) == 1 and 'step 22 is damaged' in warnings[0]
+  assert 'Resuming from the checkpoint at step 11' in result.stdout
+  moved = list((copy_of / 'checkpoints_damaged').iterdir())
+  assert [p.name.split('-')[0] for p in moved] == ['22']  # kept, not deleted
+  assert _data_files(moved[0])
+  retrained, step = restore_params(copy_of, 22)
+  assert step == 22
+  for path, value in digest.tree_digests(expected).items():
+    assert digest.tree_digests(retrained)[path] == value, path
+  np.testing.assert_array_equal(retrained['head']['kernel'], expected['head']['kernel'])
+
+
+def test_digest_changes_with_any_bit_and_with_the_order():
+  rng = np.random.default_rng(0)
+  arrays = dict(f32=rng.normal(size=(33, 7)).astype(np.float32),
+                bf16=jnp.asarray(rng.normal(size=(5, 9)), jnp.bfloat16),
+                u8=rng.integers(0, 255, (4, 4, 3), dtype=np.uint8),
+                flags=rng.integers(0, 2, (17,)).astype(bool), step=np.int32(7))
+  base = digest.tree_digests({k: jnp.asarray(v) for k, v in arrays.items()})
+  assert len(set(base.values())) == len(base)
+  for name, value in arrays.items():
+    flat = np.array(value).reshape(-1).copy()
+    for index in {0, flat.size // 2, flat.size - 1}:
+      changed = flat.copy()
+      if flat.dtype == bool:
+        changed[index] = not changed[index]
+      else:
+        bits = changed.view(np.dtype(f'u{changed.dtype.itemsize}'))
+        bits[index] ^= 1 << (8 * changed.dtype.itemsize - 1)  # the top bit
+      tree = dict(arrays, **{name: changed.reshape(np.shape(value))})
+      assert digest.tree_digests({k: jnp.asarray(v) for k, v in tree.items()})[name] != base[name]
+    if flat.size > 1:
+      swapped = flat.copy()
+      swapped[[0, -1]] = swapped[[-1, 0]]
+      if not np.array_equal(swapped, flat):
+        tree = dict(arrays, **{name: swapped.reshape(np.shape(value))})
+        assert digest.tree_digests({k: jnp.asarray(v) for k, v in tree.items()})[name] != \
+            base[name]
+
+
+def test_digest_is_the_same_on_one_device_and_sharded_over_four():
+  probe = '\n'.join([
+      'import jax, numpy as np',
+      'from jax.sharding import NamedSharding, PartitionSpec as P',
+      'from jaxlab import digest',
+      'x = np.arange(4 * 6 * 5, dtype=np.float32).reshape(24, 5) / 7',
+      'one = digest.tree_digests({"x": jax.device_put(x, jax.devices()[0])})',
+      'mesh = jax.make_mesh((4,), ("d",))',
+      'four = digest.tree_digests({"x": jax.device_put(x, NamedSharding(mesh, P("d")))})',
+      'assert len(jax.devices()) == 4',
+      'print(one["x"], four["x"])',
+  ])
+  result = subprocess.run(
+      [sys.executable, '-c', probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+      env={**__import__('os').environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
+  assert result.returncode == 0, result.stderr
+  one, four = result.stdout.split()
+  assert one == four and len(one) == 16
+
+
+@pytest.mark.slow
+def test_damaged_step_in_a_bucket_is_reported_and_set_aside(gcs_workdir):
+  run_cli('train', *SMOKE, f'--workdir={gcs_workdir}', check=True)
+  files = list((epath.Path(gcs_workdir) / 'checkpoints/22/state/ocdbt.process_0/d').iterdir())
+  assert files
+  for path in files:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    path.write_bytes(bytes(data))
+  evaluation = run_cli('eval', f'--workdir={gcs_workdir}', '--checkpoint=22')
+  assert evaluation.returncode == 2 and 'step 22 is damaged' in evaluation.stderr
+  resumed = run_cli('train', *SMOKE, f'--workdir={gcs_workdir}', check=True)
+  assert 'Resuming from the checkpoint at step 11' in resumed.stdout
+  damaged = epath.Path(gcs_workdir) / 'checkpoints_damaged'
+  assert [p.name.split('-')[0] for p in damaged.iterdir()] == ['22']
+  assert run_cli('eval', f'--workdir={gcs_workdir}', '--checkpoint=22').returncode == 0
