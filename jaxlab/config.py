@@ -33,12 +33,16 @@ def flat_keys(config, prefix=''):
 
 
 def closest_keys(config, key, n=3):
-  """The valid keys closest to a mistyped one, best first."""
+  """The valid keys closest to a mistyped one, best first: abbreviations ('lr' for
+  learning_rate, 'warmup' for warmup_steps) in the same section, then similar spellings."""
   keys = flat_keys(config)
-  leaf = key.rsplit('.', 1)[-1]
+  section, _, leaf = key.rpartition('.')
+  initials = lambda name: ''.join(word[:1] for word in name.split('_'))
+  by_abbreviation = [k for k in keys if k.rpartition('.')[0] == section and leaf and (
+      initials(k.rpartition('.')[2]) == leaf or k.rpartition('.')[2].startswith(leaf))]
   by_full = difflib.get_close_matches(key, keys, n=n, cutoff=0.5)
   by_leaf = [k for k in keys if difflib.get_close_matches(leaf, [k.rsplit('.', 1)[-1]], cutoff=0.7)]
-  return list(dict.fromkeys(by_full + by_leaf))[:n]
+  return list(dict.fromkeys(by_abbreviation + by_full + by_leaf))[:n]
 
 
 def unknown_key_error(config, key):
