@@ -171,3 +171,18 @@ def test_damaged_step_in_a_bucket_is_reported_and_set_aside(gcs_workdir):
   damaged = epath.Path(gcs_workdir) / 'checkpoints_damaged'
   assert [p.name.split('-')[0] for p in damaged.iterdir()] == ['22']
   assert run_cli('eval', f'--workdir={gcs_workdir}', '--checkpoint=22').returncode == 0
+
+
+def test_restoring_a_checkpoint_unpickles_nothing(pristine, monkeypatch):
+  import pickle
+  from jaxlab import inference
+
+  def refuse(*args, **kwargs):
+    raise AssertionError('a checkpoint read tried to unpickle')
+
+  monkeypatch.setattr(pickle, 'loads', refuse)
+  monkeypatch.setattr(pickle, 'load', refuse)
+  monkeypatch.setattr(pickle, 'Unpickler', refuse)
+  run = inference.load(str(pristine), 'latest')
+  assert run.step == 22
+  assert np.isfinite(np.asarray(run.state.params['head']['kernel'])).all()
