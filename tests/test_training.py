@@ -26,6 +26,7 @@ def test_smoke_trains_and_loss_falls_on_synthetic_data(tmp_path, name):
   assert summary['eval']['accuracy'] > 0.15  # 10 classes: chance is 0.1
 
 
+@pytest.mark.slow  # the full 30 epochs through the CLI (7-12 s)
 def test_quickstart_reaches_about_98_percent(tmp_path):
   """The README's Quickstart command (the full default experiment, no smoke variant)
   reaches "about 98% test accuracy": at least 97%."""
@@ -90,6 +91,7 @@ def test_steps_per_loop_does_not_change_the_result(tmp_path):
   np.testing.assert_allclose(results[0], results[1], rtol=2e-5)
 
 
+@pytest.mark.slow  # two trainings (8-12 s)
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   import jax
   from tests.conftest import restore_params
