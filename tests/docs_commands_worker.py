@@ -16,11 +16,14 @@ what the command needs to run (a config for train; a workdir unless --dry_run).
 import contextlib
 import io
 import json
-import pathlib
 import sys
 import traceback
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
+
+
+class _Rejected(Exception):
+  """The command line is one the CLI refuses; the message is what it prints."""
 
 
 def _reset(flags):
@@ -45,10 +48,6 @@ def _parse(argv):
     raise _Rejected(stderr.getvalue().strip()) from None
   except UserError as error:
     raise _Rejected(f'jaxlab: error: {error}') from None
-
-
-class _Rejected(Exception):
-  pass
 
 
 def check_help(argv):
@@ -128,6 +127,5 @@ def run_check(check):
 
 
 if __name__ == '__main__':
-  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
   results = [run_check(check) for check in json.load(sys.stdin)]
   print(json.dumps(results))

@@ -181,8 +181,7 @@ def all_snippets():
     snippets += text_snippets(f'experiments/{name}.py', ast.get_docstring(ast.parse(
         path.read_text())))
   snippets += text_snippets('jaxlab --help', main_docstring())
-  launch = launch_module()
-  parser, subparsers = launch.build_parser()
+  parser, subparsers = LAUNCH_MODULE.build_parser()
   snippets += text_snippets('tpu/launch.py --help', parser.format_help())
   snippets += [Snippet(f'tpu/launch.py {name} usage example', sub.example, True)
                for name, sub in subparsers.items()]
@@ -242,9 +241,8 @@ def commands_in(snippet):
 
 def _alternatives(word):
   """`--checkpoint=best|latest|STEP` -> the flag with each value; `a|b` -> a, b."""
-  flag, _, value = word.rpartition('=') if word.startswith('--') else ('', '', word)
-  prefix = f'{flag}=' if flag else ''
-  return [prefix + choice for choice in value.split('|')]
+  flag, equals, value = word.partition('=') if word.startswith('--') else ('', '', word)
+  return [flag + equals + choice for choice in value.split('|')]
 
 
 def variants(argv):
@@ -262,9 +260,9 @@ def _substitute(word):
   return word
 
 
+LAUNCH_MODULE = launch_module()
 SNIPPETS = all_snippets()
 COMMANDS = [c for s in SNIPPETS for c in commands_in(s)]
-LAUNCH_MODULE = launch_module()
 
 
 # -------------------------------------------------------------------- checking
