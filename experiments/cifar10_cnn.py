@@ -2,7 +2,7 @@
 warmup and cosine decay.
 
   jaxlab train --config=experiments/cifar10_cnn.py --workdir=/tmp/jaxlab/cifar10_cnn \\
-      --config.data.data_dir=~/tensorflow_datasets
+      --config.data.data_dir=$HOME/tensorflow_datasets
 """
 
 from jaxlab import config as config_lib

@@ -2,7 +2,7 @@
 SGD 0.1 with momentum 0.9, batch 128, 10 epochs.
 
   jaxlab train --config=experiments/mnist_cnn.py --workdir=/tmp/jaxlab/mnist_cnn \\
-      --config.data.data_dir=~/tensorflow_datasets
+      --config.data.data_dir=$HOME/tensorflow_datasets
 """
 
 from jaxlab import config as config_lib

@@ -2,7 +2,7 @@
 Adam 1e-3 (Keras's eps 1e-7), sparse categorical cross-entropy, batch 32, 5 epochs.
 
   jaxlab train --config=experiments/mnist_mlp.py --workdir=/tmp/jaxlab/mnist_mlp \\
-      --config.data.data_dir=~/tensorflow_datasets
+      --config.data.data_dir=$HOME/tensorflow_datasets
 
 MNIST must be prepared with TFDS (see README); --config.data.name=synthetic runs it
 on random data of MNIST's shapes.

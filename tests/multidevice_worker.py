@@ -18,6 +18,7 @@ LAYOUTS = {
     'fsdp': dict(data=1, fsdp=8, tensor=1),
     'dp_fsdp': dict(data=2, fsdp=4, tensor=1),
     'dp_tp': dict(data=4, fsdp=1, tensor=2),
+    'dp_tp_4': dict(data=2, fsdp=1, tensor=2),  # a mesh over the first 4 of the 8 devices
 }
 
 

@@ -3,12 +3,14 @@
 import json
 import posixpath
 
+import pytest
 from etils import epath
 
 from jaxlab import storage
 from tests.conftest import run_cli
 
 
+@pytest.mark.slow  # three CLI runs against the emulator (about 20 s)
 def test_train_resume_eval_in_a_bucket(gcs_workdir):
   args = ['--config=experiments/digits_cnn.py:smoke', f'--workdir={gcs_workdir}',
           '--config.num_steps=22', '--config.checkpoint_every_steps=11']

@@ -99,6 +99,7 @@ def test_help_lists_the_commands_without_importing_jax():
     assert command in result.stdout
 
 
+@pytest.mark.slow  # three CLI runs (about 15 s)
 def test_relative_workdir_trains_resumes_and_evaluates(tmp_path):
   import shutil
   import subprocess

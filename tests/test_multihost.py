@@ -9,8 +9,11 @@ import time
 
 import numpy as np
 import portpicker
+import pytest
 
 from tests.conftest import ROOT, read_metrics
+
+pytestmark = pytest.mark.slow  # each test starts two JAX processes (5-30 s)
 
 SMOKE = ['checkpoint_every_steps=44']
 

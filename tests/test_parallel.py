@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # each test starts a JAX process on 8 devices (6-30 s)
+
 EIGHT_DEVICES = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
 
 
@@ -41,8 +43,12 @@ def test_mlp_layouts_match_one_device(mlp_losses, layout):
 def test_cnn_data_parallel_matches_one_device(tmp_path):
   result = run_worker('losses', workdir=str(tmp_path), name='mnist_cnn',
                       layouts=['single', 'dp', 'dp_tp'])
+  single = result['single']
+  assert len(single) == 6  # 24 steps, logged every 4
+  assert single[-1] < single[0]
   for layout in ('dp', 'dp_tp'):
-    for a, b in zip(result['single'], result[layout]):
+    assert len(result[layout]) == len(single)
+    for a, b in zip(single, result[layout]):
       assert b == pytest.approx(a, rel=1e-4)
 
 
@@ -89,5 +95,8 @@ def test_checkpoint_moves_between_meshes(tmp_path):
 
 def test_one_device_checkpoint_restores_on_four(tmp_path):
   result = run_worker('reshard', workdir=str(tmp_path), name='mnist_mlp', save_layout='single',
-                      restore_layouts=['dp_tp'])
-  assert result['dp_tp']['equal'] and result['dp_tp']['devices'] == 8
+                      restore_layouts=['dp_tp_4'])
+  assert result['single']['devices'] == 1
+  restored = result['dp_tp_4']
+  assert restored['equal'] and restored['devices'] == 4
+  assert restored['specs']['hidden/0/kernel'] == "P(None, 'tensor')"

@@ -30,6 +30,7 @@ def test_gradient_accumulation_equals_the_full_batch(tmp_path):
                              rtol=1e-5)
 
 
+@pytest.mark.slow  # two CNN trainings (about 10 s)
 @pytest.mark.parametrize('policy', ['full', 'dots'])
 def test_rematerialisation_gives_the_same_training(tmp_path, policy):
   config = load_config('mnist_cnn', data__name='synthetic', num_steps=16, log_every_steps=8,
@@ -50,20 +51,41 @@ def test_bfloat16_compute_keeps_float32_weights_and_learns(tmp_path):
   np.testing.assert_allclose(bf16, f32, rtol=0.05)  # close, not equal: bf16 rounds
 
 
-def test_compilation_cache_is_written_and_reused(tmp_path):
-  cache = tmp_path / 'cache'
-  env = dict(os.environ, JAXLAB_COMPILATION_CACHE=str(cache))
-  args = [sys.executable, '-m', 'jaxlab.main', 'train', '--config=experiments/digits_cnn.py:smoke',
-          '--config.num_steps=22']
-  first = subprocess.run([*args, f'--workdir={tmp_path}/a'], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
-  assert first.returncode == 0, first.stderr
-  entries = set(os.listdir(cache))
-  assert entries
-  second = subprocess.run([*args, f'--workdir={tmp_path}/b'], cwd=ROOT, env=env,
+# Runs the CLI, counting JAX's compilation-cache events (jax.monitoring) into a JSON file.
+COUNT_CACHE_EVENTS = """
+import atexit, collections, json, os, sys
+import jax.monitoring
+events = collections.Counter()
+jax.monitoring.register_event_listener(lambda event, **_: events.update([event]))
+atexit.register(lambda: open(os.environ['EVENTS_OUT'], 'w').write(json.dumps(events)))
+sys.argv = ['jaxlab', *sys.argv[1:]]
+from jaxlab import main
+main.run()
+"""
+HITS, MISSES = '/jax/compilation_cache/cache_hits', '/jax/compilation_cache/cache_misses'
+
+
+def _train_counting_cache_events(tmp_path, name, cache):
+  events = tmp_path / f'{name}.json'
+  env = dict(os.environ, JAXLAB_COMPILATION_CACHE=str(cache), EVENTS_OUT=str(events))
+  result = subprocess.run([sys.executable, '-c', COUNT_CACHE_EVENTS, 'train',
+                           '--config=experiments/digits_cnn.py:smoke', '--config.num_steps=22',
+                           f'--workdir={tmp_path / name}'], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
-  assert second.returncode == 0, second.stderr
-  assert set(os.listdir(cache)) == entries  # same programs: served from the cache
+  assert result.returncode == 0, result.stderr
+  return json.loads(events.read_text())
+
+
+@pytest.mark.slow  # two CLI runs (about 18 s)
+def test_compilation_cache_is_written_then_read_by_the_next_run(tmp_path):
+  cache = tmp_path / 'cache'
+  first = _train_counting_cache_events(tmp_path, 'first', cache)
+  entries = sorted(os.listdir(cache))
+  assert first.get(HITS, 0) == 0 and first[MISSES] == len(entries) > 0
+  second = _train_counting_cache_events(tmp_path, 'second', cache)
+  # Every program the first run stored is loaded from the cache, none compiled again.
+  assert second.get(HITS, 0) == len(entries) and second.get(MISSES, 0) == 0
+  assert sorted(os.listdir(cache)) == entries
 
 
 def test_benchmark_suite_short_mode(tmp_path):

@@ -8,9 +8,12 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from jaxlab.train import loop
 from tests.conftest import ROOT, load_config, read_metrics, restore_params, run_cli
+
+pytestmark = pytest.mark.slow  # each test trains two or three runs (15-20 s)
 
 TRAIN_ARGS = ['--config=experiments/digits_cnn.py:smoke', '--config.num_epochs=8',
               '--config.checkpoint_every_steps=11', '--config.eval_every_steps=88',

@@ -3,12 +3,17 @@
 
   python tpu/launch.py create  --name=my-tpu --zone=us-west4-a --type=v5litepod-16 --spot
   python tpu/launch.py install --name=my-tpu --zone=us-west4-a
-  python tpu/launch.py run     --name=my-tpu --zone=us-west4-a \
-      --config=experiments/vit.py --workdir=gs://my-bucket/vit --config.optimizer.lr=1e-3
+  python tpu/launch.py run     --name=my-tpu --zone=us-west4-a \\
+      --config=experiments/mnist_cnn.py --workdir=gs://my-bucket/mnist_cnn \\
+      --config.data.name=synthetic --config.optimizer.learning_rate=3e-3
   python tpu/launch.py logs    --name=my-tpu --zone=us-west4-a
   python tpu/launch.py stop    --name=my-tpu --zone=us-west4-a
-  python tpu/launch.py copy    --workdir=gs://my-bucket/vit --dest=results/vit
+  python tpu/launch.py copy    --workdir=gs://my-bucket/mnist_cnn --dest=results/mnist_cnn
   python tpu/launch.py delete  --name=my-tpu --zone=us-west4-a
+
+`install` gives every worker a virtual environment, ~/jaxlab-venv, with Python 3.11
+(jaxlab needs 3.11 or later; the TPU images' own python3 is older) and jaxlab[tpu] in
+it; `run` starts training with that environment's python.
 
 Every subcommand takes --dry-run: it prints the commands it would run, one per
 line and quoted for a POSIX shell, and runs nothing. Without it, the commands
@@ -39,6 +44,10 @@ REMOTE_TARBALL = "jaxlab-src.tar.gz"
 REMOTE_SRC = "~/jaxlab-src"
 REMOTE_LOG = "~/jaxlab-train.log"
 REMOTE_PID = "~/jaxlab-train.pid"
+REMOTE_UV = "~/.local/bin/uv"
+REMOTE_VENV = "~/jaxlab-venv"
+REMOTE_PYTHON = f"{REMOTE_VENV}/bin/python"  # every jaxlab process on a worker runs this
+MIN_PYTHON = (3, 11)  # jaxlab's requires-python
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAR_EXCLUDES = [f"--exclude={p}" for p in
@@ -124,24 +133,60 @@ def pip_requirement(source):
   return f"jaxlab[tpu] @ {source}" if "://" in source and " @ " not in source else source
 
 
+def python_version(text):
+  match = re.fullmatch(r"3\.(\d+)", text)
+  if not match or (3, int(match[1])) < MIN_PYTHON:
+    raise UsageError(
+        f"--python={text} is not a Python version jaxlab runs on: give MAJOR.MINOR, "
+        f"at least {'.'.join(map(str, MIN_PYTHON))}, e.g. --python=3.11 (the default).")
+  return 3, int(match[1])
+
+
+def provision_command(args):
+  """Makes a venv with Python `args.python` on a worker; does nothing where one exists.
+
+  The TPU VM images ship the Ubuntu release's own python3 (3.10 on 22.04, 3.8 on the
+  older 20.04 ones), which jaxlab does not support. uv fetches a standalone CPython
+  into the home directory, the same way on every image. Ubuntu's python3.11 package
+  would need root and an apt that a fresh VM's unattended upgrades often hold locked
+  for minutes, and is missing from 20.04 without a PPA. uv itself comes from PyPI
+  through the system pip, which every TPU image has; PIP_BREAK_SYSTEM_PACKAGES lets a
+  --user install through on images whose Python is marked externally managed, and
+  older pips ignore it.
+  """
+  version = python_version(args.python)
+  return (f"(test -x {REMOTE_UV} || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install "
+          f"--user --quiet uv) && "
+          f"({REMOTE_PYTHON} -c 'import sys; sys.exit(sys.version_info[:2] != {version})' "
+          f"2>/dev/null || "
+          f"(rm -rf {REMOTE_VENV} && {REMOTE_UV} venv --python {args.python} {REMOTE_VENV}))")
+
+
 def install_commands(args):
-  pip = f"{args.python} -m pip install"
+  pip = f"{REMOTE_UV} pip install --python {REMOTE_PYTHON}"
+  provision = ssh(args, provision_command(args))
   if not os.path.isdir(args.source):
     requirement = shlex.quote(pip_requirement(args.source))
-    return [ssh(args, f"{pip} -U pip && {pip} {requirement}")]
+    return [provision, ssh(args, f"{pip} {requirement}")]
   tarball = os.path.join(tempfile.gettempdir(), f"jaxlab-src-{args.name}.tar.gz")
   unpack = (f"rm -rf {REMOTE_SRC} && mkdir -p {REMOTE_SRC} && "
             f"tar -xzf {REMOTE_TARBALL} -C {REMOTE_SRC}")
   return [
       ["tar", "-czf", tarball, *TAR_EXCLUDES, "-C", args.source, "."],
       scp(args, tarball, f"{args.name}:{REMOTE_TARBALL}"),
-      ssh(args, f"{unpack} && cd {REMOTE_SRC} && {pip} -U pip && {pip} -e \".[tpu]\""),
+      provision,
+      ssh(args, f"{unpack} && cd {REMOTE_SRC} && {pip} -e \".[tpu]\""),
   ]
 
 
 def train_argv(args):
-  return ["jaxlab", "train", f"--config={args.config}", f"--workdir={args.workdir}",
+  """The arguments of `python -m jaxlab.main` that `run` starts on every worker."""
+  return ["train", f"--config={args.config}", f"--workdir={args.workdir}",
           "--jax_distributed", *args.overrides]
+
+
+NOT_INSTALLED = (f"echo 'jaxlab is not installed on this worker ({REMOTE_PYTHON} is "
+                 f"missing): run python tpu/launch.py install first.' >&2; exit 1")
 
 
 def run_commands(args):
@@ -151,9 +196,10 @@ def run_commands(args):
           file=sys.stderr)
   # Detached from ssh, so training outlives the connection; relative config
   # paths resolve against the checkout that `install` copied.
-  remote = (f"cd {REMOTE_SRC} 2>/dev/null; export PATH=\"$HOME/.local/bin:$PATH\"; "
-            f"nohup {shell_join(train_argv(args))} >> {REMOTE_LOG} 2>&1 < /dev/null & "
-            f"echo $! > {REMOTE_PID}")
+  remote = (f"cd {REMOTE_SRC} 2>/dev/null; "
+            f"test -x {REMOTE_PYTHON} || {{ {NOT_INSTALLED}; }}; "
+            f"nohup {REMOTE_PYTHON} -m jaxlab.main {shell_join(train_argv(args))} "
+            f">> {REMOTE_LOG} 2>&1 < /dev/null & echo $! > {REMOTE_PID}")
   return [ssh(args, remote)]
 
 
@@ -162,8 +208,12 @@ def logs_commands(args):
 
 
 def stop_commands(args):
-  # SIGTERM makes jaxlab save a checkpoint and exit 0.
-  return [ssh(args, f"kill -TERM $(cat {REMOTE_PID})")]
+  # SIGTERM makes jaxlab save a checkpoint and exit 0. The pid file may be stale and its
+  # number reused, so only a process running jaxlab.main gets the signal.
+  remote = (f"pid=$(cat {REMOTE_PID} 2>/dev/null); "
+            f"if grep -qa jaxlab.main /proc/$pid/cmdline 2>/dev/null; then kill -TERM $pid; "
+            f"else echo \"no jaxlab training is running on $(hostname)\"; fi")
+  return [ssh(args, remote)]
 
 
 def copy_commands(args):
@@ -188,11 +238,11 @@ SUBCOMMANDS = {
     "create": ("Create a TPU VM or multi-host slice.", " --type=v5litepod-16 --spot"),
     "install": ("Install jaxlab on every worker.", ""),
     "run": ("Start training on every worker, in the background.",
-            " --config=experiments/mnist.py --workdir=gs://my-bucket/mnist"),
+            " --config=experiments/mnist_cnn.py --workdir=gs://my-bucket/mnist_cnn"),
     "logs": ("Stream the training log of one worker.", ""),
     "stop": ("Send SIGTERM: training saves a checkpoint and exits.", ""),
     "copy": ("Copy the workdir (checkpoints, metrics) to this machine.",
-             " --workdir=gs://my-bucket/mnist --dest=results/mnist"),
+             " --workdir=gs://my-bucket/mnist_cnn --dest=results/mnist_cnn"),
     "delete": ("Delete the TPU VM.", ""),
 }
 
@@ -230,7 +280,10 @@ def build_parser():
       "--source", default=REPO_ROOT,
       help="a local jaxlab checkout to copy (default: this one), or a pip "
            "requirement or URL, e.g. 'git+https://github.com/ORG/jaxlab'")
-  sub["install"].add_argument("--python", default="python3", help="Python on the VM")
+  sub["install"].add_argument(
+      "--python", default="3.11",
+      help=f"Python version of the workers' venv {REMOTE_VENV}, at least 3.11 (uv "
+           f"downloads it if the VM lacks it)")
 
   sub["run"].add_argument("--config", required=True, help="experiments/NAME.py[:ARG]")
   sub["run"].add_argument("--workdir", required=True, help="gs://BUCKET/PATH")

@@ -1,0 +1,131 @@
+"""Checks command lines with jaxlab's own flag parser and config loader, in one process.
+
+Started by tests/test_docs_commands.py with a JSON list of checks on stdin; prints one
+JSON result per check, as a list, on its last line. A check is
+
+  {"kind": "jaxlab", "argv": [...], "complete": bool}  parse as `jaxlab ARGV` would
+  {"kind": "dry_run", "argv": [...]}                    run `jaxlab train ARGV --dry_run`
+  {"kind": "bench", "argv": [...]}                      parse as `jaxlab bench ARGV` would
+
+Parsing goes through jaxlab.main.parse_flags and the command dispatch of jaxlab.main,
+so a check fails exactly where the CLI would: an unknown command, flag or config key,
+a value of the wrong type, a config file that does not load. `complete` also asks for
+what the command needs to run (a config for train; a workdir unless --dry_run).
+"""
+
+import contextlib
+import io
+import json
+import sys
+import traceback
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
+
+
+class _Rejected(Exception):
+  """The command line is one the CLI refuses; the message is what it prints."""
+
+
+def _reset(flags):
+  """Back to a fresh process's flags: defaults, and no config.* override flags."""
+  flags.unparse_flags()
+  for name in [n for n in flags if n.startswith('config.')]:
+    delattr(flags, name)
+
+
+def _parse(argv):
+  """(command, positional args) as jaxlab.main sees them; raises _Rejected."""
+  from jaxlab import main
+  from jaxlab.errors import UserError
+  _reset(main.FLAGS)
+  sys.argv = ['jaxlab', *argv]  # config_flags reads the overrides from sys.argv
+  stderr = io.StringIO()
+  try:
+    with contextlib.redirect_stderr(stderr):
+      remaining = main.parse_flags(sys.argv)
+      return main._command(remaining)  # pylint: disable=protected-access
+  except SystemExit:
+    raise _Rejected(stderr.getvalue().strip()) from None
+  except UserError as error:
+    raise _Rejected(f'jaxlab: error: {error}') from None
+
+
+def check_help(argv):
+  """jaxlab.main.run() answers help itself, before any flag parsing: run it."""
+  from jaxlab import main
+  sys.argv = ['jaxlab', *argv]
+  stdout = io.StringIO()
+  try:
+    with contextlib.redirect_stdout(stdout):
+      main.run()
+  except SystemExit as exit_:
+    return dict(ok=exit_.code in (0, None) and 'Usage:' in stdout.getvalue(), command='help',
+                error=f'exit {exit_.code}')
+  return dict(ok=False, command='help', error='no usage printed')
+
+
+def check_jaxlab(argv, complete):
+  from jaxlab import main
+  from jaxlab.errors import UserError
+  if argv[:1] == ['help'] or any(a in ('-h', '--help') for a in argv):
+    return check_help(argv)
+  command, args = _parse(argv)
+  problems = []
+  if command in ('train', 'eval') and args:
+    problems.append(f'{command} takes no positional arguments, got {args}')
+  if command == 'predict':
+    problems += [f'{a!r} is not an image file name' for a in args
+                 if not a.lower().endswith(IMAGE_SUFFIXES)]
+  if command == 'train' and (complete or main.FLAGS.config is not None):
+    try:
+      main._config()  # pylint: disable=protected-access
+    except UserError as error:
+      raise _Rejected(f'jaxlab: error: {error}') from None
+  if complete and command in ('train', 'eval', 'predict') and not main.FLAGS.workdir \
+      and not (command == 'train' and main.FLAGS.dry_run):
+    problems.append(f'{command} needs --workdir=DIR')
+  if complete and command == 'predict' and not args:
+    problems.append('predict needs at least one IMAGE')
+  return dict(ok=not problems, command=command, error='; '.join(problems))
+
+
+def dry_run(argv):
+  from jaxlab import main
+  command, args = _parse([*argv, '--dry_run'])
+  assert command == 'train' and not args, (command, args)
+  report = io.StringIO()
+  with contextlib.redirect_stdout(report):
+    code = main.run_command('train', [])
+  return dict(ok=code == 0 and 'parameters:' in report.getvalue(), report=report.getvalue(),
+              error=f'exit {code}')
+
+
+def check_bench(argv):
+  from benchmarks import run as bench
+  from benchmarks.peers import common
+  stderr = io.StringIO()
+  try:
+    with contextlib.redirect_stderr(stderr):
+      args = bench.parse(argv)
+  except SystemExit:
+    raise _Rejected(stderr.getvalue().strip()) from None
+  unknown = [w for w in args.only.split(',') if w and w not in common.WORKLOADS]
+  return dict(ok=not unknown, error=f'unknown workloads {unknown}' if unknown else '')
+
+
+def run_check(check):
+  try:
+    if check['kind'] == 'jaxlab':
+      return check_jaxlab(check['argv'], check.get('complete', False))
+    if check['kind'] == 'dry_run':
+      return dry_run(check['argv'])
+    return check_bench(check['argv'])
+  except _Rejected as rejected:
+    return dict(ok=False, error=str(rejected))
+  except Exception:  # pylint: disable=broad-except
+    return dict(ok=False, error=traceback.format_exc()[-3000:])
+
+
+if __name__ == '__main__':
+  results = [run_check(check) for check in json.load(sys.stdin)]
+  print(json.dumps(results))
