@@ -201,6 +201,9 @@ def run_command(command, args):
             f'Outputs in {FLAGS.workdir}.', flush=True)
     return 0
   if command == 'eval':
+    if args:
+      raise UserError(f'eval takes no positional arguments, got {args}; it evaluates the '
+                      'checkpoint that --checkpoint names on the workdir\'s test set.')
     from jaxlab import evaluate
     evaluate.main(_workdir(), FLAGS.checkpoint)
     return 0

@@ -78,6 +78,7 @@ CASES = [
     (['train', SMOKE, '--foo=1'], 'foo'),
     (['eval', '--dry_run'], '--dry_run applies to `jaxlab train` only'),
     (['eval', '--workdir={tmp}'], 'not a jaxlab training directory'),
+    (['eval', '--workdir={tmp}', 'extra'], 'eval takes no positional arguments'),
     (['predict', '--workdir={tmp}'], 'predict needs image files'),
     (['train', SMOKE, '--coordinator_address=127.0.0.1:1'], 'needs --num_processes'),
 ]
