@@ -11,7 +11,9 @@ shardings, so a checkpoint moves between device counts and meshes. Reading a
 checkpoint runs no code from it: arrays go through TensorStore and the rest is JSON.
 """
 
+import gc
 import posixpath
+import sys
 import time
 
 import jax
@@ -92,6 +94,8 @@ class Checkpointer:
       failure = _first_line(error)
     except Exception as error:  # pylint: disable=broad-except
       failure = _first_line(error)
+    if failure:
+      _collect_abandoned_reads()
     # Every process must agree before the digests' collective computation, or a
     # process whose read failed would leave the others waiting in it.
     if not multihost.all_agree(failure is None):
@@ -167,6 +171,17 @@ def _optimizer_mismatch(step):
       'state than the configured optimizer (was --config.optimizer.name or gradient '
       'clipping/weight decay changed?). Resume with the optimizer settings of the '
       'workdir\'s config.json, or start a fresh run in a new --workdir.')
+
+
+def _collect_abandoned_reads():
+  """A failed read leaves Orbax's other read coroutines unawaited; collect them now,
+  quietly, rather than let Python print their tracebacks at some later moment."""
+  hook = sys.unraisablehook
+  sys.unraisablehook = lambda unraisable: None
+  try:
+    gc.collect()
+  finally:
+    sys.unraisablehook = hook
 
 
 def _first_line(error):

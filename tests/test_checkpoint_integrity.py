@@ -88,6 +88,7 @@ def test_changed_metadata_is_detected(copy_of):
   assert 'metadata differs from its saved digest' in result.stderr
 
 
+@pytest.mark.slow
 def test_train_sets_a_damaged_step_aside_and_resumes_bitwise_from_the_intact_one(
     pristine, copy_of):
   expected, _ = restore_params(pristine, 22)
