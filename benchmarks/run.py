@@ -103,38 +103,52 @@ def _entries(name, peers, extra_flags, short):
 def benchmark(workloads, repeats, short, peers, extra_flags, tmp):
   """Every (workload, peer) `repeats` times: [{'workload', 'peer', 'repeats': [...]}]."""
   sizes = SHORT if short else FULL
-  runs, skipped = [], []
   data = os.path.join(tmp, 'data.npz')
   common.save_npz(data, common.make_synthetic_mnist(sizes['n_train'], sizes['n_test'], seed=0))
+  runs, skipped = [], []
   for name in workloads:
     if name == whole_process.NAME:
-      if 'torch' in peers and not installed('torch'):
-        skipped.append('whole_process torch_script: torch is not installed')
-      measured = whole_process.run([p for p in peers if installed(PEERS[p][1])], repeats,
-                                   short, tmp, PEER_ENV)
-      runs += [dict(workload=name, peer=peer, repeats=[
-          dict(process_seconds=seconds, load_average=result.pop('load_average'), result=result)
-          for seconds, result in values]) for peer, values in measured.items()]
-      continue
-    workload = common.get_workload(name)
-    init = os.path.join(tmp, f'init_{name}.npz')
-    common.save_npz(init, common.make_init(name, seed=0))
-    epochs = sizes.get('epochs', workload.epochs)
-    for label, module, requirement, extra in _entries(name, peers, extra_flags, short):
-      if not installed(requirement):
-        skipped.append(f'{label}: {requirement} is not installed (pip install -e ".[bench]")')
-        continue
-      run = dict(workload=name, peer=label, repeats=[])
-      for repeat in range(repeats):
-        result, seconds, load = run_peer(module, name, data, init, epochs, extra,
-                                         os.path.join(tmp, f'{name}_{label}_{repeat}.json'))
-        run['repeats'].append(dict(process_seconds=seconds, load_average=load, result=result))
-        steady = result['steady_us_per_step']
-        print(f'  {name:16s} {label:26s} fit {result["fit_seconds"]:7.2f}s  steady '
-              f'{"-" if steady is None else format(steady, ".0f"):>6s} us/step  process '
-              f'{seconds:6.1f}s  accuracy {result["test_accuracy"]:.4f}', flush=True)
-      runs.append(run)
+      runs += _whole_process_runs(peers, repeats, short, tmp, skipped)
+    else:
+      runs += _workload_runs(name, data, sizes, repeats, short, peers, extra_flags, tmp,
+                             skipped)
   return runs, skipped
+
+
+def _workload_runs(name, data, sizes, repeats, short, peers, extra_flags, tmp, skipped):
+  """The peers take turns within each repeat, so a change in the machine's load over
+  the run falls on all of them alike."""
+  init = os.path.join(tmp, f'init_{name}.npz')
+  common.save_npz(init, common.make_init(name, seed=0))
+  epochs = sizes.get('epochs', common.get_workload(name).epochs)
+  entries = []
+  for label, module, requirement, extra in _entries(name, peers, extra_flags, short):
+    if installed(requirement):
+      entries.append((label, module, extra))
+    else:
+      skipped.append(f'{label}: {requirement} is not installed (pip install -e ".[bench]")')
+  runs = {label: dict(workload=name, peer=label, repeats=[]) for label, _, _ in entries}
+  for repeat in range(repeats):
+    for label, module, extra in entries:
+      result, seconds, load = run_peer(module, name, data, init, epochs, extra,
+                                       os.path.join(tmp, f'{name}_{label}_{repeat}.json'))
+      runs[label]['repeats'].append(dict(process_seconds=seconds, load_average=load,
+                                         result=result))
+      steady = result.get('steady_us_per_step')
+      print(f'  {name:16s} {label:26s} fit {result.get("fit_seconds", 0):7.2f}s  steady '
+            f'{"-" if steady is None else format(steady, ".0f"):>6s} us/step  process '
+            f'{seconds:6.1f}s  accuracy {result.get("test_accuracy", 0):.4f}', flush=True)
+  return list(runs.values())
+
+
+def _whole_process_runs(peers, repeats, short, tmp, skipped):
+  if 'torch' in peers and not installed('torch'):
+    skipped.append('whole_process torch_script: torch is not installed')
+  measured = whole_process.run([p for p in peers if installed(PEERS[p][1])], repeats, short,
+                               tmp, PEER_ENV)
+  return [dict(workload=whole_process.NAME, peer=peer, repeats=[
+      dict(process_seconds=seconds, load_average=result.pop('load_average'), result=result)
+      for seconds, result in values]) for peer, values in measured.items()]
 
 
 def _median(values):
