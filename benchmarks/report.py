@@ -362,6 +362,12 @@ def main(argv=None):
   import json
   with open(args.json) as f:
     results = json.load(f)
+  missing = [key for key in ('runs', 'environment', 'floors') if key not in results]
+  if missing:
+    print(f'benchmarks.report: error: {args.json} has no {", ".join(missing)}: it was written '
+          'by an older runner. Measure again with `python -m benchmarks.run '
+          f'--out={args.json}`.', file=sys.stderr)
+    return 2
   sys.stdout.write(page(results, args.json))
   return 0
 
