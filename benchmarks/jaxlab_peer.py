@@ -3,14 +3,33 @@ weights as the peers, trained by `jaxlab.train.loop.run` from the shipped
 experiment config (mnist_mlp or mnist_cnn), in its own process.
 
   python -m benchmarks.jaxlab_peer --workload=seed_mlp --data=DATA.npz --init=INIT.npz --out=R.json
+
+Timed as every peer is (`benchmarks.peers.common.timing_fields`): the fit runs from
+placing the training set on the devices, through compiling the training blocks, to
+the end of the last epoch, and the steady rate comes from epochs 2..N. The pieces are
+read off the run itself: the placement from a clock around
+`jaxlab.data.pipeline.place_rows`, the compilation from the run's `timings`, and each
+epoch's time from the `train/steps_per_second` that jaxlab logs at every epoch end
+(log_every_steps is one epoch; an epoch ends when the loop has read its metrics back,
+as the peers' end when they have read their losses). The runner turns jaxlab's
+persistent compilation cache off (JAXLAB_COMPILATION_CACHE=''), so every run compiles,
+as the peers' do.
+
+The initial loss and logits are computed on the very state the run starts from
+(taken when `Session.create` returns, before the first step) by jaxlab's prediction
+function, so they check jaxlab's model, its loading of INIT.npz and its input scaling
+against the peers.
 """
 
 import time
 
 _STARTED = time.perf_counter()
 
+import contextlib  # pylint: disable=wrong-import-position
+import functools  # pylint: disable=wrong-import-position
 import pathlib  # pylint: disable=wrong-import-position
 import tempfile  # pylint: disable=wrong-import-position
+from unittest import mock  # pylint: disable=wrong-import-position
 
 from benchmarks.peers import common  # pylint: disable=wrong-import-position
 
@@ -44,7 +63,7 @@ def jaxlab_params(init, model_kind):
   return params
 
 
-def make_config(workload, args, data_path):
+def make_config(workload, args, data_path, steps_per_epoch):
   from ml_collections import config_flags
   module = config_flags.config_flags._LoadConfigModule(  # pylint: disable=protected-access
       'experiment', str(EXPERIMENTS / f'{EXPERIMENT_OF[workload.model]}.py'))
@@ -53,13 +72,10 @@ def make_config(workload, args, data_path):
   config.data.path = data_path
   config.data.batch_size = args.batch_size
   config.data.eval_batch_size = 1000
-  config.num_epochs = args.epochs
-  import numpy as np
-  with np.load(data_path) as data:
-    steps_per_epoch = len(data['y_train']) // args.batch_size
+  config.num_epochs = max(args.epochs, 1)  # --epochs=0 builds the run but never trains it
   config.steps_per_loop = args.steps_per_loop or steps_per_epoch
-  config.log_every_steps = steps_per_epoch
-  config.eval_every_steps = 0
+  config.log_every_steps = steps_per_epoch  # one train record per epoch: the epoch clock
+  config.eval_every_steps = 0  # evaluation and the checkpoint come after the last step
   config.checkpoint_every_steps = 0
   config.checkpoint.async_save = bool(args.async_checkpoint)
   config.compute_dtype = args.compute_dtype
@@ -70,31 +86,128 @@ def make_config(workload, args, data_path):
   return config
 
 
+class Probe:
+  """What the run itself does not report: its data placement time and initial outputs."""
+
+  def __init__(self):
+    self.place_seconds = 0.0
+    self.session = None
+    self.initial = None
+
+  @contextlib.contextmanager
+  def watching(self):
+    import jax
+    from jaxlab.data import pipeline
+    from jaxlab.train import session as session_lib
+    create, place_rows = session_lib.Session.create, pipeline.place_rows
+
+    def timed_place_rows(*args, **kwargs):
+      started = time.perf_counter()
+      rows = jax.block_until_ready(place_rows(*args, **kwargs))
+      self.place_seconds += time.perf_counter() - started
+      return rows
+
+    def create_and_look(*args, **kwargs):
+      self.session = create(*args, **kwargs)
+      self.initial = initial_outputs(self.session)
+      return self.session
+
+    with mock.patch.object(pipeline, 'place_rows', timed_place_rows), \
+        mock.patch.object(session_lib.Session, 'create', create_and_look):
+      yield self
+
+
+def predict(session, images):
+  """jaxlab's logits for `images` (one batch) from the session's current state."""
+  import jax
+  from jaxlab.train import step as step_lib
+  logits = jax.jit(functools.partial(step_lib.predict_logits, eval_batch_size=len(images),
+                                     step_config=session.model.step_config))
+  return logits(session.state, images)
+
+
+def cross_entropy(logits, labels):
+  import optax
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def initial_outputs(session):
+  import numpy as np
+  dataset = session.dataset
+  n = common.INITIAL_LOSS_EXAMPLES
+  logits = predict(session, dataset.train_images[:n])
+  return dict(initial_loss=float(cross_entropy(logits, dataset.train_labels[:n]).mean()),
+              initial_logits=np.asarray(logits[:common.INITIAL_LOGITS_EXAMPLES]).tolist())
+
+
+def untrained_test_metrics(session):
+  """Test loss and accuracy of the initial state (for --epochs=0)."""
+  import numpy as np
+  dataset = session.dataset
+  logits = np.asarray(predict(session, dataset.test_images))
+  loss = float(cross_entropy(logits, dataset.test_labels).mean())
+  return dict(test_loss=loss, test_accuracy=float(np.mean(logits.argmax(-1) ==
+                                                          dataset.test_labels)))
+
+
+def epoch_records(workdir, steps_per_epoch, epochs):
+  """The train record jaxlab wrote at each epoch's end (log_every_steps is one epoch)."""
+  from jaxlab import writers
+  records = [r for r in writers.read_records(workdir) if 'train/steps_per_second' in r]
+  if [r['step'] for r in records] != [steps_per_epoch * (k + 1) for k in range(epochs)]:
+    raise RuntimeError(f'Expected one train record per epoch of {steps_per_epoch} steps, got '
+                       f'steps {[r["step"] for r in records]}: did log_every_steps change?')
+  return records
+
+
 def main(argv=None):
   args = common.parse_args(argv, extra_flags=[add_flags])
   from jaxlab import runtime
   runtime.setup()
   import jax
+  import numpy as np
   from jaxlab.train import loop
   workload = common.get_workload(args.workload)
   init = common.load_npz(args.init)
   common.check_init(init, workload)
-  config = make_config(workload, args, args.data)
-  with tempfile.TemporaryDirectory() as workdir:
-    fit_started = time.perf_counter()
-    summary = loop.run(config, workdir, init_params=jaxlab_params(init, workload.model))
-    fit_seconds = time.perf_counter() - fit_started
-  timings = summary['timings']
-  steps = summary['step']
-  fields = {'framework': 'jaxlab', 'variant': f'scan{config.steps_per_loop}_{args.compute_dtype}',
-            'workload': workload.name, 'batch_size': args.batch_size, 'epochs': args.epochs,
-            'steps_per_loop': config.steps_per_loop, 'compute_dtype': args.compute_dtype,
-            'import_seconds': fit_started - _STARTED}
-  fields.update(common.timing_fields(timings['train'], steps, steps * args.batch_size, None))
-  fields.update(compile_seconds=timings['compile'], setup_seconds=timings['setup'],
-                checkpoint_seconds=timings['save'], fit_seconds=fit_seconds,
-                test_accuracy=summary['eval']['accuracy'], test_loss=summary['eval']['loss'],
-                versions={'jax': jax.__version__}, jax_backend=jax.default_backend())
+  with np.load(args.data) as data:
+    steps_per_epoch = common.steps_per_epoch(len(data['y_train']), args.batch_size)
+  config = make_config(workload, args, args.data, steps_per_epoch)
+  params = jaxlab_params(init, workload.model)
+  fields = {'framework': 'jaxlab', 'workload': workload.name, 'batch_size': args.batch_size,
+            'epochs': args.epochs, 'steps_per_loop': config.steps_per_loop,
+            'variant': f'scan{config.steps_per_loop}_{args.compute_dtype}',
+            'compute_dtype': args.compute_dtype, 'import_seconds': time.perf_counter() - _STARTED}
+  probe = Probe()
+  with tempfile.TemporaryDirectory() as workdir, probe.watching():
+    if args.epochs > 0:
+      summary = loop.run(config, workdir, init_params=params)
+      records = epoch_records(workdir, steps_per_epoch, args.epochs)
+    else:
+      from jaxlab.train import session as session_lib
+      session_lib.Session.create(config, workdir, params)
+      test = untrained_test_metrics(probe.session)
+      probe.session.finish()
+  fields.update(probe.initial)
+  if args.epochs > 0:
+    timings = summary['timings']
+    # The fit: placement, then compilation, then the epochs (clock readings from 0);
+    # each epoch's time is the one jaxlab measured itself, steps over steps/s.
+    logged = [steps_per_epoch / r['train/steps_per_second'] for r in records]
+    epoch_ends = list(np.cumsum(logged) + probe.place_seconds + timings['compile'])
+    fields.update(common.timing_fields(0.0, epoch_ends, steps_per_epoch, args.batch_size))
+    fields.update(place_seconds=probe.place_seconds, compile_seconds=timings['compile'],
+                  setup_seconds=timings['setup'], loop_train_seconds=timings['train'],
+                  checkpoint_seconds=timings['save'], eval_seconds=timings['eval'],
+                  final_train_loss=records[-1]['train/loss'],
+                  test_accuracy=summary['eval']['accuracy'], test_loss=summary['eval']['loss'])
+  else:
+    fields.update(common.timing_fields(0.0, [], steps_per_epoch, args.batch_size))
+    fields.update(test)
+  from importlib import metadata
+  fields.update(versions={name: metadata.version(name) for name in
+                          ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint')},
+                jax_backend=jax.default_backend(), device=jax.devices()[0].platform)
   common.write_result(args.out, fields)
 
 

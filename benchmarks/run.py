@@ -2,15 +2,20 @@
 side in one run, on the same data and initial weights; each in its own process.
 
   python -m benchmarks.run [--only=seed_mlp,mnist_cnn] [--out=FILE.json] [--short] [--repeats=3]
+  python -m benchmarks.report FILE.json > RESULTS.md      # the tables and notes, from the JSON
 
-Reports per workload and peer: steady-state training time, compile time, whole-process
-wall time, examples/s, us/step, peak memory, analytic FLOPs per step, achieved GFLOP/s and
-the fraction of the GEMM peak measured in this run, and test accuracy; then jaxlab's
-ratios against each peer. A speed ratio counts only where the accuracies agree.
+Every peer is timed on one basis (benchmarks.peers.common.timing_fields): "fit s" from
+the start of the fit (placing the data, tracing, compiling) to the end of its last step,
+and "steady us/step" over epochs 2..N, where no one compiles. All drop the last partial
+batch, so all take the same steps. Each peer reports its loss on the same examples
+before the first update, and the ratios say whether it matches jaxlab's. The
+`whole_process` workload times the jaxlab command line against a PyTorch script, start
+to exit. The JSON keeps every repeat's raw result beside the medians, with the date,
+commit, machine, versions and thread settings, the GEMM peak and the floors of
+benchmarks/floors.py.
 """
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import os
@@ -20,11 +25,12 @@ import sys
 import tempfile
 import time
 
+from benchmarks import environment
 from benchmarks import flops as flops_lib
-from benchmarks import gemm
+from benchmarks import whole_process
 from benchmarks.peers import common
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = environment.ROOT
 
 PEERS = {
     'jaxlab': ('benchmarks.jaxlab_peer', None),
@@ -38,184 +44,237 @@ JAXLAB_VARIANTS = {
     'mnist_cnn': [('jaxlab_bf16', ['--compute_dtype=bfloat16'])],
     'mlp_large_batch': [],
 }
+WORKLOADS = (*common.WORKLOADS, whole_process.NAME)
 # Accuracy agreement needed for a speed ratio to count (absolute, test accuracy). Runs
 # differ in their shuffling only; the short mode's tiny runs vary more.
-ACCURACY_TOLERANCE = {'seed_mlp': 0.02, 'mnist_cnn': 0.03, 'mlp_large_batch': 0.03}
-SHORT_ACCURACY_TOLERANCE = 0.06
+ACCURACY_TOLERANCE = {'seed_mlp': 0.02, 'mnist_cnn': 0.03, 'mlp_large_batch': 0.03,
+                      whole_process.NAME: 0.02}
+SHORT_ACCURACY_TOLERANCE = 0.1
+# Same weights, same data, float32: the initial losses agree to rounding.
+INITIAL_LOSS_RTOL = 1e-5
 FULL = dict(n_train=60000, n_test=10000)
-SHORT = dict(n_train=8192, n_test=1024)
+SHORT = dict(n_train=8192, n_test=1024, epochs=2)  # 2 epochs: a steady one after the first
 
-
-@dataclasses.dataclass
-class Run:
-  workload: str
-  peer: str
-  results: list  # one RESULT.json per repeat
-  process_seconds: list
-
-  def median(self, key):
-    values = [r[key] for r in self.results if r.get(key) is not None]
-    return statistics.median(values) if values else None
+# Peers run in the environment the user started us with: jaxlab's runtime.setup() adds
+# XLA options to this process's environment, and only jaxlab's own runs may use them.
+PEER_ENV = dict(os.environ)
+# jaxlab's persistent compilation cache off: it compiles in every run, as the peers do.
+JAXLAB_ENV = dict(PEER_ENV, JAXLAB_COMPILATION_CACHE='')
 
 
 def installed(module):
   return module is None or importlib.util.find_spec(module) is not None
 
 
-# Peers run in the environment the user started us with: jaxlab's runtime.setup() adds
-# XLA options to this process's environment, and only jaxlab's own runs may use them.
-PEER_ENV = dict(os.environ)
-
-
 def run_peer(module, workload, data, init, epochs, extra, out):
+  """One peer process: (its RESULT.json, wall seconds, the load average before it)."""
+  load = environment.load_average()
   started = time.perf_counter()
   command = [sys.executable, '-m', module, f'--workload={workload}', f'--data={data}',
              f'--init={init}', f'--epochs={epochs}', f'--out={out}', *extra]
-  if module.endswith('keras_peer'):
-    command.append('--verbose=0')
-  result = subprocess.run(command, cwd=ROOT, env=PEER_ENV, capture_output=True, text=True,
+  env = JAXLAB_ENV if module == PEERS['jaxlab'][0] else PEER_ENV
+  result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           check=False)
   seconds = time.perf_counter() - started
   if result.returncode != 0:
     raise RuntimeError(f'{module} failed:\n{result.stderr[-3000:]}')
   with open(out) as f:
-    return json.load(f), seconds
+    return json.load(f), seconds, load
 
 
-def benchmark(workloads, repeats, short, peers):
+def measure_device():
+  """GEMM peaks and floors (benchmarks/floors.py), in a process of their own: this one
+  never holds the device (on a GPU, JAX would keep most of its memory from the peers)."""
+  result = subprocess.run([sys.executable, '-m', 'benchmarks.floors'], cwd=ROOT, env=PEER_ENV,
+                          capture_output=True, text=True, check=False)
+  if result.returncode != 0:
+    raise RuntimeError(f'benchmarks.floors failed:\n{result.stderr[-3000:]}')
+  return json.loads(result.stdout)
+
+
+def _entries(name, peers, extra_flags, short):
+  entries = [(peer, *PEERS[peer], list(extra_flags.get(peer, ()))) for peer in peers]
+  if 'jaxlab' in peers and not short:  # the short mode checks the peers, not jaxlab's options
+    entries += [(label, PEERS['jaxlab'][0], None, flags)
+                for label, flags in JAXLAB_VARIANTS[name]]
+  return entries
+
+
+def benchmark(workloads, repeats, short, peers, extra_flags, tmp):
+  """Every (workload, peer) `repeats` times: [{'workload', 'peer', 'repeats': [...]}]."""
   sizes = SHORT if short else FULL
+  data = os.path.join(tmp, 'data.npz')
+  common.save_npz(data, common.make_synthetic_mnist(sizes['n_train'], sizes['n_test'], seed=0))
   runs, skipped = [], []
-  with tempfile.TemporaryDirectory() as tmp:
-    data = os.path.join(tmp, 'data.npz')
-    common.save_npz(data, common.make_synthetic_mnist(sizes['n_train'], sizes['n_test'], seed=0))
-    for name in workloads:
-      workload = common.get_workload(name)
-      init = os.path.join(tmp, f'init_{name}.npz')
-      common.save_npz(init, common.make_init(name, seed=0))
-      epochs = 2 if short else workload.epochs
-      entries = [(peer, *PEERS[peer], []) for peer in peers]
-      if 'jaxlab' in peers:
-        entries += [(label, PEERS['jaxlab'][0], None, extra)
-                    for label, extra in JAXLAB_VARIANTS[name]]
-      for label, module, requirement, extra in entries:
-        if not installed(requirement):
-          skipped.append(f'{label}: {requirement} is not installed (pip install -e ".[bench]")')
-          continue
-        run = Run(name, label, [], [])
-        for repeat in range(repeats):
-          result, seconds = run_peer(module, name, data, init, epochs, extra,
-                                     os.path.join(tmp, f'{name}_{label}_{repeat}.json'))
-          run.results.append(result)
-          run.process_seconds.append(seconds)
-          print(f'  {name:16s} {label:26s} train {result["train_seconds"]:7.2f}s  '
-                f'process {seconds:6.1f}s  accuracy {result["test_accuracy"]:.4f}', flush=True)
-        runs.append(run)
+  for name in workloads:
+    if name == whole_process.NAME:
+      runs += _whole_process_runs(peers, repeats, short, tmp, skipped)
+    else:
+      runs += _workload_runs(name, data, sizes, repeats, short, peers, extra_flags, tmp,
+                             skipped)
   return runs, skipped
 
 
+def _workload_runs(name, data, sizes, repeats, short, peers, extra_flags, tmp, skipped):
+  """The peers take turns within each repeat, so a change in the machine's load over
+  the run falls on all of them alike."""
+  init = os.path.join(tmp, f'init_{name}.npz')
+  common.save_npz(init, common.make_init(name, seed=0))
+  epochs = sizes.get('epochs', common.get_workload(name).epochs)
+  entries = []
+  for label, module, requirement, extra in _entries(name, peers, extra_flags, short):
+    if installed(requirement):
+      entries.append((label, module, extra))
+    else:
+      skipped.append(f'{label}: {requirement} is not installed (pip install -e ".[bench]")')
+  runs = {label: dict(workload=name, peer=label, repeats=[]) for label, _, _ in entries}
+  for repeat in range(repeats):
+    for label, module, extra in entries:
+      result, seconds, load = run_peer(module, name, data, init, epochs, extra,
+                                       os.path.join(tmp, f'{name}_{label}_{repeat}.json'))
+      runs[label]['repeats'].append(dict(process_seconds=seconds, load_average=load,
+                                         result=result))
+      steady = result.get('steady_us_per_step')
+      print(f'  {name:16s} {label:26s} fit {result.get("fit_seconds", 0):7.2f}s  steady '
+            f'{"-" if steady is None else format(steady, ".0f"):>6s} us/step  process '
+            f'{seconds:6.1f}s  accuracy {result.get("test_accuracy", 0):.4f}', flush=True)
+  return list(runs.values())
+
+
+def _whole_process_runs(peers, repeats, short, tmp, skipped):
+  if 'torch' in peers and not installed('torch'):
+    skipped.append('whole_process torch_script: torch is not installed')
+  measured = whole_process.run([p for p in peers if installed(PEERS[p][1])], repeats, short,
+                               tmp, PEER_ENV)
+  return [dict(workload=whole_process.NAME, peer=peer, repeats=[
+      dict(process_seconds=seconds, load_average=result.pop('load_average'), result=result)
+      for seconds, result in values]) for peer, values in measured.items()]
+
+
+def _median(values):
+  values = [v for v in values if v is not None]
+  return statistics.median(values) if values else None
+
+
+def _device(result):
+  device = result.get('device', 'cpu')
+  return 'gpu' if device in ('cuda', 'gpu') else device
+
+
 def summarize(runs, peaks):
-  """One row per (workload, peer); MFU against the GEMM peak of the row's compute dtype."""
+  """One row per (workload, peer), medians over the repeats; MFU from the steady rate,
+  against the GEMM peak of the row's compute dtype."""
   rows = []
   for run in runs:
-    dtype = run.results[0].get('compute_dtype', 'float32')
-    peak_gflops = peaks.get(dtype) or peaks['float32']
-    workload = common.get_workload(run.workload)
+    results = [r['result'] for r in run['repeats']]
+    median = lambda key: _median([r.get(key) for r in results])  # pylint: disable=cell-var-from-loop
+    name = run['workload']
+    workload = common.get_workload('seed_mlp' if name == whole_process.NAME else name)
+    dtype = results[0].get('compute_dtype', 'float32')
     step_flops = flops_lib.workload_flops(workload)
-    us_per_step = run.median('us_per_step')
-    gflops = step_flops / (us_per_step * 1e-6) / 1e9 if us_per_step else None
+    steady_us = median('steady_us_per_step')
+    gflops = step_flops / (steady_us * 1e-6) / 1e9 if steady_us else None
+    peak = peaks.get(dtype) or peaks['float32']
     rows.append(dict(
-        workload=run.workload, peer=run.peer, train_seconds=run.median('train_seconds'),
-        compile_seconds=run.median('compile_seconds'),
-        process_seconds=statistics.median(run.process_seconds), us_per_step=us_per_step,
-        examples_per_second=run.median('examples_per_second'),
-        peak_rss_mb=run.median('peak_rss_mb'), flops_per_step=step_flops,
-        gflops=gflops, fraction_of_peak=gflops / peak_gflops if gflops else None,
-        test_accuracy=run.median('test_accuracy'), repeats=len(run.results),
-        compute_dtype=dtype,
-        checkpoint_seconds=run.median('checkpoint_seconds')))
+        workload=name, peer=run['peer'], device=_device(results[0]), compute_dtype=dtype,
+        repeats=len(results), steps=median('steps'), fit_seconds=median('fit_seconds'),
+        steady_us_per_step=steady_us, warmup_seconds=median('warmup_seconds'),
+        process_seconds=_median([r['process_seconds'] for r in run['repeats']]),
+        steady_examples_per_second=median('steady_examples_per_second'),
+        flops_per_step=step_flops, steady_gflops=gflops,
+        fraction_of_peak=gflops / peak if gflops else None,
+        peak_rss_mb=median('peak_rss_mb'), initial_loss=median('initial_loss'),
+        test_accuracy=median('test_accuracy'), compile_seconds=median('compile_seconds'),
+        checkpoint_seconds=median('checkpoint_seconds')))
   return rows
 
 
+def _ratio(numerator, denominator):
+  return numerator / denominator if numerator is not None and denominator else None
+
+
 def ratios(rows, short=False):
-  """jaxlab's time over each peer's, per workload; None where accuracies disagree."""
+  """jaxlab's times over each peer's, per workload; None where the accuracies disagree
+  or the two ran on different kinds of device."""
   out = []
-  for row in rows:
-    if row['peer'] == 'jaxlab':
+  bases = {'jaxlab', 'jaxlab_cli', 'jaxlab_cli_warm_cache'}
+  for base in rows:
+    if base['peer'] not in bases:
       continue
-    base = next((r for r in rows if r['workload'] == row['workload'] and r['peer'] == 'jaxlab'),
-                None)
-    if base is None:
-      continue
-    tolerance = SHORT_ACCURACY_TOLERANCE if short else ACCURACY_TOLERANCE[row['workload']]
-    agree = abs(base['test_accuracy'] - row['test_accuracy']) <= tolerance
-    out.append(dict(workload=row['workload'], peer=row['peer'], accuracy_agrees=agree,
-                    train_ratio=base['train_seconds'] / row['train_seconds'] if agree else None,
-                    process_ratio=base['process_seconds'] / row['process_seconds'] if agree else None))
+    for row in rows:
+      if row['workload'] != base['workload'] or row['peer'] in bases:
+        continue
+      tolerance = SHORT_ACCURACY_TOLERANCE if short else ACCURACY_TOLERANCE[row['workload']]
+      agree = abs(base['test_accuracy'] - row['test_accuracy']) <= tolerance
+      comparable = agree and base['device'] == row['device']
+      same_start = None  # unknown for the whole process, and for bf16 (it rounds)
+      if None not in (base['initial_loss'], row['initial_loss']) and \
+          base['compute_dtype'] == row['compute_dtype']:
+        same_start = abs(row['initial_loss'] - base['initial_loss']) <= \
+            INITIAL_LOSS_RTOL * abs(base['initial_loss'])
+      out.append(dict(
+          workload=row['workload'], jaxlab=base['peer'], peer=row['peer'],
+          accuracy_agrees=agree, same_device=base['device'] == row['device'],
+          same_start=same_start,
+          fit_ratio=_ratio(base['fit_seconds'], row['fit_seconds']) if comparable else None,
+          steady_ratio=(_ratio(base['steady_us_per_step'], row['steady_us_per_step'])
+                        if comparable else None),
+          process_ratio=(_ratio(base['process_seconds'], row['process_seconds'])
+                         if comparable else None)))
   return out
-
-
-def _fmt(value, spec):
-  return '-' if value is None else format(value, spec)
-
-
-def markdown(rows, ratio_rows, peaks):
-  measured = ', '.join(f'{dtype} {value:.1f} GFLOP/s' for dtype, value in peaks.items())
-  lines = [f'GEMM peak measured in this run (XLA): {measured}', '',
-           '| workload | peer | train s | compile s | process s | us/step | examples/s | '
-           'GFLOP/s | % of peak | peak RSS MB | test acc |',
-           '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
-  for r in rows:
-    lines.append(
-        f'| {r["workload"]} | {r["peer"]} | {_fmt(r["train_seconds"], ".2f")} | '
-        f'{_fmt(r["compile_seconds"], ".2f")} | {_fmt(r["process_seconds"], ".1f")} | '
-        f'{_fmt(r["us_per_step"], ".0f")} | {_fmt(r["examples_per_second"], ",.0f")} | '
-        f'{_fmt(r["gflops"], ".1f")} | {_fmt(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], ".0f")} | '
-        f'{_fmt(r["peak_rss_mb"], ".0f")} | {_fmt(r["test_accuracy"], ".4f")} |')
-  lines += ['', '| workload | jaxlab vs | accuracy agrees | train time ratio | process time ratio |',
-            '| --- | --- | --- | ---: | ---: |']
-  for r in ratio_rows:
-    lines.append(f'| {r["workload"]} | {r["peer"]} | {"yes" if r["accuracy_agrees"] else "NO"} | '
-                 f'{_fmt(r["train_ratio"], ".3f")} | {_fmt(r["process_ratio"], ".3f")} |')
-  return '\n'.join(lines)
 
 
 def parse(argv):
   parser = argparse.ArgumentParser(prog='jaxlab bench', description=__doc__.splitlines()[0])
   parser.add_argument('--only', default='', help='Comma-separated workloads: '
-                      + ', '.join(common.WORKLOADS))
+                      + ', '.join(WORKLOADS))
   parser.add_argument('--peers', default=','.join(PEERS), help='Comma-separated peers.')
   parser.add_argument('--out', default='', help='Write all results as JSON here.')
   parser.add_argument('--short', action='store_true',
-                      help='Tiny sizes, one repeat: checks that everything runs (CI).')
+                      help='Tiny sizes, one repeat, no jaxlab variants: checks that everything '
+                      'runs (CI).')
   parser.add_argument('--repeats', type=int, default=None, help='Runs per peer (median).')
+  parser.add_argument('--torch_device', default='auto',
+                      help='The PyTorch peer\'s device: cpu, cuda, or auto (cuda where '
+                      'torch.cuda.is_available()).')
   return parser.parse_args(argv)
 
 
 def main(argv=None):
   args = parse(sys.argv[1:] if argv is None else argv)
-  workloads = [w for w in args.only.split(',') if w] or list(common.WORKLOADS)
-  unknown = [w for w in workloads if w not in common.WORKLOADS]
+  workloads = [w for w in args.only.split(',') if w] or list(WORKLOADS)
+  unknown = [w for w in workloads if w not in WORKLOADS]
   peers = [p for p in args.peers.split(',') if p]
   if unknown or any(p not in PEERS for p in peers):
     print(f'jaxlab bench: error: unknown workload or peer in --only={args.only} '
-          f'--peers={args.peers}; workloads: {", ".join(common.WORKLOADS)}; peers: '
+          f'--peers={args.peers}; workloads: {", ".join(WORKLOADS)}; peers: '
           f'{", ".join(PEERS)}.', file=sys.stderr)
     return 2
   repeats = args.repeats or (1 if args.short else 3)
-  from jaxlab import runtime
-  runtime.setup()
-  peaks = gemm.measure_peaks()
+  started = time.perf_counter()
+  context = environment.describe(PEER_ENV)
+  device = measure_device()
+  peaks = device['gemm_peaks_gflops']
   print('GEMM peak: ' + ', '.join(f'{k} {v:.1f} GFLOP/s' for k, v in peaks.items()), flush=True)
-  runs, skipped = benchmark(workloads, repeats, args.short, peers)
+  with tempfile.TemporaryDirectory() as tmp:
+    runs, skipped = benchmark(workloads, repeats, args.short, peers,
+                              {'torch': [f'--device={args.torch_device}']}, tmp)
   rows = summarize(runs, peaks)
-  ratio_rows = ratios(rows, short=args.short)
-  print('\n' + markdown(rows, ratio_rows, peaks))
+  results = dict(
+      command=' '.join(['python -m benchmarks.run', *(sys.argv[1:] if argv is None else argv)]),
+      short=args.short, repeats=repeats, workloads=workloads, peers=peers,
+      environment=context, jaxlab_xla_flags=device['xla_flags'],
+      gemm_peak_gflops=peaks['float32'], gemm_peaks_gflops=peaks, floors=device['floors'],
+      rows=rows, ratios=ratios(rows, short=args.short), skipped=skipped, runs=runs,
+      suite_seconds=time.perf_counter() - started)
+  from benchmarks import report
+  print('\n' + report.tables(results))
   for line in skipped:
     print(f'skipped {line}')
   if args.out:
     with open(args.out, 'w') as f:
-      json.dump(dict(gemm_peak_gflops=peaks['float32'], gemm_peaks_gflops=peaks, rows=rows, ratios=ratio_rows, skipped=skipped,
-                     short=args.short, repeats=repeats), f, indent=2)
+      json.dump(results, f, indent=1)
+      f.write('\n')
   return 0
 
 

@@ -2,15 +2,34 @@
 
 import io
 import posixpath
+import threading
 
 from jaxlab import storage
 
 
-def _figure():
+_PREPARING = []  # the thread of prepare(), if started
+
+
+def _import_pyplot():
   import matplotlib
   matplotlib.use('Agg')  # no display needed
   from matplotlib import pyplot
   return pyplot
+
+
+def prepare():
+  """Imports matplotlib in a background thread (half a second, which would otherwise
+  fall after the last step), while compilation and training leave the interpreter free."""
+  if not _PREPARING:
+    _PREPARING.append(threading.Thread(target=_import_pyplot, daemon=True,
+                                       name='jaxlab-import-matplotlib'))
+    _PREPARING[0].start()
+
+
+def _figure():
+  if _PREPARING:
+    _PREPARING[0].join()
+  return _import_pyplot()
 
 
 def _save(figure, path):

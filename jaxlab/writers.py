@@ -5,6 +5,7 @@ Only process 0 writes; the other processes get a writer that does nothing.
 
 import json
 import posixpath
+import threading
 
 import numpy as np
 
@@ -25,22 +26,49 @@ class MetricWriter:
 
   def __init__(self, workdir):
     self._lines = storage.LineWriter(posixpath.join(workdir, METRICS_FILE))
-    self._tensorboard = storage.tensorboard_writer(posixpath.join(workdir, TENSORBOARD_DIR))
+    # Importing TensorBoard's writer takes a few tenths of a second: a thread does it
+    # while the first block compiles and trains, which leave the interpreter free.
+    self._tensorboard = _Background(storage.tensorboard_writer,
+                                    posixpath.join(workdir, TENSORBOARD_DIR))
 
   def write(self, step, scalars, extra=None):
     record = {'step': int(step), **{k: _plain(v) for k, v in scalars.items()}, **(extra or {})}
     self._lines.write(json.dumps(record, sort_keys=True))
+    tensorboard = self._tensorboard.result()
     for name, value in scalars.items():
-      self._tensorboard.add_scalar(name, float(value), int(step))
+      tensorboard.add_scalar(name, float(value), int(step))
 
   def flush(self):
     self._lines.flush()
-    self._tensorboard.flush()
+    self._tensorboard.result().flush()
 
   def close(self):
     self.flush()
     self._lines.close()
-    self._tensorboard.close()
+    self._tensorboard.result().close()
+
+
+class _Background:
+  """`function(*args)` computed in a daemon thread; `result()` waits for it (and raises
+  what it raised)."""
+
+  def __init__(self, function, *args):
+    self._outcome = {}
+    self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True,
+                                    name=f'jaxlab-{function.__name__}')
+    self._thread.start()
+
+  def _run(self, function, args):
+    try:
+      self._outcome['value'] = function(*args)
+    except BaseException as error:  # pylint: disable=broad-except
+      self._outcome['error'] = error
+
+  def result(self):
+    self._thread.join()
+    if 'error' in self._outcome:
+      raise self._outcome['error']
+    return self._outcome['value']
 
 
 class NullWriter:

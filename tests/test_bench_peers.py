@@ -1,8 +1,8 @@
 """benchmarks/peers: the shared helpers, and each installed peer end to end.
 
-Peers run as the runner runs them, `python -m benchmarks.peers.<peer>` in a
-subprocess, on a small synthetic data set; a peer whose framework is not
-installed is skipped.
+Peers run as the runner runs them, `python -m benchmarks.<peer module>` in a
+subprocess, on a small synthetic data set; jaxlab's entry (benchmarks/jaxlab_peer.py)
+is one of them. A peer whose framework is not installed is skipped.
 """
 
 import functools
@@ -11,6 +11,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -21,11 +22,20 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.peers import common  # pylint: disable=g-import-not-at-top
 
-# Peer module -> the package it needs.
-PEERS = {"flax_loop_peer": "flax", "torch_peer": "torch",
-         "keras_peer": "tensorflow"}
-N_TRAIN, N_TEST = 2000, 500
+# Peer -> (module, the package it needs).
+PEERS = {"jaxlab_peer": ("benchmarks.jaxlab_peer", "jax"),
+         "flax_loop_peer": ("benchmarks.peers.flax_loop_peer", "flax"),
+         "torch_peer": ("benchmarks.peers.torch_peer", "torch"),
+         "keras_peer": ("benchmarks.peers.keras_peer", "tensorflow")}
+N_TRAIN, N_TEST, BATCH = 2000, 500, 32
+# The runs the tests share (one process per peer and setting): two MLP epochs, so that
+# a steady epoch follows the first; one CNN epoch.
+EPOCHS = {"seed_mlp": 2, "mnist_cnn": 1}
 CHANCE = 1.0 / common.NUM_CLASSES
+
+
+def installed(peer):
+  return importlib.util.find_spec(PEERS[peer][1]) is not None
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +51,37 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run_peer(files):
-  """Runs a peer once per distinct argument set, returning its RESULT.json."""
+  """Runs a peer once per distinct argument set, returning its RESULT.json with the
+  process's wall time measured here, outside it, as `outside_seconds`."""
   folder, paths = files
 
   @functools.cache
-  def run(peer, workload, epochs, batch_size=32):
-    pytest.importorskip(PEERS[peer])
+  def run(peer, workload, epochs, batch_size=BATCH):
+    module, package = PEERS[peer]
+    pytest.importorskip(package)
     out = folder / f"{peer}_{workload}_{epochs}_{batch_size}.json"
-    cmd = [sys.executable, "-m", f"benchmarks.peers.{peer}",
+    cmd = [sys.executable, "-m", module,
            f"--workload={workload}", f"--data={paths['data']}",
            f"--init={paths[workload]}", f"--epochs={epochs}",
            f"--batch_size={batch_size}", f"--out={out}"]
+    started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           timeout=600, check=False)
+    outside_seconds = time.perf_counter() - started
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(out.read_text())
+    return dict(json.loads(out.read_text()), outside_seconds=outside_seconds)
 
   return run
+
+
+def numpy_mlp_initial_loss(init, images, labels):
+  """The MLP's mean cross-entropy from INIT.npz, in float64 numpy: no framework."""
+  x = images.reshape(len(images), -1).astype(np.float64)
+  hidden = np.maximum(x @ init["dense1/kernel"] + init["dense1/bias"], 0.0)
+  logits = hidden @ init["dense2/kernel"] + init["dense2/bias"]
+  shifted = logits - logits.max(axis=1, keepdims=True)
+  log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+  return -log_probs[np.arange(len(labels)), labels].mean(), logits
 
 
 # ---------------------------------------------------------------------------
@@ -135,32 +159,61 @@ def test_parse_args_defaults_follow_the_workload():
 @pytest.mark.parametrize("workload", ["seed_mlp", "mnist_cnn"])
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_peer_trains_well_above_chance(run_peer, peer, workload):
-  result = run_peer(peer, workload, epochs=1)
+  epochs = EPOCHS[workload]
+  result = run_peer(peer, workload, epochs=epochs)
   assert result["status"] == "ok"
-  assert (result["workload"], result["epochs"]) == (workload, 1)
+  assert (result["workload"], result["epochs"]) == (workload, epochs)
   assert result["test_accuracy"] > CHANCE + 0.25
   assert result["final_train_loss"] < result["initial_loss"]
 
 
+def test_timing_fields_from_known_clock_readings():
+  # A fit that starts at t=10 s and whose three epochs of 500 steps end at 13, 14 and
+  # 15 s: the first epoch took 3 s, each steady one 1 s, i.e. 2000 us per step.
+  fields = common.timing_fields(10.0, [13.0, 14.0, 15.0], steps_per_epoch=500,
+                                batch_size=32)
+  assert fields["fit_seconds"] == 5.0
+  assert fields["epoch_seconds"] == [3.0, 1.0, 1.0]
+  assert (fields["steps"], fields["examples"]) == (1500, 48000)
+  assert fields["steady_us_per_step"] == pytest.approx(2000.0)
+  assert fields["steady_examples_per_second"] == pytest.approx(16000.0)
+  assert fields["warmup_seconds"] == pytest.approx(2.0)
+
+
+def test_timing_fields_without_a_steady_epoch():
+  fields = common.timing_fields(0.0, [4.0], steps_per_epoch=100, batch_size=8)
+  assert fields["fit_seconds"] == 4.0 and fields["steps"] == 100
+  assert fields["steady_us_per_step"] is None and fields["warmup_seconds"] is None
+  assert common.timing_fields(0.0, [], 100, 8)["steps"] == 0
+
+
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_peer_reports_timing_and_resources(run_peer, peer):
-  result = run_peer(peer, "seed_mlp", epochs=1)
-  full_batches = N_TRAIN // 32
-  assert result["steps"] in (full_batches, full_batches + 1)
-  assert result["train_seconds"] > 0
-  assert result["first_epoch_seconds"] <= result["train_seconds"]
-  assert result["us_per_step"] == pytest.approx(
-      1e6 * result["train_seconds"] / result["steps"])
-  assert result["examples_per_second"] == pytest.approx(
-      result["examples"] / result["train_seconds"])
+  result = run_peer(peer, "seed_mlp", epochs=EPOCHS["seed_mlp"])
+  # Every peer drops the last partial batch: 2000 // 32 = 62 steps per epoch.
+  assert (result["steps"], result["examples"]) == (124, 124 * 32)
+  assert len(result["epoch_seconds"]) == 2
+  # The fit, and its steady second epoch of 62 steps, happen inside the process, as
+  # timed from outside it.
+  assert 0 < result["fit_seconds"] < result["outside_seconds"]
+  assert 0 < result["steady_us_per_step"] * 62 * 1e-6 < result["fit_seconds"]
   assert result["peak_rss_mb"] > 50
   assert result["versions"]
+
+
+def test_jaxlab_epoch_clock_agrees_with_its_loop_timer(run_peer):
+  """jaxlab's epochs are read from the steps/s it logs; its loop times the same
+  training with a clock of its own."""
+  result = run_peer("jaxlab_peer", "seed_mlp", epochs=EPOCHS["seed_mlp"])
+  epochs = sum(result["epoch_seconds"]) - result["place_seconds"] - result["compile_seconds"]
+  assert epochs == pytest.approx(result["loop_train_seconds"], rel=0.2, abs=0.2)
+  assert result["compile_seconds"] > 0 and result["place_seconds"] > 0
 
 
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_epochs_zero_only_evaluates(run_peer, peer):
   untrained = run_peer(peer, "seed_mlp", epochs=0)
-  trained = run_peer(peer, "seed_mlp", epochs=1)
+  trained = run_peer(peer, "seed_mlp", epochs=EPOCHS["seed_mlp"])
   assert untrained["steps"] == 0
   assert untrained["initial_loss"] == pytest.approx(trained["initial_loss"], abs=1e-6)
   # Not trained: the test loss is still the initial one, near log(10).
@@ -170,17 +223,38 @@ def test_epochs_zero_only_evaluates(run_peer, peer):
 
 @pytest.mark.parametrize("workload", ["seed_mlp", "mnist_cnn"])
 def test_peers_start_from_identical_weights(run_peer, workload):
-  """initial_* are measured before the first update, so 1-epoch runs serve."""
-  results = {}
-  for peer in PEERS:
-    if importlib.util.find_spec(PEERS[peer]) is not None:
-      results[peer] = run_peer(peer, workload, epochs=1)
+  """initial_* are measured before the first update, so trained runs serve. jaxlab's
+  are taken from the state its training loop starts from."""
+  results = {peer: run_peer(peer, workload, epochs=EPOCHS[workload])
+             for peer in PEERS if installed(peer)}
   if len(results) < 2:
     pytest.skip(f"Only {list(results)} installed; nothing to compare.")
-  reference = results.pop("flax_loop_peer")
+  reference = results.pop("jaxlab_peer")
   for peer, result in results.items():
     assert result["initial_loss"] == pytest.approx(
-        reference["initial_loss"], abs=1e-5), peer
+        reference["initial_loss"], rel=1e-5), peer
     np.testing.assert_allclose(result["initial_logits"],
-                               reference["initial_logits"], atol=1e-5,
+                               reference["initial_logits"], rtol=1e-4, atol=1e-5,
                                err_msg=peer)
+
+
+def test_initial_losses_equal_an_independent_numpy_computation(run_peer, files):
+  _, paths = files
+  data, init = common.load_npz(paths["data"]), common.load_npz(paths["seed_mlp"])
+  n = common.INITIAL_LOSS_EXAMPLES
+  expected_loss, logits = numpy_mlp_initial_loss(init, data["x_train"][:n],
+                                                 data["y_train"][:n])
+  for peer in (p for p in PEERS if installed(p)):
+    result = run_peer(peer, "seed_mlp", epochs=EPOCHS["seed_mlp"])
+    assert result["initial_loss"] == pytest.approx(expected_loss, rel=1e-5), peer
+    np.testing.assert_allclose(result["initial_logits"],
+                               logits[:common.INITIAL_LOGITS_EXAMPLES], rtol=1e-4,
+                               atol=1e-5, err_msg=peer)
+
+
+@pytest.mark.parametrize("workload", ["seed_mlp", "mnist_cnn"])
+def test_every_peer_takes_the_same_steps(run_peer, workload):
+  epochs = EPOCHS[workload]
+  steps = {peer: run_peer(peer, workload, epochs=epochs)["steps"]
+           for peer in PEERS if installed(peer)}
+  assert set(steps.values()) == {epochs * (N_TRAIN // BATCH)}, steps

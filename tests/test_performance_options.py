@@ -91,15 +91,31 @@ def test_compilation_cache_is_written_then_read_by_the_next_run(tmp_path):
 def test_benchmark_suite_short_mode(tmp_path):
   out = tmp_path / 'bench.json'
   result = subprocess.run([sys.executable, '-m', 'jaxlab.main', 'bench', '--short',
-                           '--only=seed_mlp,mnist_cnn', f'--out={out}'],
+                           '--only=seed_mlp,mnist_cnn,whole_process', f'--out={out}'],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads(out.read_text())
-  peers = {(row['workload'], row['peer']) for row in report['rows']}
-  assert {('seed_mlp', 'jaxlab'), ('seed_mlp', 'flax_loop'), ('mnist_cnn', 'jaxlab')} <= peers
+  rows = {(row['workload'], row['peer']): row for row in report['rows']}
+  assert {('seed_mlp', 'jaxlab'), ('seed_mlp', 'flax_loop'), ('mnist_cnn', 'jaxlab'),
+          ('whole_process', 'jaxlab_cli'), ('whole_process', 'jaxlab_cli_warm_cache')} <= set(rows)
   assert report['gemm_peak_gflops'] > 0
   for row in report['rows']:
     assert row['flops_per_step'] > 0 and row['test_accuracy'] > 0.3
+  for name in ('seed_mlp', 'mnist_cnn'):  # the same steps for every peer of a workload
+    assert len({row['steps'] for row in report['rows'] if row['workload'] == name}) == 1
+    assert rows[(name, 'jaxlab')]['fit_seconds'] > 0
+    assert rows[(name, 'jaxlab')]['steady_us_per_step'] > 0
   for ratio in report['ratios']:
     assert ratio['accuracy_agrees'], ratio
+    assert ratio['same_start'] in (True, None), ratio
+  # Every repeat's raw result, and where and with what it ran.
+  run = next(r for r in report['runs'] if (r['workload'], r['peer']) == ('seed_mlp', 'jaxlab'))
+  assert run['repeats'][0]['result']['epoch_seconds']
+  assert report['environment']['versions']['jax'] and report['environment']['machine']['logical_cpus']
+  assert report['floors']['seed_mlp_bare_step_us']['adam'] > 0
   assert '| workload | peer |' in result.stdout
+  page = subprocess.run([sys.executable, '-m', 'benchmarks.report', str(out)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=60, check=True).stdout
+  for heading in ('## Training', '## Whole process', '## Targets (issue 4) on this basis',
+                  '## Every repeat', 'Short mode'):
+    assert heading in page

@@ -3,8 +3,9 @@
 `model.compile(optimizer='adam', ...)`, `model.fit(x_train, y_train,
 epochs=...)`, `model.evaluate(x_test, y_test)`, with Keras' defaults
 (shuffling, verbose progress bar, jit_compile='auto', which is off on CPU).
-The only additions are weights set from INIT.npz and a callback that reads
-the clock at epoch and first-batch boundaries.
+The only additions are weights set from INIT.npz, a callback that reads the
+clock at epoch ends, and the training set cut to whole batches (every peer of
+the suite drops the last partial batch, so all take the same steps).
 
     python -m benchmarks.peers.keras_peer --workload=seed_mlp \
         --data=DATA.npz --init=INIT.npz --out=RESULT.json
@@ -64,25 +65,15 @@ def make_optimizer(workload):
 
 
 class Clock(tf.keras.callbacks.Callback):
-  """Wall-clock times of the fit, its first batch and each epoch."""
+  """The wall clock at each epoch's end. No batch hooks: defining one would make
+  fit() call back after every batch, which the quickstart's fit does not."""
 
   def __init__(self):
     super().__init__()
-    self.epoch_seconds = []
-    self.first_step_end = None
-
-  def on_train_begin(self, logs=None):
-    self.train_begin = time.perf_counter()
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self.epoch_begin = time.perf_counter()
-
-  def on_train_batch_end(self, batch, logs=None):
-    if self.first_step_end is None:
-      self.first_step_end = time.perf_counter()
+    self.epoch_ends = []
 
   def on_epoch_end(self, epoch, logs=None):
-    self.epoch_seconds.append(time.perf_counter() - self.epoch_begin)
+    self.epoch_ends.append(time.perf_counter())
 
 
 def images_for(kind, images):
@@ -121,24 +112,26 @@ def main(argv=None):
             "initial_logits": initial_logits,
             "import_seconds": _IMPORT_SECONDS,
             "versions": {"tensorflow": tf.__version__,
-                         "keras": tf.keras.__version__}}
+                         "keras": tf.keras.__version__},
+            "device": "cpu" if not tf.config.list_physical_devices("GPU") else "gpu",
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
   verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+  # Every peer drops the last partial batch; fit() would train it, so the
+  # training set is cut to whole batches: the same steps and examples as the
+  # others (which leave out a random few each epoch; Keras, the last few).
+  steps_per_epoch = common.steps_per_epoch(len(x_train), args.batch_size)
+  x_train = x_train[:steps_per_epoch * args.batch_size]
+  y_train = y_train[:steps_per_epoch * args.batch_size]
+  clock, fit_start = Clock(), 0.0
   if args.epochs > 0:
-    clock = Clock()
     fit_start = time.perf_counter()
     history = model.fit(x_train, y_train, epochs=args.epochs,
                         batch_size=args.batch_size, verbose=verbose,
                         callbacks=[clock])
-    fit_seconds = time.perf_counter() - fit_start
-    steps = args.epochs * -(-len(x_train) // args.batch_size)
-    fields.update(common.timing_fields(fit_seconds, steps,
-                                       args.epochs * len(x_train),
-                                       clock.first_step_end - fit_start))
-    fields.update(first_epoch_seconds=clock.epoch_seconds[0],
-                  epoch_seconds=clock.epoch_seconds,
-                  final_train_loss=float(history.history["loss"][-1]))
-  else:
-    fields.update(common.timing_fields(0.0, 0, 0, None))
+    fields["final_train_loss"] = float(history.history["loss"][-1])
+  fields.update(common.timing_fields(fit_start, clock.epoch_ends, steps_per_epoch,
+                                     args.batch_size))
   test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=verbose)
   fields.update(test_loss=float(test_loss), test_accuracy=float(test_accuracy),
                 jit_compile=bool(model.jit_compile))

@@ -1,13 +1,15 @@
 """PyTorch peer: the idiomatic eager loop, optionally through torch.compile.
 
-Tensors stay in memory; each epoch draws `torch.randperm` and slices batches
-by index, including the incomplete last one. Images arrive NHWC and are
-turned NCHW once; kernels are turned from (in, out) / HWIO into PyTorch's
-(out, in) / OIHW, and the CNN's dense1 rows from (h, w, c) into (c, h, w)
-flatten order, so the function computed is the one INIT.npz describes.
+Tensors stay in memory (on the GPU with --device=cuda); each epoch draws
+`torch.randperm` and slices batches by index, dropping the incomplete last
+one, as every peer of the suite does. Images arrive NHWC and are turned NCHW
+once, inside the timed fit (this peer's placing of the data). Kernels are
+turned from (in, out) / HWIO into PyTorch's (out, in) / OIHW, and the CNN's
+dense1 rows from (h, w, c) into (c, h, w) flatten order, so the function
+computed is the one INIT.npz describes.
 
     python -m benchmarks.peers.torch_peer --workload=seed_mlp \
-        --data=DATA.npz --init=INIT.npz --out=RESULT.json [--compile]
+        --data=DATA.npz --init=INIT.npz --out=RESULT.json [--compile] [--device=cuda]
 """
 
 import time
@@ -69,14 +71,16 @@ def make_optimizer(workload, params):
                          momentum=common.SGD_MOMENTUM)
 
 
-def to_tensors(data):
+def to_tensors(data, split, device):
   """NHWC float32 -> NCHW, int labels -> int64 (what cross_entropy wants)."""
-  return {
-      "x_train": torch.from_numpy(data["x_train"]).permute(0, 3, 1, 2).contiguous(),
-      "y_train": torch.from_numpy(data["y_train"]).long(),
-      "x_test": torch.from_numpy(data["x_test"]).permute(0, 3, 1, 2).contiguous(),
-      "y_test": torch.from_numpy(data["y_test"]).long(),
-  }
+  images = torch.from_numpy(data[f"x_{split}"]).permute(0, 3, 1, 2).contiguous()
+  labels = torch.from_numpy(data[f"y_{split}"]).long()
+  return images.to(device), labels.to(device)
+
+
+def synchronize(device):
+  if device.type == "cuda":
+    torch.cuda.synchronize(device)
 
 
 @torch.no_grad()
@@ -92,64 +96,63 @@ def evaluate(model, images, labels):
   return loss_sum / len(images), correct / len(images)
 
 
-def train_epoch(model, optimizer, images, labels, batch_size, on_step):
+def train_epoch(model, optimizer, images, labels, batch_size):
   model.train()
-  running_loss, steps = 0.0, 0
-  perm = torch.randperm(len(images))
-  for start in range(0, len(images), batch_size):
-    idx = perm[start:start + batch_size]
+  running_loss = 0.0
+  steps = common.steps_per_epoch(len(images), batch_size)
+  perm = torch.randperm(len(images), device=images.device)
+  for step in range(steps):
+    idx = perm[step * batch_size:(step + 1) * batch_size]
     optimizer.zero_grad()
     loss = nn.functional.cross_entropy(model(images[idx]), labels[idx])
     loss.backward()
     optimizer.step()
     running_loss += loss.item()
-    steps += 1
-    on_step()
-  return running_loss / steps, steps
+  return running_loss / steps
 
 
-def fit(model, optimizer, tensors, args):
+def fit(model, optimizer, data, args, device):
+  """Places the training data, then trains; clock readings for timing_fields."""
   fit_start = time.perf_counter()
-  first_step_end = []
-  record_first = lambda: first_step_end or first_step_end.append(time.perf_counter())
-  epoch_seconds, steps, loss = [], 0, None
+  images, labels = to_tensors(data, "train", device)
+  epoch_ends, loss = [], None
   for _ in range(args.epochs):
-    epoch_start = time.perf_counter()
-    loss, epoch_steps = train_epoch(model, optimizer, tensors["x_train"],
-                                    tensors["y_train"], args.batch_size,
-                                    record_first)
-    epoch_seconds.append(time.perf_counter() - epoch_start)
-    steps += epoch_steps
-  return {"fit_seconds": time.perf_counter() - fit_start,
-          "first_step_seconds": first_step_end[0] - fit_start,
-          "epoch_seconds": epoch_seconds, "steps": steps,
-          "final_train_loss": loss}
+    loss = train_epoch(model, optimizer, images, labels, args.batch_size)
+    synchronize(device)
+    epoch_ends.append(time.perf_counter())
+  return fit_start, epoch_ends, loss
 
 
 def add_flags(parser):
   parser.add_argument("--compile", action="store_true",
                       help="Wrap the model in torch.compile (inductor).")
-  parser.add_argument("--num_threads", type=int, default=2,
-                      help="torch.set_num_threads; 2 = this machine's cores.")
+  parser.add_argument("--num_threads", type=int, default=0,
+                      help="torch.set_num_threads; 0: PyTorch's default (the usable cores).")
+  parser.add_argument("--device", default="auto",
+                      help="cpu, cuda, or auto: cuda where torch.cuda.is_available().")
 
 
 def main(argv=None):
   args = common.parse_args(argv, extra_flags=[add_flags])
-  torch.set_num_threads(args.num_threads)
+  if args.num_threads:
+    torch.set_num_threads(args.num_threads)
   torch.manual_seed(args.seed)
+  device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                        if args.device == "auto" else args.device)
   workload = common.get_workload(args.workload)
   data = common.load_npz(args.data)
   init = common.load_npz(args.init)
   common.check_init(init, workload)
-  tensors = to_tensors(data)
   model = make_model(workload.model)
   load_weights(model, init, workload.model)
+  model.to(device)
   optimizer = make_optimizer(workload, model.parameters())
   n = common.INITIAL_LOSS_EXAMPLES
-  initial_loss, _ = evaluate(model, tensors["x_train"][:n], tensors["y_train"][:n])
+  images, labels = to_tensors({"x_train": data["x_train"][:n],
+                               "y_train": data["y_train"][:n]}, "train", device)
+  initial_loss, _ = evaluate(model, images, labels)
   with torch.no_grad():
-    initial_logits = model(
-        tensors["x_train"][:common.INITIAL_LOGITS_EXAMPLES]).tolist()
+    initial_logits = model(images[:common.INITIAL_LOGITS_EXAMPLES]).tolist()
   fields = {"framework": "torch",
             "variant": "compile" if args.compile else "eager",
             "workload": workload.name, "batch_size": args.batch_size,
@@ -157,16 +160,20 @@ def main(argv=None):
             "initial_logits": initial_logits,
             "import_seconds": _IMPORT_SECONDS,
             "versions": {"torch": torch.__version__},
-            "num_threads": torch.get_num_threads()}
+            "device": device.type,
+            "num_threads": torch.get_num_threads(),
+            "num_interop_threads": torch.get_num_interop_threads()}
   if args.compile:
     model = torch.compile(model)
     # Inductor keeps compiled kernels on disk, so only a first run pays the
     # full compile; TORCHINDUCTOR_FORCE_DISABLE_CACHES=1 measures it every time.
     fields["compile_caches_disabled"] = bool(
         torch.compiler.config.force_disable_caches)
+  steps_per_epoch = common.steps_per_epoch(len(data["x_train"]), args.batch_size)
+  fit_start, epoch_ends = 0.0, []
   if args.epochs > 0:
     try:
-      fit_info = fit(model, optimizer, tensors, args)
+      fit_start, epoch_ends, loss = fit(model, optimizer, data, args, device)
     except Exception as e:  # pylint: disable=broad-except
       if not args.compile:
         raise
@@ -174,17 +181,10 @@ def main(argv=None):
       fields.update(status="skipped", skip_reason=f"torch.compile failed: {e!r}"[:2000])
       common.write_result(args.out, fields)
       return
-    fields.update(common.timing_fields(
-        fit_info["fit_seconds"], fit_info["steps"],
-        args.epochs * len(tensors["x_train"]), fit_info["first_step_seconds"]))
-    fields.update(first_epoch_seconds=fit_info["epoch_seconds"][0],
-                  epoch_seconds=fit_info["epoch_seconds"],
-                  final_train_loss=fit_info["final_train_loss"])
-    if args.compile:
-      fields["compile_seconds"] = fit_info["first_step_seconds"]
-  else:
-    fields.update(common.timing_fields(0.0, 0, 0, None))
-  test_loss, test_accuracy = evaluate(model, tensors["x_test"], tensors["y_test"])
+    fields["final_train_loss"] = loss
+  fields.update(common.timing_fields(fit_start, epoch_ends, steps_per_epoch,
+                                     args.batch_size))
+  test_loss, test_accuracy = evaluate(model, *to_tensors(data, "test", device))
   fields.update(test_loss=test_loss, test_accuracy=test_accuracy)
   common.write_result(args.out, fields)
 

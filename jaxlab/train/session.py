@@ -185,6 +185,8 @@ class Session:
         state_lib.seed_keys(config.seed)['data'], dataset.num_train, steps_per_epoch,
         replicated)
     writer = writers.MetricWriter(workdir) if is_chief() else writers.NullWriter()
+    if is_chief() and config.get('plots', True):
+      plots.prepare()  # imports matplotlib while the run compiles and trains
     bar = progress.Progress(model.num_steps, start_step, enabled=is_chief()
                             and config.get('progress', True))
     session = cls(config, workdir, dataset, model, state, start_step, steps_per_epoch,

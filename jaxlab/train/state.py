@@ -114,4 +114,9 @@ def layout(config, info, tx, mesh):
 
 def create(config, info, tx, state_layout):
   """The initial TrainState, each array created directly with its sharding."""
-  return jax.jit(_init(config, info, tx), out_shardings=state_layout.shardings)()
+  init = jax.jit(_init(config, info, tx), out_shardings=state_layout.shardings)
+  if jax.default_backend() != 'cpu':
+    return init()
+  # It runs once, so compile it for compile time: at LLVM's -O1 XLA:CPU builds the random
+  # initialisers 3-4x faster than at its default -O2 (the MLP's: 2 s -> 0.5 s on 2 cores).
+  return init.lower().compile(compiler_options={'xla_backend_optimization_level': 1})()

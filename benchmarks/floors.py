@@ -1,0 +1,96 @@
+"""What this backend can do at best, for the explanations in RESULTS.md.
+
+- The step floor of `seed_mlp`: the quickstart MLP's training step written by hand
+  (no metrics, float32 inputs already on the device, a precomputed index per
+  batch) inside one `lax.scan` over an epoch, with Adam and with plain SGD. No
+  framework can take fewer microseconds per step on this backend; a gap between
+  jaxlab's step and this one is jaxlab's own cost.
+- The forward matmul of `mlp_large_batch` alone (4096x784 by 784x128): how much of
+  the GEMM peak its matrix shapes reach before any other work of the step.
+
+The runner measures these, and the GEMM peaks (benchmarks/gemm.py), in a process of
+their own with jaxlab's XLA options, so that it never holds the device itself:
+
+    python -m benchmarks.floors      # prints {"gemm_peaks_gflops", "floors", "xla_flags"}
+"""
+
+import json
+import time
+
+
+def _best_seconds(function, *args, repeats):
+  import jax
+  jax.block_until_ready(function(*args))  # compiles
+  best = float('inf')
+  for _ in range(repeats):
+    started = time.perf_counter()
+    jax.block_until_ready(function(*args))
+    best = min(best, time.perf_counter() - started)
+  return best
+
+
+def mlp_step_us(optimizer, batch_size=32, steps=1000, num_examples=60000, repeats=3):
+  """Best microseconds per step of a bare scan of `steps` MLP steps (784-128-10)."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+  import numpy as np
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.random((num_examples, 784), np.float32))
+  labels = jnp.asarray(rng.integers(0, 10, num_examples, np.int32))
+  indices = jnp.asarray(rng.integers(0, num_examples, (steps, batch_size), np.int32))
+  params = {'w1': jnp.asarray(rng.normal(0, 0.05, (784, 128)), jnp.float32),
+            'b1': jnp.zeros(128),
+            'w2': jnp.asarray(rng.normal(0, 0.1, (128, 10)), jnp.float32),
+            'b2': jnp.zeros(10)}
+  tx = optax.adam(1e-3) if optimizer == 'adam' else optax.sgd(1e-2)
+
+  def loss(params, x, y):
+    hidden = jax.nn.relu(x @ params['w1'] + params['b1'])
+    logits = hidden @ params['w2'] + params['b2']
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  @jax.jit
+  def epoch(params, opt_state, images, labels, indices):
+    def step(carry, index):
+      params, opt_state = carry
+      grads = jax.grad(loss)(params, images[index], labels[index])
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), opt_state), None
+    return jax.lax.scan(step, (params, opt_state), indices)[0]
+
+  seconds = _best_seconds(epoch, params, tx.init(params), images, labels, indices,
+                          repeats=repeats)
+  return 1e6 * seconds / steps
+
+
+def matmul_gflops(m=4096, k=784, n=128, repeats=50):
+  """Best GFLOP/s of one (m x k) @ (k x n) float32 matmul, the large-batch forward."""
+  import jax
+  a = jax.random.normal(jax.random.PRNGKey(0), (m, k))
+  b = jax.random.normal(jax.random.PRNGKey(1), (k, n))
+  matmul = jax.jit(lambda x, y: x @ y)
+  seconds = _best_seconds(matmul, a, b, repeats=repeats)
+  return 2 * m * k * n / seconds / 1e9
+
+
+def measure(steps=1000):
+  return {
+      'seed_mlp_bare_steps': steps,
+      'seed_mlp_bare_step_us': {'adam': mlp_step_us('adam', steps=steps),
+                                'sgd': mlp_step_us('sgd', steps=steps)},
+      'mlp_large_batch_forward_matmul_gflops': matmul_gflops(),
+  }
+
+
+def main():
+  import os
+  from jaxlab import runtime
+  runtime.setup()
+  from benchmarks import gemm
+  print(json.dumps(dict(gemm_peaks_gflops=gemm.measure_peaks(), floors=measure(),
+                        xla_flags=os.environ.get('XLA_FLAGS', '')), indent=2))
+
+
+if __name__ == '__main__':
+  main()

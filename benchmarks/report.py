@@ -1,0 +1,376 @@
+"""RESULTS.md from the JSON of a benchmark run: every figure in it is read from that
+file (the prose here holds none of its own).
+
+  python -m benchmarks.report benchmarks/results_cpu.json > benchmarks/RESULTS.md
+"""
+
+import argparse
+import sys
+
+WHOLE = 'whole_process'
+JAXLAB_BASES = ('jaxlab', 'jaxlab_cli', 'jaxlab_cli_warm_cache')
+PEER_NAMES = ('flax_loop', 'torch', 'keras')
+
+
+def _fmt(value, spec):
+  return '-' if value is None else format(value, spec)
+
+
+def _yes(flag):
+  return '-' if flag is None else ('yes' if flag else 'NO')
+
+
+def _row(results, workload, peer):
+  return next((r for r in results['rows'] if r['workload'] == workload and r['peer'] == peer),
+              None)
+
+
+def _ratio_row(results, workload, peer, base='jaxlab'):
+  return next((r for r in results['ratios'] if r['workload'] == workload and r['peer'] == peer
+               and r['jaxlab'] == base), None)
+
+
+def training_table(results):
+  lines = ['| workload | peer | device | steps | fit s | steady us/step | warm-up s | '
+           'process s | steady examples/s | steady GFLOP/s | % of peak | peak RSS MB | '
+           'initial loss | test acc |',
+           '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | '
+           '---: | ---: |']
+  for r in results['rows']:
+    if r['workload'] == WHOLE:
+      continue
+    peak = r['fraction_of_peak'] and 100 * r['fraction_of_peak']
+    lines.append(
+        f'| {r["workload"]} | {r["peer"]} | {r["device"]} | {_fmt(r["steps"], ".0f")} | '
+        f'{_fmt(r["fit_seconds"], ".2f")} | {_fmt(r["steady_us_per_step"], ".0f")} | '
+        f'{_fmt(r["warmup_seconds"], ".2f")} | {_fmt(r["process_seconds"], ".1f")} | '
+        f'{_fmt(r["steady_examples_per_second"], ",.0f")} | {_fmt(r["steady_gflops"], ".1f")} | '
+        f'{_fmt(peak, ".0f")} | {_fmt(r["peak_rss_mb"], ".0f")} | '
+        f'{_fmt(r["initial_loss"], ".6f")} | {_fmt(r["test_accuracy"], ".4f")} |')
+  return '\n'.join(lines)
+
+
+def ratio_table(results):
+  lines = ['| workload | jaxlab vs | same initial loss | accuracy agrees | fit ratio | '
+           'steady ratio | process ratio |',
+           '| --- | --- | --- | --- | ---: | ---: | ---: |']
+  for r in results['ratios']:
+    if r['workload'] == WHOLE:
+      continue
+    device = '' if r['same_device'] else ' (other device: no ratio)'
+    lines.append(f'| {r["workload"]} | {r["peer"]}{device} | {_yes(r["same_start"])} | '
+                 f'{_yes(r["accuracy_agrees"])} | {_fmt(r["fit_ratio"], ".3f")} | '
+                 f'{_fmt(r["steady_ratio"], ".3f")} | {_fmt(r["process_ratio"], ".3f")} |')
+  return '\n'.join(lines)
+
+
+def whole_process_table(results):
+  rows = [r for r in results['rows'] if r['workload'] == WHOLE]
+  if not rows:
+    return ''
+  runs = {run['peer']: run for run in results['runs'] if run['workload'] == WHOLE}
+  lines = ['| run | steps | process s (median) | every repeat, s | test acc | vs torch_script |',
+           '| --- | ---: | ---: | --- | ---: | ---: |']
+  for r in rows:
+    each = ', '.join(f'{rep["process_seconds"]:.1f}' for rep in runs[r['peer']]['repeats'])
+    ratio = _ratio_row(results, WHOLE, 'torch_script', base=r['peer'])
+    lines.append(f'| {r["peer"]} | {_fmt(r["steps"], ".0f")} | '
+                 f'{_fmt(r["process_seconds"], ".2f")} | {each} | '
+                 f'{_fmt(r["test_accuracy"], ".4f")} | '
+                 f'{_fmt(ratio and ratio["process_ratio"], ".3f")} |')
+  return '\n'.join(lines)
+
+
+def repeats_table(results):
+  """Every repeat's fit s / steady us per step / process s, to show the spread."""
+  lines = ['| workload | peer | fit s | steady us/step | process s | load average before |',
+           '| --- | --- | --- | --- | --- | --- |']
+  for run in results['runs']:
+    if run['workload'] == WHOLE:
+      continue
+    reps = run['repeats']
+    join = lambda values, spec: ', '.join(_fmt(v, spec) for v in values)
+    lines.append(
+        f'| {run["workload"]} | {run["peer"]} | '
+        f'{join([r["result"].get("fit_seconds") for r in reps], ".2f")} | '
+        f'{join([r["result"].get("steady_us_per_step") for r in reps], ".0f")} | '
+        f'{join([r["process_seconds"] for r in reps], ".1f")} | '
+        f'{join([r.get("load_average") for r in reps], ".2f")} |')
+  return '\n'.join(lines)
+
+
+def tables(results):
+  """What the runner prints at the end of a run."""
+  peaks = ', '.join(f'{dtype} {value:.1f} GFLOP/s'
+                    for dtype, value in results['gemm_peaks_gflops'].items())
+  parts = [f'GEMM peak measured in this run (XLA): {peaks}', '', training_table(results), '',
+           ratio_table(results)]
+  whole = whole_process_table(results)
+  if whole:
+    parts += ['', whole]
+  return '\n'.join(parts)
+
+
+# --- The targets of the earlier benchmark issue, on the common basis ------------------
+
+
+def _fastest_peer(results, workload, key):
+  rows = [r for r in results['rows'] if r['workload'] == workload and r['peer'] in PEER_NAMES
+          and r[key] is not None]
+  return min(rows, key=lambda r: r[key]) if rows else None
+
+
+def _met(value, bound, below=True):
+  if value is None:
+    return 'not measured'
+  return 'yes' if (value <= bound if below else value >= bound) else 'no'
+
+
+def _time_target(results, workload, peer, bound):
+  """'measured' and 'met?' cells for jaxlab's fit and steady ratios to `peer` <= bound."""
+  if peer == 'fastest':
+    cells = []
+    for key, label in (('fit_seconds', 'fit'), ('steady_us_per_step', 'steady')):
+      fastest = _fastest_peer(results, workload, key)
+      ratio = fastest and _ratio_row(results, workload, fastest['peer'])
+      value = ratio and ratio[f'{label}_ratio']
+      cells.append((f'{label}: {_fmt(value, ".3f")} of {fastest["peer"] if fastest else "-"}',
+                    f'{label}: {_met(value, bound)}'))
+  else:
+    ratio = _ratio_row(results, workload, peer)
+    cells = [(f'{label}: {_fmt(ratio and ratio[f"{label}_ratio"], ".3f")}',
+              f'{label}: {_met(ratio and ratio[f"{label}_ratio"], bound)}')
+             for label in ('fit', 'steady')]
+  return ' · '.join(c[0] for c in cells), ' · '.join(c[1] for c in cells)
+
+
+def _peak_target(results, workload, bound):
+  row = _row(results, workload, 'jaxlab')
+  value = row and row['fraction_of_peak']
+  if value is None:
+    return '-', 'not measured'
+  return (f'{100 * value:.0f}% ({row["steady_gflops"]:.1f} GFLOP/s, steady)',
+          _met(value, bound, below=False))
+
+
+def _process_target(results):
+  fastest = _fastest_peer(results, 'seed_mlp', 'process_seconds')
+  ratio = fastest and _ratio_row(results, 'seed_mlp', fastest['peer'])
+  value = ratio and ratio['process_ratio']
+  return f'{_fmt(value, ".3f")} of {fastest["peer"] if fastest else "-"}', _met(value, 0.5)
+
+
+def _whole_target(results, base):
+  ratio = _ratio_row(results, WHOLE, 'torch_script', base=base)
+  value = ratio and ratio['process_ratio']
+  return _fmt(value, '.3f'), _met(value, 0.5)
+
+
+def targets_table(results):
+  bf16 = _row(results, 'mnist_cnn', 'jaxlab_bf16')
+  rows = [
+      ('`seed_mlp` training time <= 1/3 of the fastest peer\'s',
+       *_time_target(results, 'seed_mlp', 'fastest', 1 / 3)),
+      ('`seed_mlp` training time <= 1/7 of Keras\'s',
+       *_time_target(results, 'seed_mlp', 'keras', 1 / 7)),
+      ('`seed_mlp` whole process (benchmark processes) <= 1/2 of the fastest peer\'s',
+       *_process_target(results)),
+      ('`jaxlab train` of the seed MLP <= 1/2 of the PyTorch script, first run',
+       *_whole_target(results, 'jaxlab_cli')),
+      ('`jaxlab train` of the seed MLP <= 1/2 of the PyTorch script, compile cache warm',
+       *_whole_target(results, 'jaxlab_cli_warm_cache')),
+      ('`seed_mlp` steady state >= 60% of the GEMM peak', *_peak_target(results, 'seed_mlp', 0.6)),
+      ('`mnist_cnn` float32 training time <= Keras\'s',
+       *_time_target(results, 'mnist_cnn', 'keras', 1.0)),
+      ('`mnist_cnn` stretch: 1.25x faster than Keras (ratio <= 0.8)',
+       *_time_target(results, 'mnist_cnn', 'keras', 0.8)),
+      ('`mnist_cnn` bf16 measured and reported',
+       (f'fit {_fmt(bf16["fit_seconds"], ".2f")} s, steady '
+        f'{_fmt(bf16["steady_us_per_step"], ".0f")} us/step') if bf16 else 'not measured',
+       'reported' if bf16 else 'not measured'),
+      ('`mlp_large_batch` >= 70% of the GEMM peak',
+       *_peak_target(results, 'mlp_large_batch', 0.7)),
+  ]
+  lines = ['| target | measured (jaxlab / peer) | met? |', '| --- | --- | --- |']
+  lines += [f'| {name} | {measured} | {met} |' for name, measured, met in rows]
+  return '\n'.join(lines)
+
+
+# --- The page --------------------------------------------------------------------------
+
+
+def _context(results):
+  env = results['environment']
+  machine, git, versions = env['machine'], env['git'], env['versions']
+  loads = [rep.get('load_average') for run in results['runs'] for rep in run['repeats']
+           if rep.get('load_average') is not None]
+  load = (f'{min(loads):.2f} to {max(loads):.2f}' if loads else 'not recorded')
+  threads = ', '.join(f'{k}={v}' for k, v in env['thread_settings'].items()) or 'none set'
+  commit = git.get('commit') or 'unknown'
+  dirty = ' (with uncommitted changes)' if git.get('dirty') else ''
+  return '\n'.join([
+      f'- **Date:** {env["date"]}; **commit:** `{commit}`{dirty}',
+      f'- **Machine:** {machine["cpu_model"]}, {machine["logical_cpus"]} logical CPUs '
+      f'({machine["usable_cpus"]} usable), {machine["memory_gib"]} GiB; GPUs: '
+      f'{", ".join(env["gpus"]) or "none"}; {machine["platform"]}',
+      f'- **Load average** (1 min) before each measured process: {load} '
+      f'(near 0 on an otherwise idle machine)',
+      f'- **Versions:** Python {machine["python"]}, '
+      + ', '.join(f'{name} {version}' for name, version in versions.items()),
+      f'- **Thread settings** in the environment of the peers: {threads}; each peer\'s own '
+      f'counts are in its raw results (`num_threads`, `intra_op_threads`, `usable_cpus`)',
+      f'- **jaxlab\'s XLA options** (its runs only): `{results["jaxlab_xla_flags"] or "none"}`',
+      f'- **Suite:** `{results["command"]}`, {results["repeats"]} repeat(s) per peer, medians; '
+      f'{results["suite_seconds"] / 60:.1f} minutes in all',
+  ])
+
+
+def _floors_notes(results):
+  floors = results.get('floors') or {}
+  step = floors.get('seed_mlp_bare_step_us') or {}
+  jaxlab = _row(results, 'seed_mlp', 'jaxlab')
+  large = _row(results, 'mlp_large_batch', 'jaxlab')
+  peak = results['gemm_peak_gflops']
+  notes = []
+  fastest = _fastest_peer(results, 'seed_mlp', 'steady_us_per_step')
+  if step and jaxlab and fastest:
+    floor_gflops = jaxlab['flops_per_step'] / (step['adam'] * 1e-6) / 1e9
+    notes.append(
+        f'- **`seed_mlp` (batch 32).** The same training step written by hand '
+        f'(`benchmarks/floors.py`: no metrics, float32 data already on the device, one '
+        f'`lax.scan` over {floors.get("seed_mlp_bare_steps", 0):,} steps) takes '
+        f'{step["adam"]:.0f} us with Adam and '
+        f'{step["sgd"]:.0f} us with plain SGD on this backend. With Adam that is '
+        f'{floor_gflops:.1f} GFLOP/s, {100 * floor_gflops / peak:.0f}% of the GEMM peak: at '
+        'this batch size no framework reaches the 60% target on this backend. jaxlab\'s '
+        f'steady step is {_fmt(jaxlab["steady_us_per_step"], ".0f")} us, '
+        f'{_fmt(jaxlab["steady_us_per_step"] and jaxlab["steady_us_per_step"] / step["adam"], ".2f")}'
+        'x the floor; what remains above it is jaxlab\'s own work per step (the metrics it '
+        'logs: accuracy, gradient norm, learning rate; the uint8-to-float conversion and the '
+        'batch gather). Against the fastest peer\'s steady step '
+        f'({fastest["peer"]}, {fastest["steady_us_per_step"]:.0f} us) the Adam floor is a '
+        f'ratio of {step["adam"] / fastest["steady_us_per_step"]:.2f}: the least any '
+        'framework could reach here on the steady basis.')
+  matmul = floors.get('mlp_large_batch_forward_matmul_gflops')
+  if matmul and large:
+    notes.append(
+        f'- **`mlp_large_batch`.** Its forward matmul alone (4096x784 by 784x128) runs at '
+        f'{matmul:.1f} GFLOP/s here, {100 * matmul / peak:.0f}% of the square-GEMM peak; '
+        f'the whole step reaches {_fmt(large["steady_gflops"], ".1f")} GFLOP/s. The rest of '
+        'the step (the weight-gradient matmul that reduces over the 4096-row batch, gathering '
+        'and converting the batch, the element-wise work) takes the difference.')
+  return '\n'.join(notes)
+
+
+PAGE = """# Benchmark results
+
+Generated by `python -m benchmarks.report {source}` from the JSON that
+`{command}` wrote; every figure on this page is read from that file, which also keeps
+each repeat's raw values.{short_note}
+
+{context}
+
+## How every peer is timed
+
+- **The same work.** The same synthetic MNIST-shaped data file and the same initial
+  weights (INIT.npz) for every peer; every peer drops the last partial batch, so all take
+  the same number of steps (the `steps` column). Each reports its loss on the same training
+  examples before the first update ("initial loss"); the ratio table says whether it
+  matches jaxlab's.
+- **fit s:** from the start of the fit to the end of its last step, with everything a
+  first run pays included for everyone: placing the data on the device (jaxlab, PyTorch),
+  tracing and compiling (jaxlab, the Flax loop, Keras's tf.function), and the per-step
+  host-to-device copies of the loops that make them (the Flax loop, Keras).
+- **steady us/step:** epochs 2..N only, for everyone, so no one's compilation is in it.
+  **warm-up s** is what the first epoch cost beyond a steady one (compilation, tracing,
+  placing the data). GFLOP/s and % of the GEMM peak are computed from the steady rate and
+  the analytic FLOPs of a step (`benchmarks/flops.py`).
+- **process s:** the peer's whole process, start to exit, timed by the runner: imports,
+  reading the data file, the fit, the test evaluation and (jaxlab) the final checkpoint.
+- **Peers run as users run them:** Keras exactly as the quickstart writes it
+  (`model.fit`), PyTorch eager with index batching, a Flax-examples loop (one jitted step
+  per batch), each with the user's environment; jaxlab with its own XLA options and its
+  persistent compilation cache off, so it compiles in every run as the others do.
+- A speed ratio (jaxlab's time over the peer's: below 1 is jaxlab faster) counts only
+  where the test accuracies agree and both ran on the same kind of device.
+
+GEMM peak measured in this run (XLA): {peaks}.
+
+## Training
+
+{training}
+
+{ratios}
+
+## Whole process
+
+`jaxlab train --config=experiments/mnist_mlp.py --config.data.name=synthetic` against
+`benchmarks/peers/torch_script.py`, the PyTorch script a user writes for the same job
+(a `DataLoader` over the same synthetic images, an evaluation after every epoch, the
+weights saved at the end), each timed from start to exit. jaxlab also writes its metrics,
+TensorBoard events, a checkpoint per epoch and two plots. "first run": an empty
+compilation cache; "warm cache": the cache the first run left.
+
+{whole}
+
+## Targets (issue 4) on this basis
+
+{targets}
+
+## What limits the misses
+
+{floors}
+
+## Every repeat
+
+{repeats}
+
+## GPU
+
+{gpu}
+"""
+
+
+def _gpu_note(results):
+  if any(r['device'] == 'gpu' for r in results['rows']):
+    return ('The rows above whose device is `gpu` ran on the GPU; a ratio is only given '
+            'between two runs on the same kind of device.')
+  return ('This run had no GPU. `bash benchmarks/gpu.sh` on a GPU machine runs jaxlab, the '
+          'Flax loop and, where `torch.cuda.is_available()`, the PyTorch peer on the GPU '
+          '(never PyTorch on the CPU against jaxlab on the GPU), and measures the float32 and '
+          'bfloat16 GEMM peaks there.')
+
+
+def page(results, source):
+  peaks = ', '.join(f'{dtype} {value:.1f} GFLOP/s'
+                    for dtype, value in results['gemm_peaks_gflops'].items())
+  short_note = ('\n\n**Short mode** (`--short`): tiny sizes that check that everything '
+                'runs; these are not measurements.' if results['short'] else '')
+  return PAGE.format(
+      source=source, command=results['command'], short_note=short_note,
+      context=_context(results), peaks=peaks, training=training_table(results),
+      ratios=ratio_table(results),
+      whole=whole_process_table(results) or 'Not measured in this run.',
+      targets=targets_table(results), floors=_floors_notes(results) or '-',
+      repeats=repeats_table(results), gpu=_gpu_note(results))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('json', help='The --out file of `python -m benchmarks.run`.')
+  args = parser.parse_args(argv)
+  import json
+  with open(args.json) as f:
+    results = json.load(f)
+  missing = [key for key in ('runs', 'environment', 'floors') if key not in results]
+  if missing:
+    print(f'benchmarks.report: error: {args.json} has no {", ".join(missing)}: it was written '
+          'by an older runner. Measure again with `python -m benchmarks.run '
+          f'--out={args.json}`.', file=sys.stderr)
+    return 2
+  sys.stdout.write(page(results, args.json))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
