@@ -156,6 +156,7 @@ def test_parse_args_defaults_follow_the_workload():
 # The peers, end to end.
 
 
+@pytest.mark.slow  # runs the peers in subprocesses
 @pytest.mark.parametrize("workload", ["seed_mlp", "mnist_cnn"])
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_peer_trains_well_above_chance(run_peer, peer, workload):
@@ -187,6 +188,7 @@ def test_timing_fields_without_a_steady_epoch():
   assert common.timing_fields(0.0, [], 100, 8)["steps"] == 0
 
 
+@pytest.mark.slow  # runs the peers in subprocesses
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_peer_reports_timing_and_resources(run_peer, peer):
   result = run_peer(peer, "seed_mlp", epochs=EPOCHS["seed_mlp"])
@@ -201,6 +203,7 @@ def test_peer_reports_timing_and_resources(run_peer, peer):
   assert result["versions"]
 
 
+@pytest.mark.slow  # runs the peers in subprocesses
 def test_jaxlab_epoch_clock_agrees_with_its_loop_timer(run_peer):
   """jaxlab's epochs are read from the steps/s it logs; its loop times the same
   training with a clock of its own."""
@@ -210,6 +213,7 @@ def test_jaxlab_epoch_clock_agrees_with_its_loop_timer(run_peer):
   assert result["compile_seconds"] > 0 and result["place_seconds"] > 0
 
 
+@pytest.mark.slow  # runs the peers in subprocesses
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_epochs_zero_only_evaluates(run_peer, peer):
   untrained = run_peer(peer, "seed_mlp", epochs=0)
@@ -221,6 +225,7 @@ def test_epochs_zero_only_evaluates(run_peer, peer):
   assert untrained["test_accuracy"] < trained["test_accuracy"]
 
 
+@pytest.mark.slow  # runs the peers in subprocesses
 @pytest.mark.parametrize("workload", ["seed_mlp", "mnist_cnn"])
 def test_peers_start_from_identical_weights(run_peer, workload):
   """initial_* are measured before the first update, so trained runs serve. jaxlab's
@@ -238,6 +243,7 @@ def test_peers_start_from_identical_weights(run_peer, workload):
                                err_msg=peer)
 
 
+@pytest.mark.slow  # runs the peers in subprocesses
 def test_initial_losses_equal_an_independent_numpy_computation(run_peer, files):
   _, paths = files
   data, init = common.load_npz(paths["data"]), common.load_npz(paths["seed_mlp"])
@@ -252,6 +258,7 @@ def test_initial_losses_equal_an_independent_numpy_computation(run_peer, files):
                                atol=1e-5, err_msg=peer)
 
 
+@pytest.mark.slow  # runs the peers in subprocesses
 @pytest.mark.parametrize("workload", ["seed_mlp", "mnist_cnn"])
 def test_every_peer_takes_the_same_steps(run_peer, workload):
   epochs = EPOCHS[workload]

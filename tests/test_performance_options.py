@@ -80,14 +80,17 @@ def _train_counting_cache_events(tmp_path, name, cache):
 def test_compilation_cache_is_written_then_read_by_the_next_run(tmp_path):
   cache = tmp_path / 'cache'
   first = _train_counting_cache_events(tmp_path, 'first', cache)
-  entries = sorted(os.listdir(cache))
-  assert first.get(HITS, 0) == 0 and first[MISSES] == len(entries) > 0
+  entries = set(os.listdir(cache))
+  assert first.get(HITS, 0) == 0 and first[MISSES] >= len(entries) > 0
   second = _train_counting_cache_events(tmp_path, 'second', cache)
-  # Every program the first run stored is loaded from the cache, none compiled again.
-  assert second.get(HITS, 0) == len(entries) and second.get(MISSES, 0) == 0
-  assert sorted(os.listdir(cache)) == entries
+  # Every program the first run stored is loaded from the cache, not compiled again.
+  # (Programs that compiled faster than the cache's threshold are not stored, and may
+  # or may not be on a second run, so misses are not counted here.)
+  assert second.get(HITS, 0) == len(entries)
+  assert entries <= set(os.listdir(cache))
 
 
+@pytest.mark.slow  # every peer and the whole-process row, short (1-3 minutes)
 def test_benchmark_suite_short_mode(tmp_path):
   out = tmp_path / 'bench.json'
   result = subprocess.run([sys.executable, '-m', 'jaxlab.main', 'bench', '--short',

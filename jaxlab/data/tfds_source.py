@@ -5,6 +5,7 @@ not prepared under `data_dir` is reported at once: offline, TFDS would otherwise
 retry downloads for minutes before failing.
 """
 
+import os
 
 import numpy as np
 
@@ -17,6 +18,7 @@ PIXEL_MAX = 255.0
 def load(data_config, local_rows=None):
   import tensorflow_datasets as tfds
   name, data_dir = data_config.name, data_config.get('data_dir')
+  data_dir = os.path.expanduser(data_dir) if data_dir else data_dir  # flags do not expand ~
   builder = tfds.builder(name, data_dir=data_dir)
   try:
     train = tfds.data_source(name, split='train', data_dir=data_dir, download=False)
