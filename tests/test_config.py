@@ -117,3 +117,17 @@ def test_relative_workdir_trains_resumes_and_evaluates(tmp_path):
   evaluation = subprocess.run([*base, 'eval', '--workdir=runs/rel'], cwd=tmp_path,
                               capture_output=True, text=True, timeout=300)
   assert evaluation.returncode == 0 and (tmp_path / 'runs/rel/eval_22.json').exists()
+
+
+def test_dry_run_on_npz_data_reads_the_shapes_from_the_file(tmp_path):
+  import numpy as np
+  rng = np.random.default_rng(0)
+  path = tmp_path / 'arrays.npz'
+  np.savez(path, x_train=rng.integers(0, 255, (64, 12, 10), dtype=np.uint8),
+           y_train=rng.integers(0, 5, 64), x_test=rng.integers(0, 255, (8, 12, 10), dtype=np.uint8),
+           y_test=rng.integers(0, 5, 8))
+  result = run_cli('train', '--config=experiments/digits_cnn.py:smoke', '--config.data.name=npz',
+                   f'--config.data.path={path}', '--dry_run')
+  assert result.returncode == 0, result.stderr
+  assert 'head/kernel' in result.stdout and '(128, 5)' in result.stdout  # 5 classes from y
+  assert 'Traceback' not in result.stderr
