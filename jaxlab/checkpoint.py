@@ -12,6 +12,7 @@ checkpoint runs no code from it: arrays go through TensorStore and the rest is J
 """
 
 import gc
+import logging
 import posixpath
 import sys
 import time
@@ -43,6 +44,7 @@ class Checkpointer:
                async_save=True, read_only=False):
     self.workdir = workdir
     self.best_metric = best_metric
+    _ignore_reads_completing_after_failure()
     policies = [checkpoint_managers.LatestN(keep)]
     if best_metric:
       policies.append(checkpoint_managers.BestN(
@@ -174,14 +176,36 @@ def _optimizer_mismatch(step):
 
 
 def _collect_abandoned_reads():
-  """A failed read leaves Orbax's other read coroutines unawaited; collect them now,
-  quietly, rather than let Python print their tracebacks at some later moment."""
+  """A failed read leaves Orbax's other reads behind as coroutines never awaited: collect
+  them now, quietly, rather than let Python print their tracebacks at a later moment."""
   hook = sys.unraisablehook
   sys.unraisablehook = lambda unraisable: None
   try:
     gc.collect()
   finally:
     sys.unraisablehook = hook
+
+
+def _ignore_reads_completing_after_failure():
+  """After a failed restore, TensorStore's other reads still complete, from its own
+  threads, into the event loop Orbax has closed; Python reports each one as an
+  unraisable "Event loop is closed" traceback over the one-line error. They are
+  harmless (their results are no longer wanted), so that report alone is dropped."""
+  if getattr(sys.unraisablehook, 'ignores_closed_event_loops', False):
+    return
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and \
+        str(unraisable.exc_value) == 'Event loop is closed':
+      return
+    previous(unraisable)
+
+  hook.ignores_closed_event_loops = True
+  sys.unraisablehook = hook
+  # The gathered read that failed is also reported by asyncio when collected.
+  logging.getLogger('asyncio').addFilter(
+      lambda record: 'exception was never retrieved' not in record.getMessage())
 
 
 def _first_line(error):

@@ -11,6 +11,7 @@ The same as `python -m jaxlab.main ...`; without a command, `train` is meant.
 Rerunning the same train command on the same workdir resumes it.
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -43,6 +44,17 @@ def fail(message):
   """Prints a user error as one paragraph and exits with code 2."""
   print(f'jaxlab: error: {message}', file=sys.stderr, flush=True)
   sys.exit(2)
+
+
+def fail_now(message):
+  """fail() for errors found once a command runs: the exit skips the interpreter's
+  shutdown, where libraries' background threads (a failed checkpoint read leaves
+  TensorStore reads behind) would print tracebacks after the message. Nothing is lost:
+  checkpoints are written to a temporary folder and renamed when complete, so an exit
+  at any moment leaves the saved ones intact."""
+  print(f'jaxlab: error: {message}', file=sys.stderr, flush=True)
+  sys.stdout.flush()
+  os._exit(2)  # pylint: disable=protected-access
 
 
 def _override_error(error, argv):
@@ -222,7 +234,7 @@ def main(argv):
     command, args = _command(argv)
     return run_command(command, args)
   except UserError as error:
-    fail(str(error))
+    fail_now(str(error))
 
 
 def run():
