@@ -190,7 +190,9 @@ def _ignore_reads_completing_after_failure():
   """After a failed restore, TensorStore's other reads still complete, from its own
   threads, into the event loop Orbax has closed; Python reports each one as an
   unraisable "Event loop is closed" traceback over the one-line error. They are
-  harmless (their results are no longer wanted), so that report alone is dropped."""
+  harmless (their results are no longer wanted), so that report alone is dropped.
+  Installed when a Checkpointer is made, not on failure: those reports can arrive
+  before the failed restore's exception reaches `restore`."""
   if getattr(sys.unraisablehook, 'ignores_closed_event_loops', False):
     return
   previous = sys.unraisablehook
