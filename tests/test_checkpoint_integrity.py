@@ -12,6 +12,7 @@ import pytest
 from etils import epath
 
 from jaxlab import digest
+from jaxlab import storage  # noqa: F401  (sets epath to gcsfs, which the emulator serves)
 from tests.conftest import ROOT, restore_params, run_cli
 
 SMOKE = ['--config=experiments/digits_cnn.py:smoke', '--config.num_steps=22',
