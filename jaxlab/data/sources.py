@@ -1,0 +1,48 @@
+"""Random-access sources of examples: what both placements read from.
+
+A source is a sequence of examples: `len(source)` and `source[i]`, a dict of named
+numpy arrays (one example: the same names, shapes and dtypes for every i). It must
+be picklable, because streaming reads it from Grain's worker processes. A record that
+cannot be decoded raises `BadRecord`; the streaming path skips or stops on it as
+`data.skip_bad_records` says.
+"""
+
+import numpy as np
+
+
+class BadRecord(Exception):
+  """A record that cannot be decoded (a broken JPEG, an empty text, ...)."""
+
+  def __init__(self, source, index, reason):
+    super().__init__(f'bad record {index} of {source}: {reason}')
+    self.source = source
+    self.index = index
+    self.reason = reason
+
+
+class ArraySource:
+  """Examples held as arrays with a common first axis (in memory or memory-mapped)."""
+
+  def __init__(self, arrays, name='arrays'):
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) != 1:
+      raise ValueError(f'{name}: features of different lengths {sorted(lengths)}')
+    self.arrays = dict(arrays)
+    self.name = name
+
+  def __len__(self):
+    return len(next(iter(self.arrays.values())))
+
+  def __getitem__(self, index):
+    return {k: np.asarray(v[index]) for k, v in self.arrays.items()}
+
+  def rows(self, start, stop):
+    """Rows [start, stop) of every feature, as arrays (views where possible)."""
+    return {k: v[start:stop] for k, v in self.arrays.items()}
+
+  def take(self, indices):
+    """The rows at `indices` (any order), stacked."""
+    return {k: np.asarray(v[np.asarray(indices)]) for k, v in self.arrays.items()}
+
+  def __repr__(self):
+    return self.name
