@@ -120,10 +120,18 @@ class Probe:
 def predict(session, images):
   """jaxlab's logits for `images` (one batch) from the session's current state."""
   import jax
-  from jaxlab.train import step as step_lib
-  logits = jax.jit(functools.partial(step_lib.predict_logits, eval_batch_size=len(images),
-                                     step_config=session.model.step_config))
-  return logits(session.state, images)
+  from jaxlab import forward
+  programs = session.programs.inference
+  logits = jax.jit(functools.partial(forward.logits, model=programs.model, task=session.task))
+  return logits(session.state.variables, {'image': images})
+
+
+def _split(session, name, count=None):
+  """(images, labels) of the first `count` examples of a split (all by default)."""
+  from jaxlab.data import sources
+  source = getattr(session.splits, name)
+  rows = sources.read_rows(source, 0, count or len(source))
+  return rows['image'], rows['label']
 
 
 def cross_entropy(logits, labels):
@@ -133,21 +141,20 @@ def cross_entropy(logits, labels):
 
 def initial_outputs(session):
   import numpy as np
-  dataset = session.dataset
   n = common.INITIAL_LOSS_EXAMPLES
-  logits = predict(session, dataset.train_images[:n])
-  return dict(initial_loss=float(cross_entropy(logits, dataset.train_labels[:n]).mean()),
+  images, labels = _split(session, 'train', n)
+  logits = predict(session, images)
+  return dict(initial_loss=float(cross_entropy(logits, labels).mean()),
               initial_logits=np.asarray(logits[:common.INITIAL_LOGITS_EXAMPLES]).tolist())
 
 
 def untrained_test_metrics(session):
   """Test loss and accuracy of the initial state (for --epochs=0)."""
   import numpy as np
-  dataset = session.dataset
-  logits = np.asarray(predict(session, dataset.test_images))
-  loss = float(cross_entropy(logits, dataset.test_labels).mean())
-  return dict(test_loss=loss, test_accuracy=float(np.mean(logits.argmax(-1) ==
-                                                          dataset.test_labels)))
+  images, labels = _split(session, 'test')
+  logits = np.asarray(predict(session, images))
+  loss = float(cross_entropy(logits, labels).mean())
+  return dict(test_loss=loss, test_accuracy=float(np.mean(logits.argmax(-1) == labels)))
 
 
 def epoch_records(workdir, steps_per_epoch, epochs):

@@ -1,4 +1,5 @@
-"""Orbax checkpoints under <workdir>/checkpoints: the train state, metadata and digests.
+"""Orbax checkpoints under <workdir>/checkpoints: the train state, the input's position
+(`data`), metadata and digests.
 
 Saves are atomic (Orbax writes to a temporary folder and renames it), so a kill at
 any moment leaves the previous checkpoints intact. Damaged bytes are another matter:
@@ -7,10 +8,13 @@ item), and every restore recomputes and compares them, so a damaged or unreadabl
 step raises `DamagedCheckpoint` instead of loading garbage. `set_aside` moves such a
 step out of the checkpoint folder (never deleting it). Kept: the last `keep` and the
 best by `best_metric`. Restores take an abstract target carrying the current
-shardings, so a checkpoint moves between device counts and meshes. Reading a
-checkpoint runs no code from it: arrays go through TensorStore and the rest is JSON.
+shardings, so a checkpoint moves between device counts and meshes. Inference
+restores only the parameters and model state (`restore_variables`, an Orbax partial
+restore): no optimizer state is read. Reading a checkpoint runs no code from it:
+arrays go through TensorStore and the rest is JSON.
 """
 
+import dataclasses
 import gc
 import logging
 import posixpath
@@ -21,12 +25,12 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from jaxlab import digest, storage
+from jaxlab import digest, storage, workdir_files
 from jaxlab.errors import UserError
 from jaxlab.parallel import multihost
 
-DIRECTORY = 'checkpoints'
-DAMAGED_DIRECTORY = 'checkpoints_damaged'  # where damaged steps are moved, beside DIRECTORY
+DIRECTORY = workdir_files.CHECKPOINTS
+DAMAGED_DIRECTORY = workdir_files.CHECKPOINTS_DAMAGED  # damaged steps, set aside
 
 
 class DamagedCheckpoint(Exception):
@@ -54,10 +58,15 @@ class Checkpointer:
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
         enable_async_checkpointing=async_save, cleanup_tmp_directories=not read_only,
         read_only=read_only, create=not read_only)
+    # Read-only (inference) managers read the state as a plain tree, which allows a
+    # partial restore; the bytes are the same as StandardCheckpointHandler's.
+    state_handler = ocp.PyTreeCheckpointHandler() if read_only else \
+        ocp.StandardCheckpointHandler()
     self._manager = ocp.CheckpointManager(posixpath.join(workdir, DIRECTORY), options=options,
                                           item_handlers=dict(
-                                              state=ocp.StandardCheckpointHandler(),
+                                              state=state_handler,
                                               meta=ocp.JsonCheckpointHandler(),
+                                              data=ocp.JsonCheckpointHandler(),
                                               integrity=ocp.JsonCheckpointHandler()))
 
   def latest_step(self):
@@ -69,25 +78,51 @@ class Checkpointer:
   def all_steps(self):
     return list(self._manager.all_steps())
 
-  def save(self, step, state, meta, metrics=None):
-    """Starts a save (asynchronous where enabled); `metrics` rank it for 'best'."""
+  def save(self, step, state, meta, data, metrics=None):
+    """Starts a save (asynchronous where enabled); `data` is the input's position (JSON),
+    `metrics` rank the step for 'best'."""
     if metrics and self.best_metric and self.best_metric not in metrics:
       metrics = None
-    integrity = dict(state=digest.tree_digests(state), meta=digest.json_digest(meta))
+    integrity = dict(state=digest.tree_digests(state), meta=digest.json_digest(meta),
+                     data=digest.json_digest(data))
     self._manager.save(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
-        integrity=ocp.args.JsonSave(integrity)),
+        data=ocp.args.JsonSave(data), integrity=ocp.args.JsonSave(integrity)),
         metrics=metrics, force=True)
 
   def restore(self, step, target_layout):
-    """(state, meta) at `step`, each array placed with the target's sharding and
+    """(state, meta, data) at `step`, each array placed with the target's sharding and
     checked against the digests saved with it; raises DamagedCheckpoint otherwise."""
+    items = dict(state=ocp.args.StandardRestore(target_layout.abstract()))
+    if self._has_item(step, 'data'):  # checkpoints written before inputs had a position
+      items['data'] = ocp.args.JsonRestore()
+    restored = self._restore_verified(step, target_layout.shapes.params, items)
+    return restored.state, restored.meta, restored.get('data')
+
+  def restore_variables(self, step, variables_layout):
+    """(Variables, meta) at `step`: parameters and model state only (an Orbax partial
+    restore; the optimizer state is never read), verified like `restore`."""
+    from jaxlab import modeling
+    abstract = variables_layout.abstract()
+    target = dict(params=abstract.params, model_state=abstract.model_state)
+    restore_args = jax.tree.map(lambda leaf: ocp.ArrayRestoreArgs(sharding=leaf.sharding), target)
+    restored = self._restore_verified(step, abstract.params, dict(state=ocp.args.PyTreeRestore(
+        item=target, restore_args=restore_args, partial_restore=True)))
+    state = restored.state
+    return modeling.Variables(state['params'], state.get('model_state') or {}), restored.meta
+
+  def _has_item(self, step, name):
+    try:
+      return self._manager.item_metadata(step).get(name) is not None
+    except Exception:  # pylint: disable=broad-except
+      return True  # let the restore itself report the damage
+
+  def _restore_verified(self, step, target_params, items):
     failure = None
     try:
-      self._check_shapes(step, target_layout.shapes)
+      self._check_shapes(step, target_params)
       restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target_layout.abstract()),
-          meta=ocp.args.JsonRestore(), integrity=ocp.args.JsonRestore()))
+          **items, meta=ocp.args.JsonRestore(), integrity=ocp.args.JsonRestore()))
     except UserError:
       raise
     except ValueError as error:
@@ -103,7 +138,7 @@ class Checkpointer:
     if not multihost.all_agree(failure is None):
       raise DamagedCheckpoint(step, failure or 'another process could not read it')
     _verify(step, restored)
-    return restored.state, restored.meta
+    return restored
 
   def restore_meta(self, step):
     try:
@@ -111,7 +146,7 @@ class Checkpointer:
           meta=ocp.args.JsonRestore())).meta
     except Exception as error:  # pylint: disable=broad-except
       raise DamagedCheckpoint(step, _first_line(error)) from None
-    if not isinstance(meta, dict) or 'steps_per_epoch' not in meta:
+    if not isinstance(meta, dict) or 'step' not in meta:
       raise DamagedCheckpoint(step, 'its metadata is incomplete')
     return meta
 
@@ -136,11 +171,12 @@ class Checkpointer:
   def close(self):
     self._manager.close()
 
-  def _check_shapes(self, step, target_shapes):
+  def _check_shapes(self, step, target_params):
     """A checkpoint of another model is an error naming the parameters that differ."""
-    saved = self._manager.item_metadata(step).state.tree  # raises if the step is damaged
+    saved = self._manager.item_metadata(step).state  # raises if the step is damaged
+    saved = saved.tree if hasattr(saved, 'tree') else saved
     saved_params = _shapes_by_path(saved['params'])
-    target_params = _shapes_by_path(target_shapes.params)
+    target_params = _shapes_by_path(target_params)
     problems = [f'{path}: checkpoint {saved_params.get(path)} vs model {shape}'
                 for path, shape in target_params.items() if saved_params.get(path) != shape]
     problems += [f'{path}: in checkpoint {shape}, not in model'
@@ -158,13 +194,26 @@ def _verify(step, restored):
   integrity = restored.integrity
   if not isinstance(integrity, dict) or not isinstance(integrity.get('state'), dict):
     raise DamagedCheckpoint(step, 'its digests are missing or unreadable')
-  differing = digest.mismatches(integrity['state'], digest.tree_digests(restored.state))
+  actual = digest.tree_digests(restored.state)
+  expected = {path: value for path, value in integrity['state'].items()
+              if path.split('/', 1)[0] in _top_level(restored.state)}  # a partial restore
+  differing = digest.mismatches(expected, actual)
   if differing:
     listed = ', '.join(differing[:5]) + (' ...' if len(differing) > 5 else '')
     raise DamagedCheckpoint(step, f'{len(differing)} array(s) differ from their saved '
                             f'digests ({listed})')
   if integrity.get('meta') != digest.json_digest(restored.meta):
     raise DamagedCheckpoint(step, 'its metadata differs from its saved digest')
+  data = restored.get('data')
+  if data is not None and integrity.get('data') != digest.json_digest(data):
+    raise DamagedCheckpoint(step, 'its input position differs from its saved digest')
+
+
+def _top_level(tree):
+  """The names of a restored state's top-level fields ('params', 'opt_state', ...)."""
+  if isinstance(tree, dict):
+    return set(tree)
+  return {field.name for field in dataclasses.fields(tree)}
 
 
 def _optimizer_mismatch(step):

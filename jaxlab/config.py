@@ -8,16 +8,16 @@ import posixpath
 import ml_collections
 
 from jaxlab import config_checks as checks
-from jaxlab import storage
+from jaxlab import storage, workdir_files
 from jaxlab.errors import UserError
 
 # Names the checks accept, listed here so that loading a config stays light.
-DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz')
+DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
+              'lm1b', 'imdb_reviews')
 SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10')
-EVAL_METRICS = ('eval/accuracy', 'eval/loss', 'eval/precision', 'eval/recall', 'eval/f1')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
-CONFIG_FILE_NAME = 'config.json'
+CONFIG_FILE_NAME = workdir_files.CONFIG
 
 
 def flat_keys(config, prefix=''):
@@ -56,16 +56,16 @@ def unknown_key_error(config, key):
 
 def total_steps(config, steps_per_epoch):
   """Training length in steps, from num_steps if set, else from num_epochs."""
-  if config.get('num_steps'):
+  if config.num_steps:
     return int(config.num_steps)
   return int(math.ceil(config.num_epochs * steps_per_epoch))
 
 
 def warmup_steps(optimizer_config, num_steps):
   """Warmup in steps, from warmup_steps if set, else from warmup_percent."""
-  if optimizer_config.get('warmup_steps'):
+  if optimizer_config.warmup_steps:
     return int(optimizer_config.warmup_steps)
-  return int(num_steps * optimizer_config.get('warmup_percent', 0.0) / 100)
+  return int(num_steps * optimizer_config.warmup_percent / 100)
 
 
 def save(config, workdir):
@@ -82,7 +82,17 @@ def load_from_workdir(workdir):
         f'No {CONFIG_FILE_NAME} in workdir {workdir}: it is not a jaxlab training '
         'directory. Train first with `jaxlab train --config=... '
         f'--workdir={workdir}`, or point --workdir at an existing run.')
-  return ml_collections.ConfigDict(json.loads(storage.read_text(path)))
+  config = defaults()  # fields added since the run was trained take their defaults
+  _merge(config, json.loads(storage.read_text(path)))
+  return config
+
+
+def _merge(config, record):
+  for key, value in record.items():
+    if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+      _merge(config[key], value)
+    else:
+      config[key] = value
 
 
 def defaults():
@@ -120,7 +130,15 @@ def _declare(field):
   placeholder = ml_collections.config_dict.placeholder
   field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
 
+  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model"'))  # what is learned: batch, loss, metrics (see README)
+
   field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (see README)
+  field('data.placement', 'auto', checks.one_of('auto', 'device', 'stream'))  # device: whole set on the devices; stream: read by Grain as it trains
+  field('data.device_memory_share', 0.25, checks.number(above=0, maximum=1))  # auto places on the devices up to this share of their memory
+  field('data.num_workers', -1, checks.integer(minimum=-1))  # streaming: Grain worker processes (-1: one per core for decoded sources, 0 for arrays)
+  field('data.prefetch_blocks', 2, checks.integer(minimum=1))  # streaming: blocks read ahead onto the devices
+  field('data.skip_bad_records', True, checks.boolean())  # streaming: skip and count undecodable records (False: stop)
+  field('data.cache_dir', placeholder(str), checks.optional(checks.text()))  # decoded TFDS arrays and tokenized text (default ~/.cache/jaxlab/datasets)
   field('data.path', placeholder(str), checks.optional(checks.text()))  # the .npz of data.name='npz'
   field('data.data_dir', placeholder(str), checks.optional(checks.text()))  # TFDS data_dir (default ~/tensorflow_datasets)
   field('data.batch_size', 32, checks.integer(minimum=1))  # global batch, split over the data-parallel devices
@@ -130,6 +148,9 @@ def _declare(field):
   field('data.augment', (), checks.subset_of('crop', 'flip'))  # on-device augmentations: 'crop', 'flip'
   field('data.synthetic_like', 'digits', checks.one_of(*SYNTHETIC_SHAPES))  # shapes and sizes of data.name='synthetic'
   field('data.synthetic_seed', 0, checks.integer())  # seed of the synthetic images and their teacher
+  field('data.seq_len', 128, checks.integer(minimum=2))  # text: tokens per packed sequence
+  field('data.tokenizer', 'byte', checks.one_of('byte', 'sentencepiece'))  # text: bytes, or SentencePiece trained on the training text
+  field('data.vocab_size', 512, checks.integer(minimum=16))  # text: SentencePiece vocabulary size
 
   field('model.name', 'cnn', checks.model_name())  # registered name, or 'package.module:Class'
   field('compute_dtype', 'auto', checks.one_of('auto', 'float32', 'bfloat16'))  # auto: bfloat16 on GPU/TPU, float32 on CPU
@@ -161,7 +182,7 @@ def _declare(field):
 
   field('checkpoint_every_steps', 500, checks.integer(minimum=0))  # checkpoint interval (0: only at the end)
   field('checkpoint.keep', 2, checks.integer(minimum=1))  # how many of the latest checkpoints to keep
-  field('checkpoint.best_metric', 'eval/accuracy', checks.one_of('', *EVAL_METRICS))  # also keep the best by this ('': off)
+  field('checkpoint.best_metric', 'eval/accuracy', checks.metric_name('eval/'))  # also keep the best by this ('': off)
   field('checkpoint.best_mode', 'max', checks.one_of('max', 'min'))
   field('checkpoint.async_save', True, checks.boolean())  # write checkpoints in the background
 

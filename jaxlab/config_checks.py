@@ -78,11 +78,25 @@ def mesh_axis():
   return check
 
 
-def model_name():
+def import_name(what, examples):
+  """A registered name or 'package.module:Name' (resolved when the run starts)."""
   def check(value):
     if not isinstance(value, str) or not value or value.count(':') > 1 or value.endswith(':'):
-      return ('must be a registered model name (e.g. "cnn", "mlp") or '
-              '"package.module:ClassName"')
+      return f'must be a registered {what} name (e.g. {examples}) or "package.module:Name"'
+    return None
+  return check
+
+
+def model_name():
+  return import_name('model', '"cnn", "mlp"')
+
+
+def metric_name(prefix):
+  """'' (off) or a metric named '<prefix><name>'; the task says at run time which exist."""
+  def check(value):
+    if not isinstance(value, str) or (value and not (value.startswith(prefix)
+                                                     and len(value) > len(prefix))):
+      return f"must be '' or a metric name starting with {prefix!r} (e.g. {prefix}accuracy)"
     return None
   return check
 

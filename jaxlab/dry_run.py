@@ -7,56 +7,72 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxlab import config as config_lib
 from jaxlab import data as data_lib
+from jaxlab import modeling, tasks
 from jaxlab.data import pipeline
+from jaxlab.data import placement as placement_lib
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.parallel import sharding
-from jaxlab.train import session as session_lib
+from jaxlab.train import inputs
+from jaxlab.train import programs as programs_lib
 
 
 def shape_info(data_config):
   """DatasetInfo and train size: from the known shapes (no data is loaded), or from
-  the user's own arrays."""
+  the data set itself."""
   name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
   if name not in data_lib.KNOWN_SHAPES:
-    dataset = data_lib.load(data_config)
-    return dataset.info, dataset.num_train
+    splits = data_lib.load(data_config)
+    return splits.info, len(splits.train)
   known = data_lib.KNOWN_SHAPES[name]
-  info = data_lib.DatasetInfo(name, tuple(known['image_shape']), known['num_classes'], 255.0)
-  return info, data_config.get('num_train') or known['num_train']
+  info = data_lib.image_info(name, known['image_shape'], known['num_classes'])
+  return info, data_config.num_train or known['num_train']
 
 
 def analyse(config):
   """A dict with the compiled block's costs and the parameter sharding table."""
   mesh = mesh_lib.create(config.mesh)
-  session_lib.check_batch_size(config.data.batch_size, mesh)
+  mesh_lib.check_batch_size(config.data.batch_size, mesh)
   info, num_train = shape_info(config.data)
+  task = tasks.create(config, info, compute_dtype=modeling.compute_dtype(config))
+  inputs.check_batch_spec(task, info)
   steps_per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
-  model = session_lib.Model.create(config, info, steps_per_epoch, mesh)
-  length = max(1, min(int(config.steps_per_loop), model.num_steps))
-  spanned = pipeline.epochs_spanned(length, steps_per_epoch)
-  replicated, by_example = sharding.replicated(mesh), sharding.batch_sharding(mesh)
-  shards = mesh.shape['data'] * mesh.shape['fsdp']
-  padded = -(-num_train // shards) * shards
-  abstract = (
-      model.layout.abstract(),
-      jax.ShapeDtypeStruct((spanned, num_train), jnp.int32, sharding=replicated),
-      jax.ShapeDtypeStruct((padded, *info.image_shape), jnp.uint8, sharding=by_example),
-      jax.ShapeDtypeStruct((padded,), jnp.int32, sharding=by_example))
-  compiled = model.block_function(length, steps_per_epoch, config.data.batch_size).lower(
-      *abstract).compile()
+  programs = programs_lib.TrainPrograms(config, task, mesh,
+                                        config_lib.total_steps(config, steps_per_epoch))
+  length = max(1, min(int(config.steps_per_loop), programs.num_steps))
+  placement = placement_lib.choose(config.data, info, num_train, mesh)
+  if placement == 'device':
+    block = programs.resident_block(length, steps_per_epoch, config.data.batch_size)
+    args = _abstract_resident(task, length, steps_per_epoch, num_train, mesh)
+  else:
+    block = programs.streamed_block()
+    args = (programs_lib.abstract_batches(task, length, config.data.batch_size, mesh,
+                                          with_mask=True),)
+  compiled = block.lower(programs.layout.abstract(), *args).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   memory = compiled.memory_analysis()
-  params = jax.tree.leaves(model.layout.shapes.params)
+  params = jax.tree.leaves(programs.layout.shapes.params)
   return dict(
+      task=type(task).__name__, placement=placement,
       num_params=int(sum(math.prod(p.shape) for p in params)),
       param_bytes=int(sum(math.prod(p.shape) * p.dtype.itemsize for p in params)),
-      flops_per_step=model.step_flops(config.data.batch_size, info.image_shape),
+      flops_per_step=programs.step_flops(config.data.batch_size),
       compiled_flops_per_device_per_step=float(cost.get('flops', 0.0)) / length if cost else None,
-      steps_per_loop=length, num_steps=model.num_steps, mesh=dict(mesh.shape),
+      steps_per_loop=length, num_steps=programs.num_steps, mesh=dict(mesh.shape),
       memory_per_device=_memory(memory),
-      sharding_table=[(path, shape, str(spec)) for path, shape, spec in model.layout.param_table])
+      sharding_table=[(path, shape, str(spec)) for path, shape, spec in programs.layout.param_table])
+
+
+def _abstract_resident(task, length, steps_per_epoch, num_train, mesh):
+  """ShapeDtypeStructs of the resident block's arguments: permutations and data."""
+  replicated, by_example = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+  spanned = pipeline.epochs_spanned(length, steps_per_epoch)
+  padded = mesh_lib.round_up_to_shards(num_train, mesh)
+  data = {name: jax.ShapeDtypeStruct((padded, *shape), dtype, sharding=by_example)
+          for name, (shape, dtype) in task.batch_spec().items()}
+  return jax.ShapeDtypeStruct((spanned, num_train), jnp.int32, sharding=replicated), data
 
 
 def _memory(memory):
@@ -70,6 +86,7 @@ def _memory(memory):
 def report(config):
   print(f'config:\n{config}')
   result = analyse(config)
+  print(f'task: {result["task"]}  data placement: {result["placement"]}')
   print(f'mesh: {result["mesh"]}  steps: {result["num_steps"]}  '
         f'steps per compiled call: {result["steps_per_loop"]}')
   print(f'parameters: {result["num_params"]:,} ({result["param_bytes"] / 2**20:.2f} MiB)')

@@ -1,41 +1,74 @@
-"""`jaxlab eval`: the metrics of a saved checkpoint on the test set."""
+"""Evaluation: the task's metrics of a model on a test set, held on the devices whole
+(small sets) or streamed batch by batch; and `jaxlab eval`, which does it for a
+saved checkpoint. Imports nothing from training."""
 
 import json
-import posixpath
 
 import jax
 import numpy as np
 
 from jaxlab import data as data_lib
-from jaxlab import inference
+from jaxlab import inference, storage, workdir_files
 from jaxlab import metrics as metrics_lib
-from jaxlab import storage
-from jaxlab.data import pipeline
+from jaxlab.data import pipeline, placement, sources
+from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.parallel import sharding
-from jaxlab.train import session as session_lib
+
+
+def place_test_set(source, task, eval_batch_size, mesh):
+  """The task's features of the whole test set, padded to whole eval batches, on every
+  device."""
+  rows = sources.read_rows(source, 0, len(source))
+  replicated = sharding.replicated(mesh)
+  return {name: pipeline.place(pipeline.pad_to_multiple(np.asarray(rows[name]), eval_batch_size),
+                               replicated)
+          for name in task.batch_spec()}
+
+
+def resident_outputs(programs, variables, arrays, eval_batch_size, count):
+  outputs = jax.device_get(programs.eval_resident(eval_batch_size)(variables, arrays))
+  return {k: np.asarray(v)[:count] for k, v in outputs.items()}
+
+
+def streamed_outputs(programs, variables, source, task, eval_batch_size, data_config):
+  """Outputs of every real example of a streamed test set (padding and bad records left
+  out), in order."""
+  from jaxlab.data import stream
+  evaluate_batch = programs.eval_batch()
+  kept = []
+  for arrays in stream.eval_batches(source, example_spec=task.batch_spec(),
+                                    batch_size=eval_batch_size, sharding=programs.batch_sharding,
+                                    num_workers=max(data_config.num_workers, 0)):
+    outputs = jax.device_get(evaluate_batch(variables, arrays))
+    real = np.asarray(outputs.pop('mask')) > 0
+    kept.append({k: np.asarray(v)[real] for k, v in outputs.items()})
+  return {k: np.concatenate([part[k] for part in kept]) for k in kept[0]} if kept else {}
+
+
+def outputs(programs, variables, source, task, eval_batch_size, data_config):
+  """Per-example outputs of a test set: held on the devices whole when it fits (by
+  data.placement's rule), streamed otherwise."""
+  mesh = programs.mesh
+  if placement.choose(data_config, task.info, len(source), mesh, per_device=False) == 'device':
+    test = place_test_set(source, task, eval_batch_size, mesh)
+    return resident_outputs(programs, variables, test, eval_batch_size, len(source))
+  return streamed_outputs(programs, variables, source, task, eval_batch_size, data_config)
 
 
 def evaluate(run):
-  """Metrics of `run` on its configured test set."""
-  dataset = data_lib.load(run.config.data, local_rows=lambda n: (0, 0))  # the test set only
-  eval_batch = session_lib.eval_batch_size(run.config, run.model.mesh)
-  replicated = sharding.replicated(run.model.mesh)
-  images = pipeline.place(pipeline.pad_to_multiple(dataset.test_images, eval_batch), replicated)
-  labels = pipeline.place(pipeline.pad_to_multiple(dataset.test_labels, eval_batch), replicated)
-  predictions, losses = jax.device_get(run.model.eval_function(eval_batch)(run.state, images,
-                                                                          labels))
-  count = len(dataset.test_labels)
-  result = metrics_lib.classification_metrics(dataset.test_labels, predictions[:count],
-                                              dataset.info.num_classes)
-  result['loss'] = float(np.mean(losses[:count]))
-  return dict(step=run.step, num_examples=count, **result)
+  """The task's metrics of `run` (inference.TrainedRun) on its configured test set."""
+  splits = data_lib.load(run.config.data, run.workdir)
+  eval_batch = mesh_lib.eval_batch_size(run.config, run.programs.mesh)
+  result = run.task.eval_metrics(outputs(run.programs, run.variables, splits.test, run.task,
+                                         eval_batch, run.config.data))
+  return dict(step=run.step, num_examples=len(splits.test), **result)
 
 
 def main(workdir, which):
   run = inference.load(workdir, which)
   result = evaluate(run)
   print(metrics_lib.format_table(result, title=f'eval of {workdir} at step {run.step}'))
-  path = posixpath.join(workdir, f'eval_{run.step}.json')
+  path = workdir_files.path(workdir, workdir_files.eval_result(run.step))
   storage.write_text(path, json.dumps(result, indent=2) + '\n')
   print(f'Wrote {path}')
   return result

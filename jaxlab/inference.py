@@ -1,4 +1,6 @@
-"""Loading a trained run from its workdir alone: config, data info and a checkpoint."""
+"""Loading a trained model from its workdir alone: config, data info, task, and the
+parameters and model state of one checkpoint (never the optimizer state). Imports
+nothing from training."""
 
 import dataclasses
 from typing import Any
@@ -7,19 +9,21 @@ import ml_collections
 
 from jaxlab import checkpoint as checkpoint_lib
 from jaxlab import config as config_lib
-from jaxlab import storage
+from jaxlab import data as data_lib
+from jaxlab import modeling, programs as programs_lib, storage, tasks
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
-from jaxlab.train import session as session_lib
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainedRun:
   config: Any
-  info: Any
-  model: Any  # session.Model
-  state: Any
+  info: Any  # data.DatasetInfo
+  task: Any
+  programs: Any  # programs.Programs
+  variables: Any  # modeling.Variables
   step: int
+  workdir: str
 
 
 def resolve_step(checkpointer, which, workdir):
@@ -38,43 +42,39 @@ def resolve_step(checkpointer, which, workdir):
 
 
 def load(workdir, which='best'):
-  """The model and state of `which` checkpoint, on a data-parallel mesh of this machine."""
+  """The model of `which` checkpoint, on a data-parallel mesh of this machine."""
   workdir = storage.absolute(workdir)
   config = config_lib.load_from_workdir(workdir)
-  info = session_lib.load_dataset_info(workdir)
+  info = data_lib.load_info(workdir)
+  task = tasks.create(config, info, compute_dtype=modeling.compute_dtype(config), workdir=workdir)
+  # A checkpoint from any mesh restores onto this machine's devices, data-parallel.
+  mesh = mesh_lib.create(ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1)))
+  model, layout = modeling.variables_layout(config, task, mesh)
+  programs = programs_lib.Programs(task, model, mesh, layout)
   checkpointer = checkpoint_lib.Checkpointer(
       workdir, best_metric=config.checkpoint.best_metric, best_mode=config.checkpoint.best_mode,
       read_only=True)
   step = resolve_step(checkpointer, which, workdir)
-  # A checkpoint from any mesh restores onto this machine's devices, data-parallel.
-  mesh = mesh_lib.create(ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1)))
   try:
-    model, state = _restore(checkpointer, step, config, info, mesh)
+    variables, _ = checkpointer.restore_variables(step, layout)
   except checkpoint_lib.DamagedCheckpoint as error:
     intact = _intact_steps(checkpointer, [s for s in checkpointer.all_steps() if s != step],
-                           config, info, mesh)
+                           layout)
     choice = (f'Intact checkpoints: {", ".join(map(str, intact))}; pass --checkpoint=STEP with '
               'one of them' if intact else 'No other checkpoint is intact; retrain')
     raise UserError(f'Cannot use {workdir}: {error}. {choice} (`jaxlab train` on this workdir '
                     'sets damaged steps aside and resumes from the newest intact one).') from None
   finally:
     checkpointer.close()
-  return TrainedRun(config, info, model, state, step)
+  return TrainedRun(config, info, task, programs, variables, step, workdir)
 
 
-def _restore(checkpointer, step, config, info, mesh):
-  meta = checkpointer.restore_meta(step)
-  model = session_lib.Model.create(config, info, meta['steps_per_epoch'], mesh)
-  state, _ = checkpointer.restore(step, model.layout)
-  return model, state
-
-
-def _intact_steps(checkpointer, steps, config, info, mesh):
+def _intact_steps(checkpointer, steps, layout):
   """The steps among `steps` whose checkpoints restore and verify."""
   intact = []
   for step in sorted(steps):
     try:
-      _restore(checkpointer, step, config, info, mesh)
+      checkpointer.restore_variables(step, layout)
       intact.append(step)
     except checkpoint_lib.DamagedCheckpoint:
       pass

@@ -184,6 +184,13 @@ def _workdir():
   return FLAGS.workdir
 
 
+def _final_metrics(metrics):
+  if 'accuracy' in metrics:
+    return f'test accuracy {metrics["accuracy"]:.4f}'
+  shown = f'test loss {metrics["loss"]:.4f}'
+  return shown + (f', perplexity {metrics["perplexity"]:.2f}' if 'perplexity' in metrics else '')
+
+
 def run_command(command, args):
   """Dispatches one command; returns the process exit code."""
   if command == 'train':  # inputs are checked before the runtime starts
@@ -209,7 +216,7 @@ def run_command(command, args):
       print(f'jaxlab: {error}', file=sys.stderr, flush=True)
       return 1
     if summary['eval'] and summary['status'] == 'finished':
-      print(f'Done: step {summary["step"]}, test accuracy {summary["eval"]["accuracy"]:.4f}. '
+      print(f'Done: step {summary["step"]}, {_final_metrics(summary["eval"])}. '
             f'Outputs in {FLAGS.workdir}.', flush=True)
     return 0
   if command == 'eval':

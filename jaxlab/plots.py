@@ -4,7 +4,7 @@ import io
 import posixpath
 import threading
 
-from jaxlab import storage
+from jaxlab import storage, workdir_files
 
 
 _PREPARING = []  # the thread of prepare(), if started
@@ -55,7 +55,7 @@ def training_curves(records, workdir):
     axis.set_title(name)
     axis.set_xlabel('step')
     axis.legend()
-  path = posixpath.join(workdir, 'training_curves.png')
+  path = posixpath.join(workdir, workdir_files.TRAINING_CURVES)
   _save(figure, path)
   pyplot.close(figure)
   return path
@@ -77,7 +77,7 @@ def confusion_matrix(counts, class_names, workdir, step):
     for j, count in enumerate(row):
       if count:
         axis.text(j, i, str(count), ha='center', va='center', fontsize=7)
-  path = posixpath.join(workdir, 'confusion_matrix.png')
+  path = posixpath.join(workdir, workdir_files.CONFUSION_MATRIX)
   _save(figure, path)
   pyplot.close(figure)
   return path

@@ -1,8 +1,5 @@
-"""`jaxlab predict`: top-k classes for image files (PNG, JPEG, ... via Pillow).
-
-Each image is converted as the training data was: to the data set's channels and
-size, and scaled to its pixel range, then normalised by the same compiled code.
-"""
+"""`jaxlab predict`: the model's predictions for input files, read as the task says
+(images for image classifiers, text files for text models)."""
 
 import json
 import sys
@@ -12,59 +9,41 @@ import numpy as np
 
 from jaxlab import inference
 from jaxlab.data import pipeline
+from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.parallel import sharding
-from jaxlab.train import step as step_lib
+
+MAX_BATCH = 256
 
 
-def load_image(path, info):
-  """The image as float32 (H, W, C) in the data set's raw pixel range."""
-  from PIL import Image
-  height, width, channels = info.image_shape
-  with Image.open(path) as image:
-    image = image.convert('L' if channels == 1 else 'RGB').resize((width, height),
-                                                                  Image.Resampling.BILINEAR)
-    pixels = np.asarray(image, dtype=np.float32).reshape(height, width, channels)
-  return pixels / 255.0 * info.pixel_max
-
-
-def probabilities(run, images_NxHxWxC):
-  """Softmax class probabilities, computed with the eval-mode model."""
-  shards = run.model.mesh.shape['data'] * run.model.mesh.shape['fsdp']
-  batch = shards * max(1, -(-min(len(images_NxHxWxC), 256) // shards))
-  padded = pipeline.pad_to_multiple(images_NxHxWxC, batch)
-  predict = jax.jit(lambda state, x: jax.nn.softmax(step_lib.predict_logits(
-      state, x, eval_batch_size=batch, step_config=run.model.step_config)))
-  placed = pipeline.place(padded, sharding.replicated(run.model.mesh))
-  return np.asarray(jax.device_get(predict(run.state, placed)))[:len(images_NxHxWxC)]
-
-
-def top_k(probs, k, info):
-  order = np.argsort(-probs)[:k]
-  return [dict(label=int(i), name=info.label_name(int(i)), probability=float(probs[i]))
-          for i in order]
+def outputs(run, batch):
+  """The task's prediction outputs for a host batch (any number of examples)."""
+  count = len(next(iter(batch.values())))
+  size = mesh_lib.round_up_to_shards(min(count, MAX_BATCH), run.programs.mesh)
+  predict = run.programs.predict()
+  replicated = sharding.replicated(run.programs.mesh)
+  parts = []
+  for start in range(0, count, size):
+    chunk = {k: pipeline.pad_to_multiple(np.asarray(v[start:start + size]), size)
+             for k, v in batch.items()}
+    placed = {k: pipeline.place(v, replicated) for k, v in chunk.items()}
+    parts.append(jax.device_get(predict(run.variables, placed)))
+  return {k: np.concatenate([np.asarray(p[k]) for p in parts])[:count] for k in parts[0]}
 
 
 def main(workdir, paths, checkpoint='best', top_k_count=3, as_json=False):
   """Prints predictions; returns 1 if any file could not be read, else 0."""
   if not paths:
-    print('jaxlab: error: predict needs image files: jaxlab predict --workdir=DIR a.png b.jpg',
+    print('jaxlab: error: predict needs input files: jaxlab predict --workdir=DIR FILE ...',
           file=sys.stderr)
     return 2
   run = inference.load(workdir, checkpoint)
-  images, readable, failed = [], [], 0
-  for path in paths:
-    try:
-      images.append(load_image(path, run.info))
-      readable.append(path)
-    except (OSError, ValueError, SyntaxError) as error:
-      failed += 1
-      print(f'jaxlab: cannot read {path}: {error}', file=sys.stderr, flush=True)
-  if images:
-    for path, probs in zip(readable, probabilities(run, np.stack(images))):
-      best = top_k(probs, top_k_count, run.info)
+  batch, readable, errors = run.task.predict_inputs(paths)
+  for path, error in errors.items():
+    print(f'jaxlab: cannot read {path}: {error}', file=sys.stderr, flush=True)
+  if readable:
+    for path, prediction in zip(readable, run.task.predictions(outputs(run, batch), top_k_count)):
       if as_json:
-        print(json.dumps(dict(file=path, top_k=best)), flush=True)
+        print(json.dumps(dict(file=path, **prediction)), flush=True)
       else:
-        shown = ', '.join(f'{p["name"]} {p["probability"]:.3f}' for p in best)
-        print(f'{path}: {shown}', flush=True)
-  return 1 if failed else 0
+        print(f'{path}: {run.task.prediction_line(prediction)}', flush=True)
+  return 1 if errors else 0

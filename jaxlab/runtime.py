@@ -16,6 +16,8 @@ def setup(distributed=False, coordinator=None, num_processes=None, process_id=No
   # Orbax, TensorBoard and matplotlib: half a second after the run is over. Frozen
   # objects are skipped; the operating system reclaims the memory anyway.
   atexit.register(gc.freeze)
+  from jaxlab import storage
+  storage.configure()
   from jaxlab import xla_options
   xla_options.apply_cpu_defaults()
   import jax

@@ -30,17 +30,25 @@ import tempfile
 import threading
 import time
 
-# One backend for gs:// whether or not TensorFlow is installed: with TensorFlow, epath
-# would use tf.io.gfile, which ignores STORAGE_EMULATOR_HOST and so cannot be tested
-# against an emulator. Set before the first gs:// path is built (epath caches the
-# choice); EPATH_USE_TF=true in the environment still opts back in.
-os.environ.setdefault('EPATH_USE_TF', 'false')
-
-from etils import epath  # pylint: disable=g-import-not-at-top,wrong-import-position
+from etils import epath
 
 SUPPORTED_SCHEMES = ('gs',)
 PROBE_TIMEOUT_S = 60.0
 _DOCS = 'docs/cloud_storage.md'
+
+
+def configure():
+  """One backend for gs:// whether or not TensorFlow is installed: with TensorFlow,
+  epath would use tf.io.gfile, which ignores STORAGE_EMULATOR_HOST and so cannot be
+  tested against an emulator. Must run before the first gs:// path is built (epath
+  caches the choice): the command line's start-up calls it, and so does every
+  function here that takes a path. EPATH_USE_TF=true in the environment opts back in."""
+  os.environ.setdefault('EPATH_USE_TF', 'false')
+
+
+def _path(path):
+  configure()
+  return epath.Path(path)
 
 
 class StorageError(ValueError):
@@ -59,29 +67,30 @@ def is_remote(path):
 
 def absolute(path):
   """Local paths made absolute (Orbax refuses relative ones); remote ones unchanged."""
+  configure()  # every entry point makes its workdir absolute before Orbax sees it
   return os.fspath(path) if is_remote(path) else os.path.abspath(os.fspath(path))
 
 
 def make_dirs(path):
   """Creates a local folder; a no-op for buckets, which have no folders."""
   if not is_remote(path):
-    epath.Path(path).mkdir(parents=True, exist_ok=True)
+    _path(path).mkdir(parents=True, exist_ok=True)
 
 
 def exists(path):
-  return epath.Path(path).exists()
+  return _path(path).exists()
 
 
 def write_text(path, text):
-  epath.Path(path).write_text(text)
+  _path(path).write_text(text)
 
 
 def write_bytes(path, data):
-  epath.Path(path).write_bytes(data)
+  _path(path).write_bytes(data)
 
 
 def read_text(path):
-  return epath.Path(path).read_text()
+  return _path(path).read_text()
 
 
 def read_lines(path):
@@ -111,7 +120,7 @@ def move_tree(source, target):
 
 def copy_file(local_path, destination):
   """Saves a file made locally (a PNG, an event file) to `destination`, local or remote."""
-  with open(local_path, 'rb') as source, epath.Path(destination).open('wb') as target:
+  with open(local_path, 'rb') as source, _path(destination).open('wb') as target:
     shutil.copyfileobj(source, target)
 
 
@@ -278,7 +287,7 @@ def _check_gcs_client(workdir):
 
 def _probe_write(workdir, bucket, timeout_s):
   """Writes and deletes one small object, in a thread so that a dead endpoint cannot hang us."""
-  probe = epath.Path(workdir) / f'.jaxlab-probe-{os.getpid()}-{time.time_ns()}'
+  probe = _path(workdir) / f'.jaxlab-probe-{os.getpid()}-{time.time_ns()}'
   outcome = {}
 
   def attempt():

@@ -21,11 +21,11 @@ import socket
 import threading
 import time
 
-from jaxlab import storage
+from jaxlab import storage, workdir_files
 from jaxlab.errors import UserError
 from jaxlab.parallel import multihost
 
-LOCK_FILE_NAME = 'jaxlab.lock'
+LOCK_FILE_NAME = workdir_files.LOCK
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 120.0
 

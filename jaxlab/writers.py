@@ -9,10 +9,10 @@ import threading
 
 import numpy as np
 
-from jaxlab import storage
+from jaxlab import storage, workdir_files
 
-METRICS_FILE = 'metrics.jsonl'
-TENSORBOARD_DIR = 'tensorboard'
+METRICS_FILE = workdir_files.METRICS
+TENSORBOARD_DIR = workdir_files.TENSORBOARD
 
 
 def _plain(value):

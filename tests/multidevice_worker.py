@@ -51,8 +51,9 @@ def reshard(workdir, name, save_layout, restore_layouts):
   """Trains under one layout, restores the checkpoint under others; returns whether
   every restored parameter equals the saved one and how each is sharded."""
   from jaxlab import checkpoint as checkpoint_lib
-  from jaxlab.data import KNOWN_SHAPES, DatasetInfo
-  from jaxlab.train import loop, session as session_lib
+  from jaxlab import modeling, tasks
+  from jaxlab.data import KNOWN_SHAPES, image_info
+  from jaxlab.train import loop, programs as programs_lib
   from jaxlab.parallel import mesh as mesh_lib
   save_config = _config(name, save_layout, num_steps=8, checkpoint_every_steps=8,
                         eval_every_steps=0)
@@ -60,13 +61,14 @@ def reshard(workdir, name, save_layout, restore_layouts):
   reference = None
   result = {}
   known = KNOWN_SHAPES[save_config.data.synthetic_like]
-  info = DatasetInfo('synthetic', known['image_shape'], known['num_classes'], 255.0)
+  info = image_info('synthetic', known['image_shape'], known['num_classes'])
   for layout in [save_layout, *restore_layouts]:
     config = _config(name, layout, num_steps=8)
     mesh = mesh_lib.create(config.mesh)
-    model = session_lib.Model.create(config, info, steps_per_epoch=8, mesh=mesh)
+    task = tasks.create(config, info, compute_dtype=modeling.compute_dtype(config))
+    programs = programs_lib.TrainPrograms(config, task, mesh, num_steps=8)
     checkpointer = checkpoint_lib.Checkpointer(f'{workdir}/saved', read_only=True)
-    state, _ = checkpointer.restore(8, model.layout)
+    state, _ = checkpointer.restore_variables(8, programs.inference.variables_layout)
     params = jax.tree.map(np.asarray, jax.device_get(state.params))
     if reference is None:
       reference = params

@@ -187,4 +187,4 @@ def test_restoring_a_checkpoint_unpickles_nothing(pristine, monkeypatch):
   monkeypatch.setattr(pickle, 'Unpickler', refuse)
   run = inference.load(str(pristine), 'latest')
   assert run.step == 22
-  assert np.isfinite(np.asarray(run.state.params['head']['kernel'])).all()
+  assert np.isfinite(np.asarray(run.variables.params['head']['kernel'])).all()

@@ -131,6 +131,7 @@ def test_precompile_covers_every_block_length(start, num_steps, expected):
                                start_step=start, num_steps=num_steps,
                                compiled_block=compiled.append)
   fake.block_end = lambda step: Session.block_end(fake, step)
+  fake.block_lengths = lambda: Session.block_lengths(fake)
   Session.precompile(fake)
   assert set(compiled) == expected
   # and the loop's blocks use no other length

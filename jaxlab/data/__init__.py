@@ -1,47 +1,79 @@
-"""Data sets by name.
+"""Data sets by name, as random-access sources of named features.
 
-Every loader returns a `Dataset` of uint8 images (N, H, W, C) and int32 labels,
-held in host memory; `jaxlab.data.pipeline` places them on the device and
-batches them there.
+A loader returns `Splits`: the `DatasetInfo` (what one example holds: each
+feature's shape and dtype, and the classes, pixel range or tokenizer) and a
+training and a test source (`jaxlab.data.sources`). The training input then places
+them: whole on the devices (`jaxlab.data.pipeline`) or streamed by Grain
+(`jaxlab.data.stream`), as `data.placement` says.
 """
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
+from jaxlab.data import sources
 from jaxlab.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
+  """What the examples of a data set hold; saved in the workdir for eval and predict."""
   name: str
-  image_shape: tuple  # (H, W, C)
-  num_classes: int
-  pixel_max: float  # the raw value of a full-intensity pixel (16 for digits, 255 for photos)
+  features: dict  # {name: (shape tuple, dtype name)} of one example
+  num_classes: int = 0  # classification classes (0: not a classification set)
+  pixel_max: float = 255.0  # the raw value of a full-intensity pixel (16 for digits)
   class_names: tuple = ()
+  vocab_size: int = 0  # token sets: the tokenizer's vocabulary
+  tokenizer: Any = None  # token sets: the tokenizer's spec (jaxlab.data.tokenizers)
+
+  def spec(self):
+    """{name: (shape, numpy dtype)} of one example."""
+    return {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in self.features.items()}
+
+  @property
+  def image_shape(self):
+    return tuple(self.features['image'][0])
 
   def label_name(self, label):
     return self.class_names[label] if self.class_names else str(label)
 
+  def to_json(self):
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, record):
+    record = dict(record)
+    if 'image_shape' in record:  # written before features were named
+      record['features'] = {'image': (record.pop('image_shape'), 'uint8'), 'label': ((), 'int32')}
+    record['features'] = {k: (tuple(shape), dtype) for k, (shape, dtype)
+                          in record['features'].items()}
+    record['class_names'] = tuple(record.get('class_names', ()))
+    return cls(**record)
+
+
+def image_info(name, image_shape, num_classes, pixel_max=255.0, class_names=(),
+               dtype='uint8'):
+  """The info of an image classification set: features 'image' and 'label'."""
+  return DatasetInfo(name, {'image': (tuple(image_shape), dtype), 'label': ((), 'int32')},
+                     num_classes, pixel_max, tuple(class_names))
+
 
 @dataclasses.dataclass(frozen=True)
-class Dataset:
-  """The test set whole; of the training set, rows [train_offset, train_offset + len)
-  of its `num_train` rows (all of them, unless only this process's rows were read)."""
+class Splits:
   info: DatasetInfo
-  train_images: np.ndarray  # uint8 (n, H, W, C); float32 in [0, 1] for npz data
-  train_labels: np.ndarray  # int32 (n,)
-  test_images: np.ndarray
-  test_labels: np.ndarray
-  num_train: int = None  # rows in the whole training set (default: len(train_labels))
-  train_offset: int = 0
-
-  def __post_init__(self):
-    if self.num_train is None:
-      object.__setattr__(self, 'num_train', len(self.train_labels))
+  train: Any  # a random-access source (jaxlab.data.sources)
+  test: Any
 
 
-# Shapes and sizes of the named data sets, known without loading them, so that
+def from_arrays(info, train, test, name=None):
+  """Splits held in memory: `train` and `test` are dicts of arrays."""
+  name = name or info.name
+  return Splits(info, sources.ArraySource(train, f'{name} train'),
+                sources.ArraySource(test, f'{name} test'))
+
+
+# Shapes and sizes of the named image sets, known without loading them, so that
 # `synthetic` data can stand in for any of them.
 KNOWN_SHAPES = {
     'digits': dict(image_shape=(8, 8, 1), num_classes=10, num_train=1437, num_test=360),
@@ -54,7 +86,7 @@ KNOWN_SHAPES = {
 
 def _loaders():
   # Imported lazily: the TFDS import costs seconds and most runs never need it.
-  from jaxlab.data import arrays, digits, synthetic, tfds_source
+  from jaxlab.data import arrays, digits, synthetic, text_sets, tfds_source
   return {
       'npz': arrays.load,
       'digits': digits.load,
@@ -62,44 +94,37 @@ def _loaders():
       'fashion_mnist': tfds_source.load,
       'cifar10': tfds_source.load,
       'synthetic': synthetic.load,
+      **text_sets.LOADERS,
   }
 
 
-def load(data_config, local_rows=None):
-  """Loads the data set that `data_config.name` names, limited to num_train/num_test.
-
-  `local_rows(num_train) -> (start, stop)` asks for only those training rows: TFDS data
-  sets then read only them (each process of a multi-host run reads its own share);
-  in-memory ones are sliced.
-  """
+def load(data_config, workdir=None):
+  """The Splits of the data set that `data_config.name` names, limited to
+  num_train/num_test. `workdir` is where a trained tokenizer is kept."""
   loaders = _loaders()
   if data_config.name not in loaders:
     raise UserError(
         f'Unknown data set {data_config.name!r} in --config.data.name. '
         f'Known data sets: {", ".join(sorted(loaders))}.')
-  loader = loaders[data_config.name]
-  if getattr(loader, 'reads_rows', False):
-    return loader(data_config, local_rows)
-  dataset = _limit(loader(data_config), data_config.get('num_train'), data_config.get('num_test'))
-  return select_rows(dataset, local_rows)
-
-
-def select_rows(dataset, local_rows):
-  """Keeps the training rows that `local_rows` asks for."""
-  if local_rows is None:
-    return dataset
-  start, stop = local_rows(dataset.num_train)
-  return dataclasses.replace(dataset, train_images=dataset.train_images[start:stop],
-                             train_labels=dataset.train_labels[start:stop],
-                             num_train=dataset.num_train, train_offset=start)
-
-
-def _limit(dataset, num_train, num_test):
-  if not num_train and not num_test:
-    return dataset
+  splits = loaders[data_config.name](data_config, workdir)
   return dataclasses.replace(
-      dataset,
-      train_images=dataset.train_images[:num_train or None],
-      train_labels=dataset.train_labels[:num_train or None],
-      test_images=dataset.test_images[:num_test or None],
-      test_labels=dataset.test_labels[:num_test or None])
+      splits, train=sources.head(splits.train, data_config.num_train),
+      test=sources.head(splits.test, data_config.num_test))
+
+
+def example_bytes(info):
+  return sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in info.spec().values())
+
+
+def save_info(info, workdir):
+  import json
+  from jaxlab import storage, workdir_files
+  storage.write_text(workdir_files.path(workdir, workdir_files.DATASET_INFO),
+                     json.dumps(info.to_json(), indent=2) + '\n')
+
+
+def load_info(workdir):
+  import json
+  from jaxlab import storage, workdir_files
+  return DatasetInfo.from_json(json.loads(storage.read_text(
+      workdir_files.path(workdir, workdir_files.DATASET_INFO))))

@@ -6,14 +6,15 @@ floats already scaled to [0, 1], which stay float32 on the device.
 
 import numpy as np
 
-from jaxlab.data import Dataset, DatasetInfo
+from jaxlab.data import from_arrays, image_info
 from jaxlab.errors import UserError
 
 KEYS = ('x_train', 'y_train', 'x_test', 'y_test')
 
 
-def load(data_config):
-  path = data_config.get('path')
+def load(data_config, workdir=None):
+  del workdir
+  path = data_config.path
   if not path:
     raise UserError('--config.data.name=npz needs --config.data.path=FILE.npz holding '
                     'x_train, y_train, x_test and y_test.')
@@ -30,10 +31,10 @@ def load(data_config):
   is_float = np.issubdtype(x_train.dtype, np.floating)
   dtype = np.float32 if is_float else np.uint8
   num_classes = int(max(y_train.max(), y_test.max())) + 1
-  info = DatasetInfo('npz', tuple(x_train.shape[1:]), num_classes,
-                     pixel_max=1.0 if is_float else 255.0)
-  return Dataset(info, x_train.astype(dtype), y_train.astype(np.int32), x_test.astype(dtype),
-                 y_test.astype(np.int32))
+  info = image_info('npz', x_train.shape[1:], num_classes, pixel_max=1.0 if is_float else 255.0,
+                    dtype=np.dtype(dtype).name)
+  return from_arrays(info, dict(image=x_train.astype(dtype), label=y_train.astype(np.int32)),
+                     dict(image=x_test.astype(dtype), label=y_test.astype(np.int32)))
 
 
 def _with_channels(images):

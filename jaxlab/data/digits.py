@@ -2,20 +2,20 @@
 
 import numpy as np
 
-from jaxlab.data import Dataset, DatasetInfo
+from jaxlab.data import from_arrays, image_info
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # fixed, so every run and every machine sees the same split
 
 
-def load(data_config):
-  del data_config  # the split is fixed on purpose
+def load(data_config, workdir=None):
+  del data_config, workdir  # the split is fixed on purpose
   from sklearn import datasets, model_selection
   digits = datasets.load_digits()
   images = digits.images.astype(np.uint8)[..., None]  # values 0..16
   labels = digits.target.astype(np.int32)
   train_x, test_x, train_y, test_y = model_selection.train_test_split(
       images, labels, test_size=TEST_FRACTION, stratify=labels, random_state=SPLIT_SEED)
-  info = DatasetInfo('digits', (8, 8, 1), 10, pixel_max=16.0,
-                     class_names=tuple(str(d) for d in range(10)))
-  return Dataset(info, train_x, train_y, test_x, test_y)
+  info = image_info('digits', (8, 8, 1), 10, pixel_max=16.0,
+                    class_names=tuple(str(d) for d in range(10)))
+  return from_arrays(info, dict(image=train_x, label=train_y), dict(image=test_x, label=test_y))

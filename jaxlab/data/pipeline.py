@@ -1,17 +1,18 @@
 """Device-resident data: placed on the devices once, shuffled and batched there.
 
-The order of the training examples is a function of (seed, epoch) alone: epoch
-e uses the permutation `permutation(fold_in(data_key, e), N)`, and step t takes
-the slice of its epoch's permutation at position t mod steps_per_epoch. A
-resumed run therefore sees exactly the batches the uninterrupted run would.
+The order of the training examples is `jaxlab.data.order`'s, a function of (seed,
+epoch) alone: each epoch's permutation is computed on the host and uploaded, and step
+t gathers the slice of its epoch's permutation at position t mod steps_per_epoch. A
+resumed run therefore sees exactly the batches the uninterrupted run would, and a
+streamed run the same batches as a device-resident one.
 """
-
-import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from jaxlab.data import order
 
 
 def steps_per_epoch(num_examples, batch_size):
@@ -21,11 +22,6 @@ def steps_per_epoch(num_examples, batch_size):
 def epochs_spanned(block_len, steps_per_epoch):
   """How many epochs a block of consecutive steps can touch, at most."""
   return (block_len - 1 + steps_per_epoch - 1) // steps_per_epoch + 1
-
-
-@functools.partial(jax.jit, static_argnums=(2,))
-def epoch_permutation(data_key, epoch, num_examples):
-  return jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
 
 
 def block_indices(epoch_perms_KxN, first_step, block_len, steps_per_epoch, batch_size):
@@ -41,16 +37,16 @@ class EpochPermutations:
   """Computes each epoch's permutation once on the device, and hands a block its
   stack of the epochs it spans (a fixed count, so the block compiles once)."""
 
-  def __init__(self, data_key, num_examples, steps_per_epoch, sharding):
-    self._key, self._n, self._spe, self._sharding = data_key, num_examples, steps_per_epoch, sharding
+  def __init__(self, seed, num_examples, steps_per_epoch, sharding):
+    self._seed, self._n, self._spe, self._sharding = seed, num_examples, steps_per_epoch, sharding
     self._cache = {}
     self._stacked = (None, None)
 
   def _get(self, epoch):
     if epoch not in self._cache:
       self._cache = {e: p for e, p in self._cache.items() if e >= epoch - 1}
-      self._cache[epoch] = jax.device_put(epoch_permutation(self._key, epoch, self._n),
-                                          self._sharding)
+      self._cache[epoch] = place(order.epoch_permutation(self._seed, epoch, self._n),
+                                 self._sharding)
     return self._cache[epoch]
 
   def for_block(self, first_step, block_len):

@@ -46,3 +46,39 @@ class ArraySource:
 
   def __repr__(self):
     return self.name
+
+
+class Head:
+  """The first `count` examples of a source."""
+
+  def __init__(self, source, count):
+    self.source, self.count = source, min(count, len(source))
+
+  def __len__(self):
+    return self.count
+
+  def __getitem__(self, index):
+    if not 0 <= index < self.count:
+      raise IndexError(index)
+    return self.source[index]
+
+  def __repr__(self):
+    return repr(self.source)
+
+
+def head(source, count):
+  """The first `count` examples (all of them if count is None or 0)."""
+  if not count or count >= len(source):
+    return source
+  if isinstance(source, ArraySource):
+    return ArraySource(source.rows(0, count), source.name)
+  return Head(source, count)
+
+
+def read_rows(source, start, stop):
+  """Examples [start, stop) as a dict of stacked arrays: sliced where the source holds
+  arrays, decoded one by one otherwise."""
+  if hasattr(source, 'rows'):
+    return source.rows(start, stop)
+  examples = [source[i] for i in range(start, stop)]
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]} if examples else {}

@@ -7,26 +7,26 @@ in a few hundred steps) yet not trivial, and needs no download.
 
 import numpy as np
 
-from jaxlab.data import KNOWN_SHAPES, Dataset, DatasetInfo
+from jaxlab.data import KNOWN_SHAPES, from_arrays, image_info
 from jaxlab.errors import UserError
 
 
-def load(data_config):
-  like = data_config.get('synthetic_like') or 'mnist'
+def load(data_config, workdir=None):
+  del workdir
+  like = data_config.synthetic_like or 'mnist'
   if like not in KNOWN_SHAPES:
     raise UserError(
         f'--config.data.synthetic_like={like!r} is not a known data set; '
         f'use one of {", ".join(sorted(KNOWN_SHAPES))}.')
   shape = KNOWN_SHAPES[like]
-  rng = np.random.default_rng(data_config.get('synthetic_seed', 0))
-  num_train = data_config.get('num_train') or shape['num_train']
-  num_test = data_config.get('num_test') or shape['num_test']
+  rng = np.random.default_rng(data_config.synthetic_seed)
+  num_train = data_config.num_train or shape['num_train']
+  num_test = data_config.num_test or shape['num_test']
   labels = rng.integers(0, shape['num_classes'], size=num_train + num_test).astype(np.int32)
   images = blend(labels, tuple(shape['image_shape']), shape['num_classes'], rng)
-  info = DatasetInfo('synthetic', tuple(shape['image_shape']), shape['num_classes'],
-                     pixel_max=255.0)
-  return Dataset(info, images[:num_train], labels[:num_train], images[num_train:],
-                 labels[num_train:])
+  info = image_info('synthetic', shape['image_shape'], shape['num_classes'])
+  return from_arrays(info, dict(image=images[:num_train], label=labels[:num_train]),
+                     dict(image=images[num_train:], label=labels[num_train:]))
 
 
 SIGNAL = 0.5  # share of the prototype in each image; the rest is noise

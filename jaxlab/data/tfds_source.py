@@ -9,13 +9,15 @@ import os
 
 import numpy as np
 
-from jaxlab.data import Dataset, DatasetInfo
+from jaxlab.data import from_arrays, image_info
 from jaxlab.errors import UserError
 
 PIXEL_MAX = 255.0
 
 
-def load(data_config, local_rows=None):
+def load(data_config, workdir=None):
+  del workdir
+  local_rows = None
   import tensorflow_datasets as tfds
   name, data_dir = data_config.name, data_config.get('data_dir')
   data_dir = os.path.expanduser(data_dir) if data_dir else data_dir  # flags do not expand ~
@@ -30,12 +32,9 @@ def load(data_config, local_rows=None):
   train_x, train_y = _read_all(train, range(start, min(stop, num_train)))
   test_x, test_y = _read_all(test, range(min(len(test), data_config.get('num_test') or len(test))))
   label_feature = builder.info.features['label']
-  info = DatasetInfo(name, tuple(test_x.shape[1:]), label_feature.num_classes,
-                     pixel_max=PIXEL_MAX, class_names=tuple(label_feature.names))
-  return Dataset(info, train_x, train_y, test_x, test_y, num_train=num_train, train_offset=start)
-
-
-load.reads_rows = True  # reads only the training rows asked for
+  info = image_info(name, test_x.shape[1:], label_feature.num_classes, pixel_max=PIXEL_MAX,
+                    class_names=label_feature.names)
+  return from_arrays(info, dict(image=train_x, label=train_y), dict(image=test_x, label=test_y))
 
 
 def _read_all(source, keys):

@@ -1,15 +1,17 @@
 """Models by name, or a user's own module by import path ('my_pkg.my_module:MyNet').
 
-A model is a Flax NNX module built as `Model(input_shape, num_classes, rngs=...,
-**config.model)` whose `__call__(x_BxHxWxC)` returns logits; it may accept a
-`rngs=` keyword for dropout.
+A model is a Flax NNX module built as `Model(input_shape, num_outputs, rngs=...,
+**config.model)`, where the task gives input_shape and num_outputs (classes, or the
+vocabulary of a language model). Its `__call__` takes what the task's `model_inputs`
+returns (an image batch; or tokens with segment_ids= and positions=) and returns
+logits; it may accept a `rngs=` keyword for dropout.
 """
 
-import importlib
 import inspect
 
 from flax import nnx
 
+from jaxlab import registry
 from jaxlab.errors import UserError
 from jaxlab.models import cnn, mlp
 
@@ -21,23 +23,7 @@ REGISTRY = {
 
 def resolve(name):
   """The factory for a registered name or a 'package.module:Class' path."""
-  if name in REGISTRY:
-    return REGISTRY[name]
-  if ':' not in name:
-    raise UserError(
-        f'Unknown model {name!r} in --config.model.name. Registered models: '
-        f'{", ".join(sorted(REGISTRY))}; or give your own module as '
-        '"package.module:ClassName" (importable from the current directory or PYTHONPATH).')
-  module_name, attribute = name.split(':', 1)
-  try:
-    module = importlib.import_module(module_name)
-  except ImportError as error:
-    raise UserError(f'Cannot import model module {module_name!r} from --config.model.name='
-                    f'{name}: {error}. Check the spelling and that it is on PYTHONPATH.') from None
-  if not hasattr(module, attribute):
-    raise UserError(f'Module {module_name!r} has no {attribute!r} (from --config.model.name='
-                    f'{name}). Names it defines: {", ".join(_public_names(module))}.')
-  return getattr(module, attribute)
+  return registry.resolve(REGISTRY, name, 'model', '--config.model.name')
 
 
 def build(model_config, input_shape, num_classes, rngs, dtype):
@@ -72,7 +58,3 @@ def _accepts(function, name):
 
 def _plain(value):
   return tuple(value) if isinstance(value, list) else value
-
-
-def _public_names(module):
-  return sorted(n for n in vars(module) if not n.startswith('_'))[:20]

@@ -47,3 +47,26 @@ def create(mesh_config, devices=None):
     return jax.make_mesh(shape, AXES, axis_types=(AxisType.Auto,) * len(AXES))
   return jax.sharding.Mesh(np.asarray(devices).reshape(shape), AXES,
                            axis_types=(AxisType.Auto,) * len(AXES))
+
+
+def data_shards(mesh):
+  """How many ways a batch is split: over both data-parallel axes."""
+  return mesh.shape['data'] * mesh.shape['fsdp']
+
+
+def round_up_to_shards(count, mesh):
+  shards = data_shards(mesh)
+  return -(-count // shards) * shards
+
+
+def check_batch_size(batch_size, mesh, what='--config.data.batch_size'):
+  shards = data_shards(mesh)
+  if batch_size % shards:
+    raise UserError(f'{what}={batch_size} cannot be split evenly over the {shards} '
+                    f'data-parallel devices of the mesh {dict(mesh.shape)}; use a multiple '
+                    f'of {shards}.')
+
+
+def eval_batch_size(config, mesh):
+  """The eval batch, rounded up to split evenly over the devices (padding is masked)."""
+  return round_up_to_shards(config.data.eval_batch_size or config.data.batch_size, mesh)

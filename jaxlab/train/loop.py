@@ -14,6 +14,8 @@ import numpy as np
 
 from jaxlab import config as config_lib
 from jaxlab import storage, workdir_lock
+from jaxlab.data import sources
+from jaxlab.errors import UserError
 from jaxlab.train import preemption
 from jaxlab.train.session import Session
 
@@ -67,6 +69,13 @@ def run(config, workdir, init_params=None):
 
 def _run(config, workdir, init_params):
   session = Session.create(config, workdir, init_params)
+  try:
+    return _run_session(session, workdir)
+  finally:
+    session.input.close()  # stops a stream's background reading, also on errors
+
+
+def _run_session(session, workdir):
   if session.start_step >= session.num_steps:
     session.log(f'Training already finished at step {session.start_step} in {workdir}; '
                 'nothing to do. Use `jaxlab eval` or `jaxlab predict` on it.')
@@ -91,7 +100,10 @@ def _train(session, stop):
   pending = []  # (end_step, device metrics) dispatched but not yet read
   while step < session.num_steps:
     end = session.block_end(step)
-    session.state, metrics = session.run_block(step, end)
+    try:
+      session.state, metrics = session.run_block(step, end)
+    except sources.BadRecord as error:
+      _stop_on_bad_record(session, step, pending, window, error)
     pending.append((step, end, metrics))
     stop_now = stop.requested(end)  # collective: called once per block on every process
     evaluate_now = crossed(config.eval_every_steps, step, end) or end == session.num_steps
@@ -114,6 +126,21 @@ def _train(session, stop):
                   f'{session.workdir}; rerun the same command to resume.', always=True)
       return 'preempted'
   return 'finished'
+
+
+def _stop_on_bad_record(session, step, pending, window, error):
+  """data.skip_bad_records=False: keep the work done (a checkpoint at `step`, the last
+  step trained), then stop naming the record."""
+  for item in pending:
+    window = _consume(session, window, *item)
+  pending.clear()
+  if step > session.start_step and step not in session.checkpointer.all_steps():
+    session.save(step, None)
+    session.checkpointer.wait()
+  raise UserError(
+      f'Stopped at step {step}: {error}. The work so far is saved in {session.workdir} (step '
+      f'{session.checkpointer.latest_step() or 0}). Fix or remove the record, or set '
+      '--config.data.skip_bad_records=True to skip and count such records.') from None
 
 
 def _consume(session, window, start, end, metrics):

@@ -1,14 +1,13 @@
 """The train state and its sharded initialisation (shapes first, then init in place)."""
 
-import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx, struct
+from flax import struct
 
-from jaxlab import models
+from jaxlab import modeling
 from jaxlab.parallel import sharding
 
 
@@ -20,101 +19,39 @@ class TrainState:
   model_state: Any  # non-parameter variables (e.g. batch statistics), pure dict
   rng: jax.Array  # uint32[2]; the key for step t is fold_in(rng, t)
 
-
-@dataclasses.dataclass(frozen=True)
-class ModelDef:
-  """The static half of a model: what `nnx.merge` needs besides the arrays."""
-  train_graph: Any
-  eval_graph: Any
-  accepts_rngs: bool
-
-  def apply(self, params, model_state, x, *, train, rngs=None):
-    """Returns (logits, new model_state): a pure function of its inputs."""
-    model = nnx.merge(self.train_graph if train else self.eval_graph, params, model_state)
-    logits = model(x, rngs=rngs) if (self.accepts_rngs and rngs is not None) else model(x)
-    return logits, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param)))
+  @property
+  def variables(self):
+    return modeling.Variables(self.params, self.model_state)
 
 
-@dataclasses.dataclass(frozen=True)
-class Layout:
-  """Shapes and shardings of every part of the train state."""
-  shapes: TrainState  # of jax.ShapeDtypeStruct
-  shardings: TrainState  # of NamedSharding
-  param_table: list  # rows (path, shape, PartitionSpec)
-
-  def abstract(self):
-    """ShapeDtypeStructs carrying the shardings: the target for a checkpoint restore."""
-    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                        self.shapes, self.shardings)
-
-
-def seed_keys(seed):
-  root = jax.random.PRNGKey(seed)
-  return dict(params=jax.random.fold_in(root, 0), data=jax.random.fold_in(root, 1),
-              steps=jax.random.fold_in(root, 2))
-
-
-def compute_dtype(config):
-  """The dtype of activations and matmuls; parameters always stay float32.
-
-  'auto' is mixed precision where the matrix units are built for it (GPU, TPU) and
-  float32 on CPUs, where bfloat16 measured slower.
-  """
-  name = config.get('compute_dtype', 'auto')
-  if name == 'auto':
-    name = 'float32' if jax.default_backend() == 'cpu' else 'bfloat16'
-  return jnp.dtype(name)
-
-
-def _build(config, info, key):
-  dtype = compute_dtype(config)
-  return models.build(config.model, info.image_shape, info.num_classes,
-                      nnx.Rngs(params=key, dropout=key), dtype)
-
-
-def model_def(config, info):
-  """The ModelDef and the abstract parameter State (with logical axis metadata)."""
-  with nnx.use_eager_sharding(False):
-    abstract_model = nnx.eval_shape(lambda: _build(config, info, jax.random.PRNGKey(0)))
-  train_graph, abstract_params, _ = nnx.split(abstract_model, nnx.Param, ...)
-  abstract_model.eval()
-  eval_graph, _, _ = nnx.split(abstract_model, nnx.Param, ...)
-  return ModelDef(train_graph, eval_graph, models.accepts_rngs(abstract_model)), abstract_params
-
-
-def _init(config, info, tx):
+def _init(config, task, tx):
   """A pure function creating the whole TrainState; compiled with output shardings."""
   def init():
-    keys = seed_keys(config.seed)
-    with nnx.use_eager_sharding(False):
-      model = _build(config, info, keys['params'])
-    _, params, rest = nnx.split(model, nnx.Param, ...)
-    params = nnx.to_pure_dict(params)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      model_state=nnx.to_pure_dict(rest), rng=keys['steps'])
+    variables = modeling.init_variables(config, task)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=variables.params,
+                      opt_state=tx.init(variables.params), model_state=variables.model_state,
+                      rng=modeling.seed_keys(config.seed)['steps'])
   return init
 
 
-def layout(config, info, tx, mesh):
-  """Shapes and shardings of the state, computed without allocating it."""
-  _, abstract_params = model_def(config, info)
-  shapes = jax.eval_shape(_init(config, info, tx))
-  rules = tuple(tuple(rule) for rule in config.get('sharding_rules', sharding.DEFAULT_RULES))
-  logical = sharding.logical_specs(abstract_params)
-  param_shardings = sharding.param_shardings(logical, shapes.params, mesh, rules)
+def layout(config, task, tx, mesh):
+  """(ModelDef, Layout of the TrainState), computed without allocating it."""
+  definition, variables = modeling.variables_layout(config, task, mesh)
+  shapes = jax.eval_shape(_init(config, task, tx))
   replicated = sharding.replicated(mesh)
   opt_shardings = optax.tree_map_params(
-      tx, lambda _, s: s, shapes.opt_state, param_shardings,
-      transform_non_params=lambda _: replicated, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
-  shardings = TrainState(step=replicated, params=param_shardings, opt_state=opt_shardings,
-                         model_state=jax.tree.map(lambda _: replicated, shapes.model_state),
+      tx, lambda _, s: s, shapes.opt_state, variables.shardings.params,
+      transform_non_params=lambda _: replicated,
+      is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
+  shardings = TrainState(step=replicated, params=variables.shardings.params,
+                         opt_state=opt_shardings, model_state=variables.shardings.model_state,
                          rng=replicated)
-  return Layout(shapes, shardings, sharding.table(shapes.params, param_shardings))
+  return definition, modeling.Layout(shapes, shardings, variables.param_table)
 
 
-def create(config, info, tx, state_layout):
+def create(config, task, tx, state_layout):
   """The initial TrainState, each array created directly with its sharding."""
-  init = jax.jit(_init(config, info, tx), out_shardings=state_layout.shardings)
+  init = jax.jit(_init(config, task, tx), out_shardings=state_layout.shardings)
   if jax.default_backend() != 'cpu':
     return init()
   # It runs once, so compile it for compile time: at LLVM's -O1 XLA:CPU builds the random

@@ -1,0 +1,2 @@
+"""Text data sets: filled in below."""
+LOADERS = {}

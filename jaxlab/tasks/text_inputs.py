@@ -1,0 +1,50 @@
+"""Text files as token batches for `predict`, tokenized as the training text was."""
+
+import numpy as np
+
+from jaxlab.data import tokenizers
+
+
+def tokenizer(task):
+  return tokenizers.from_spec(task.info.tokenizer, task.workdir)
+
+
+def _read(paths):
+  texts, readable, errors = [], [], {}
+  for path in paths:
+    try:
+      with open(path, encoding='utf-8') as f:
+        text = f.read()
+      if not text:
+        raise ValueError('the file is empty')
+      texts.append(text)
+      readable.append(path)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+      errors[path] = str(error)
+  return texts, readable, errors
+
+
+def language_model_inputs(task, paths):
+  """Each file's last seq_len tokens as one row (one document: segment 1)."""
+  texts, readable, errors = _read(paths)
+  encode = tokenizer(task).encode
+  rows = [np.asarray(encode(text), np.int32)[-task.seq_len:] for text in texts]
+  batch = {name: np.zeros((len(rows), task.seq_len), np.int32)
+           for name in ('tokens', 'segment_ids', 'positions')}
+  for index, row in enumerate(rows):
+    batch['tokens'][index, :len(row)] = row
+    batch['segment_ids'][index, :len(row)] = 1
+    batch['positions'][index, :len(row)] = np.arange(len(row))
+  return batch, readable, errors
+
+
+def classification_inputs(task, paths):
+  """Each file's first seq_len tokens (zero-padded) as the 'tokens' input."""
+  texts, readable, errors = _read(paths)
+  (seq_len,), _ = task.info.spec()[task.input]
+  encode = tokenizer(task).encode
+  tokens = np.zeros((len(texts), seq_len), np.int32)
+  for index, text in enumerate(texts):
+    row = np.asarray(encode(text), np.int32)[:seq_len]
+    tokens[index, :len(row)] = row
+  return {task.input: tokens}, readable, errors

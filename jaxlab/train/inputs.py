@@ -1,0 +1,106 @@
+"""The training input in its two placements, behind one interface.
+
+`ResidentInput` ('device'): the training set is placed on the devices once, split over
+the data-parallel devices (each process places only its devices' rows), and every
+block gathers its batches there. `StreamedInput` ('stream'): Grain reads each block's
+batches from the source in the background, each process its own share, and hands
+them over stacked on the devices. Both feed the rows `jaxlab.data.order` names, so
+they train identically; `position(step)` is what a checkpoint stores to resume there.
+"""
+
+import os
+import sys
+
+import jax
+import numpy as np
+
+from jaxlab.data import pipeline, sources
+from jaxlab.errors import UserError
+from jaxlab.parallel import mesh as mesh_lib
+from jaxlab.parallel import sharding
+from jaxlab.train import programs as train_programs
+
+class ResidentInput:
+  placement = 'device'
+
+  def __init__(self, source, spec, *, seed, steps_per_epoch, mesh):
+    by_example = sharding.batch_sharding(mesh)
+    num_rows = mesh_lib.round_up_to_shards(len(source), mesh)  # padding rows are never drawn
+    start, stop = pipeline.local_row_range(by_example, num_rows)
+    stop = min(stop, len(source))
+    if jax.process_count() > 1:
+      print(f'process {jax.process_index()}: training rows {start} to {stop} of {len(source)}',
+            flush=True)
+    rows = sources.read_rows(source, start, stop)
+    self.arrays = {name: pipeline.place_rows(np.asarray(rows[name]), start, num_rows, by_example)
+                   for name in spec}
+    self.permutations = pipeline.EpochPermutations(seed, len(source), steps_per_epoch,
+                                                   sharding.replicated(mesh))
+
+  def block_args(self, start, end):
+    return self.permutations.for_block(start, end - start), self.arrays
+
+  def position(self, step):
+    return {'placement': self.placement, 'step': int(step)}
+
+  def close(self):
+    pass
+
+
+class StreamedInput:
+  placement = 'stream'
+
+  def __init__(self, source, spec, *, data_config, seed, batch_size, steps_per_epoch, num_steps,
+               start_step, block_end, mesh, transform=None, resume_state=None):
+    from jaxlab.data import stream
+    self.skip_bad_records = data_config.skip_bad_records
+    self.bad_records = 0
+    self._positions = {}
+    resume = resume_state.get('stream') if resume_state else None
+    self._stream = stream.TrainStream(
+        source, example_spec=spec, seed=seed, batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch, num_steps=num_steps, start_step=start_step,
+        block_end=block_end, sharding=train_programs.inference_programs.block_sharding(mesh),
+        transform=transform, num_workers=num_workers(data_config, transform),
+        skip_bad_records=data_config.skip_bad_records,
+        prefetch_blocks=data_config.prefetch_blocks, resume_state=resume)
+
+  def block_args(self, start, end):
+    block = self._stream.next_block()
+    if (block.start, block.end) != (start, end):
+      raise RuntimeError(f'the stream delivered steps [{block.start}, {block.end}) where '
+                         f'[{start}, {end}) was due')
+    for source, index, reason in block.bad_records:
+      self.bad_records += 1
+      print(f'jaxlab: warning: skipped bad record {index} of {source}: {reason}',
+            file=sys.stderr, flush=True)
+    self._positions = {end: block.state}
+    return (block.arrays,)
+
+  def position(self, step):
+    return {'placement': self.placement, 'step': int(step), 'stream': self._positions.get(step)}
+
+  def close(self):
+    self._stream.close()
+
+
+def num_workers(data_config, transform):
+  if data_config.num_workers >= 0:
+    return data_config.num_workers
+  return min(os.cpu_count() or 1, 8) if transform is not None else 0
+
+
+def check_batch_spec(task, info):
+  """The task's batch must be what the data holds: one clear error before compiling."""
+  held = info.spec()
+  problems = []
+  for name, (shape, dtype) in task.batch_spec().items():
+    if name not in held:
+      problems.append(f'{name!r} is missing (the data holds {", ".join(sorted(held))})')
+    elif held[name] != (tuple(shape), np.dtype(dtype)):
+      problems.append(f'{name!r} is {held[name][1].name}{list(held[name][0])}, the task wants '
+                      f'{np.dtype(dtype).name}{list(shape)}')
+  if problems:
+    raise UserError(f'The data set {info.name!r} does not fit the task '
+                    f'{type(task).__name__}: {"; ".join(problems)}. Pick a matching '
+                    '--config.data.name or --config.task.name.')

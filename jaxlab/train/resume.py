@@ -1,0 +1,33 @@
+"""Where a run starts: the newest intact checkpoint, or a fresh state."""
+
+import sys
+
+import jax
+import numpy as np
+
+from jaxlab import checkpoint as checkpoint_lib
+from jaxlab.train import state as state_lib
+
+
+def restore_or_init(config, task, programs, checkpointer, init_params=None):
+  """(state, start step, the input's saved position or None). Damaged steps are set
+  aside with a warning, so a run always resumes from verified data."""
+  chief = jax.process_index() == 0
+  for step in sorted(checkpointer.all_steps(), reverse=True):
+    try:
+      state, _, position = checkpointer.restore(step, programs.layout)
+    except checkpoint_lib.DamagedCheckpoint as error:
+      moved = checkpointer.set_aside(step)
+      if chief:
+        print(f'jaxlab: warning: {error}; moved it to {moved} and resuming from the newest '
+              'intact checkpoint instead.', file=sys.stderr, flush=True)
+      continue
+    if chief:
+      print(f'Resuming from the checkpoint at step {step}.', flush=True)
+    return state, step, position
+  state = state_lib.create(config, task, programs.tx, programs.layout)
+  if init_params is not None:
+    params = jax.device_put(jax.tree.map(np.asarray, init_params),
+                            programs.layout.shardings.params)
+    state = state.replace(params=params)
+  return state, 0, None
