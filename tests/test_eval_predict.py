@@ -9,7 +9,7 @@ from PIL import Image
 from sklearn import metrics as sk
 
 from jaxlab import metrics as metrics_lib
-from jaxlab.data import digits
+from jaxlab.data import digits, sources
 from tests.conftest import read_metrics, run_cli
 
 
@@ -43,32 +43,38 @@ def test_eval_command_matches_sklearn_on_the_models_predictions(trained_digits):
   saved = json.loads(written[-1].read_text())
   # Recompute the model's predictions on the test set independently and score with sklearn.
   run = inference.load(str(trained_digits), 'latest')
-  test = digits.load(None)
-  probs = predict.probabilities(run, test.test_images.astype(np.float32))
+  images, labels = _digits_test_set()
+  probs = predict.outputs(run, {'image': images.astype(np.float32)})['probabilities']
   predictions = probs.argmax(-1)
-  assert saved['accuracy'] == pytest.approx(sk.accuracy_score(test.test_labels, predictions))
-  assert saved['f1'] == pytest.approx(sk.f1_score(test.test_labels, predictions, average='macro'))
+  assert saved['accuracy'] == pytest.approx(sk.accuracy_score(labels, predictions))
+  assert saved['f1'] == pytest.approx(sk.f1_score(labels, predictions, average='macro'))
   assert saved['precision'] == pytest.approx(
-      sk.precision_score(test.test_labels, predictions, average='macro', zero_division=0))
+      sk.precision_score(labels, predictions, average='macro', zero_division=0))
   assert saved['recall'] == pytest.approx(
-      sk.recall_score(test.test_labels, predictions, average='macro'))
+      sk.recall_score(labels, predictions, average='macro'))
   # and equal to what training logged at the same step
   last_eval = [r for r in read_metrics(trained_digits) if 'eval/accuracy' in r][-1]
   assert last_eval['step'] == saved['step']
   assert last_eval['eval/accuracy'] == pytest.approx(saved['accuracy'])
 
 
+def _digits_test_set():
+  test = digits.load(None).test
+  rows = sources.read_rows(test, 0, len(test))
+  return rows['image'], rows['label']
+
+
 def _write_digit_pngs(directory, count=12):
   """Test-set digits as 8-bit PNGs (0..16 scaled to 0..255), upscaled to 32x32."""
-  test = digits.load(None)
+  images, labels = _digits_test_set()
   paths = []
   for index in range(count):
-    pixels = (test.test_images[index, :, :, 0].astype(np.float32) * 255 / 16).round()
+    pixels = (images[index, :, :, 0].astype(np.float32) * 255 / 16).round()
     image = Image.fromarray(pixels.astype(np.uint8)).resize((32, 32), Image.Resampling.NEAREST)
-    path = directory / f'digit_{index}_{test.test_labels[index]}.png'
+    path = directory / f'digit_{index}_{labels[index]}.png'
     image.save(path)
     paths.append(path)
-  return paths, test.test_labels[:count]
+  return paths, labels[:count]
 
 
 def test_predict_images_with_one_corrupt_file(trained_digits, tmp_path):

@@ -86,7 +86,7 @@ KNOWN_SHAPES = {
 
 def _loaders():
   # Imported lazily: the TFDS import costs seconds and most runs never need it.
-  from jaxlab.data import arrays, digits, synthetic, text_sets, tfds_source
+  from jaxlab.data import arrays, digits, synthetic, text_sets, tfds_source  # pylint: disable=g-import-not-at-top
   return {
       'npz': arrays.load,
       'digits': digits.load,

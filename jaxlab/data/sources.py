@@ -19,6 +19,9 @@ class BadRecord(Exception):
     self.index = index
     self.reason = reason
 
+  def __reduce__(self):  # crosses from Grain's worker processes
+    return BadRecord, (self.source, self.index, self.reason)
+
 
 class ArraySource:
   """Examples held as arrays with a common first axis (in memory or memory-mapped)."""

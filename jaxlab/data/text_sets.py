@@ -1,2 +1,96 @@
-"""Text data sets: filled in below."""
-LOADERS = {}
+"""Text data sets: token sequences for language models and text classifiers.
+
+  python_docs    Python's bundled documentation topics (no download): language model
+  lm1b           TFDS One Billion Words, prepared in ArrayRecord format: language model
+  imdb_reviews   TFDS IMDB reviews: sentiment classification of the first seq_len tokens
+
+Text is tokenized by data.tokenizer: 'byte' (UTF-8 bytes, vocabulary 259) or
+'sentencepiece' (data.vocab_size pieces, trained on the training text at the run's first
+start and saved in the workdir as tokenizer.model, so eval and predict tokenize alike).
+Language-model text is packed into rows of data.seq_len tokens with document boundaries
+marked (`jaxlab.data.text`) and cached, memory-mapped, under data.cache_dir.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+from jaxlab import workdir_files
+from jaxlab.data import DatasetInfo, Splits, sources, text, tokenizers
+
+DEFAULT_CACHE_DIR = os.path.join('~', '.cache', 'jaxlab', 'datasets')
+
+
+def cache_dir(data_config):
+  return os.path.expanduser(data_config.cache_dir or DEFAULT_CACHE_DIR)
+
+
+def tokenizer_spec(data_config):
+  if data_config.tokenizer == 'byte':
+    return {'kind': 'byte'}
+  return {'kind': 'sentencepiece', 'file': workdir_files.TOKENIZER,
+          'vocab_size': int(data_config.vocab_size)}
+
+
+def make_tokenizer(data_config, workdir, training_documents):
+  """The run's tokenizer: trained on the training text by process 0 at the first start
+  and saved in the workdir; loaded from there afterwards (and by eval and predict)."""
+  spec = tokenizer_spec(data_config)
+  if spec['kind'] == 'byte':
+    return spec, tokenizers.ByteTokenizer()
+  if workdir is None:  # a dry run: a throwaway model of the configured size
+    workdir = tempfile.mkdtemp(prefix='jaxlab-tokenizer-')
+  import jax
+  from jaxlab.parallel import multihost
+  if jax.process_index() == 0:
+    tokenizers.train_or_load(spec, workdir, training_documents)
+  multihost.barrier('jaxlab_tokenizer')
+  return spec, tokenizers.from_spec(spec, workdir)
+
+
+def _language_model(name, data_config, workdir, documents, cache_keys):
+  spec, tokenizer = make_tokenizer(data_config, workdir, lambda: documents('train'))
+  seq_len = int(data_config.seq_len)
+  rows = {split: text.packed_rows(lambda split=split: documents(split), tokenizer, seq_len,
+                                  cache_keys(split), cache_dir(data_config))
+          for split in ('train', 'test')}
+  features = {key: ((seq_len,), 'int32') for key in text.PACKED_KEYS}
+  info = DatasetInfo(name, features, vocab_size=tokenizer.vocab_size, tokenizer=spec)
+  return Splits(info, sources.ArraySource(rows['train'], f'{name} train'),
+                sources.ArraySource(rows['test'], f'{name} test'))
+
+
+def python_docs(data_config, workdir=None):
+  return _language_model('python_docs', data_config, workdir, text.embedded_split,
+                         text.embedded_cache_key)
+
+
+def lm1b(data_config, workdir=None):
+  data_dir = data_config.data_dir
+  return _language_model('lm1b', data_config, workdir,
+                         lambda split: text.tfds_documents('lm1b', split, data_dir),
+                         lambda split: text.tfds_cache_key('lm1b', split, data_dir))
+
+
+def imdb_reviews(data_config, workdir=None):
+  """Reviews as their first seq_len tokens (zero-padded) with the sentiment label."""
+  data_dir = data_config.data_dir
+  documents = lambda split: text.tfds_documents('imdb_reviews', split, data_dir)
+  spec, tokenizer = make_tokenizer(data_config, workdir, lambda: documents('train'))
+  seq_len = int(data_config.seq_len)
+  splits = {}
+  for split in ('train', 'test'):
+    records = text._tfds_source('imdb_reviews', split, data_dir)  # pylint: disable=protected-access
+    labels = np.asarray([records[i]['label'] for i in range(len(records))], np.int32)
+    tokens = np.zeros((len(labels), seq_len), np.int32)
+    for index, ids in enumerate(text.tokenize(documents(split), tokenizer)):
+      tokens[index, :min(len(ids), seq_len)] = ids[:seq_len]
+    splits[split] = sources.ArraySource(dict(tokens=tokens, label=labels), f'imdb_reviews {split}')
+  info = DatasetInfo('imdb_reviews', {'tokens': ((seq_len,), 'int32'), 'label': ((), 'int32')},
+                     num_classes=2, class_names=('negative', 'positive'),
+                     vocab_size=tokenizer.vocab_size, tokenizer=spec)
+  return Splits(info, splits['train'], splits['test'])
+
+
+LOADERS = {'python_docs': python_docs, 'lm1b': lm1b, 'imdb_reviews': imdb_reviews}
