@@ -138,7 +138,7 @@ def _declare(field):
   field('data.num_workers', -1, checks.integer(minimum=-1))  # streaming: Grain worker processes (-1: one per core for decoded sources, 0 for arrays)
   field('data.prefetch_blocks', 2, checks.integer(minimum=1))  # streaming: blocks read ahead onto the devices
   field('data.skip_bad_records', True, checks.boolean())  # streaming: skip and count undecodable records (False: stop)
-  field('data.cache_dir', placeholder(str), checks.optional(checks.text()))  # decoded TFDS arrays and tokenized text (default ~/.cache/jaxlab/datasets)
+  field('data.cache_dir', '~/.cache/jaxlab/datasets', checks.text())  # decoded TFDS arrays and tokenized text ('': no decoded-image cache)
   field('data.path', placeholder(str), checks.optional(checks.text()))  # the .npz of data.name='npz'
   field('data.data_dir', placeholder(str), checks.optional(checks.text()))  # TFDS data_dir (default ~/tensorflow_datasets)
   field('data.batch_size', 32, checks.integer(minimum=1))  # global batch, split over the data-parallel devices

@@ -65,6 +65,9 @@ class Head:
       raise IndexError(index)
     return self.source[index]
 
+  def rows(self, start, stop):
+    return read_rows(self.source, start, min(stop, self.count))
+
   def __repr__(self):
     return repr(self.source)
 

@@ -19,11 +19,12 @@ import numpy as np
 from jaxlab import workdir_files
 from jaxlab.data import DatasetInfo, Splits, sources, text, tokenizers
 
-DEFAULT_CACHE_DIR = os.path.join('~', '.cache', 'jaxlab', 'datasets')
-
-
 def cache_dir(data_config):
-  return os.path.expanduser(data_config.cache_dir or DEFAULT_CACHE_DIR)
+  if not data_config.cache_dir:
+    from jaxlab.errors import UserError
+    raise UserError('Text data sets need --config.data.cache_dir (a local folder) for their '
+                    'tokenized rows; give one, e.g. ~/.cache/jaxlab/datasets.')
+  return os.path.expanduser(data_config.cache_dir)
 
 
 def tokenizer_spec(data_config):
