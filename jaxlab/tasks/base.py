@@ -70,8 +70,14 @@ class Task:
     raise NotImplementedError
 
   def predict_inputs(self, paths):
-    """(batch dict of stacked numpy inputs, readable paths, {path: error}) from files."""
-    raise NotImplementedError
+    """(batch dict of stacked numpy inputs, readable paths, {path: error}) from files.
+    By default image files, for data sets of images."""
+    if 'image' in self.info.features:
+      from jaxlab.tasks import image_inputs
+      return image_inputs.read_images(paths, self.info)
+    from jaxlab.errors import UserError
+    raise UserError(f'The task {type(self).__name__} does not say how to read input files '
+                    'for predict: define its predict_inputs(paths).')
 
   def predictions(self, outputs, top_k):
     """Per example of `predict_outputs` (numpy): a JSON-able dict of the prediction."""
