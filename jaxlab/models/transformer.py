@@ -1,0 +1,252 @@
+"""Decoder-only Transformer language model (Llama-style: pre-RMSNorm, RoPE, GQA, SwiGLU).
+
+tokens_BxL -> embed -> [RMSNorm -> causal attention -> + -> RMSNorm -> SwiGLU -> +]*
+-> RMSNorm -> logits_BxLxV (a separate head, or the embedding table when tied).
+
+Packed rows: `segment_ids` (0 = padding) keep attention inside each document and
+`positions` restart at each document's start, so a packed document sees exactly what
+it would see alone at the start of a row.
+
+Shape letters: B batch, L sequence, D embed, V vocabulary, N query heads, K key/value
+heads, H head width, F SwiGLU hidden width.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxlab.errors import UserError
+from jaxlab.models import layers
+
+# None lets JAX choose (XLA today, on every backend); 'cudnn' asks for cuDNN flash
+# attention on GPU, which needs bf16/fp16 activations.
+ATTENTION_IMPLEMENTATIONS = (None, 'xla', 'cudnn')
+
+
+def projection_init(name, logical_axes, fan_in_axes, fan_out_axes):
+  """A kernel initialiser for an (in..., out...) tensor with several in or out axes.
+
+  The default variance scaling reads fan-in from axis -2 only, which for a
+  (D, N, H) query kernel would be N, not D.
+  """
+  initializer = layers.INITIALIZERS[name](in_axis=fan_in_axes, out_axis=fan_out_axes)
+  return nnx.with_partitioning(initializer, logical_axes)
+
+
+def rms_norm(features, *, dtype, rngs):
+  return nnx.RMSNorm(features, epsilon=1e-6, dtype=dtype, rngs=rngs,
+                     scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ('embed',)))
+
+
+def rotary_angles(positions_BxL, head_dim, base):
+  """(sin, cos), each B x L x 1 x H/2 in float32, shared by every layer."""
+  exponents_F = jnp.arange(head_dim // 2, dtype=jnp.float32) / (head_dim // 2)
+  angles_BxLxF = positions_BxL.astype(jnp.float32)[..., None] * base ** -exponents_F
+  return jnp.sin(angles_BxLxF)[:, :, None, :], jnp.cos(angles_BxLxF)[:, :, None, :]
+
+
+def apply_rope(x_BxLxNxH, angles):
+  """Rotates feature pairs (i, i + H/2) by position-dependent angles (GPT-NeoX layout)."""
+  sin, cos = angles
+  # In float32: angles of long positions lose their low bits in bf16.
+  x1, x2 = jnp.split(x_BxLxNxH.astype(jnp.float32), 2, axis=-1)
+  rotated = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return rotated.astype(x_BxLxNxH.dtype)
+
+
+def segment_mask(segment_ids_BxL):
+  """B x 1 x L x L: True where query and key are in the same document.
+
+  Padding (segment 0) attends to padding, so its rows stay finite; the loss ignores them.
+  """
+  if segment_ids_BxL is None:
+    return None
+  return segment_ids_BxL[:, None, :, None] == segment_ids_BxL[:, None, None, :]
+
+
+class Attention(nnx.Module):
+  """Causal grouped-query self-attention with rotary positions."""
+
+  def __init__(self, embed_dim, num_heads, num_kv_heads, *, init, implementation, dtype,
+               rngs):
+    head_dim = embed_dim // num_heads
+
+    def projection(spec, shape, axes, fan_in, fan_out):
+      return nnx.Einsum(spec, shape, kernel_init=projection_init(init, axes, fan_in, fan_out),
+                        dtype=dtype, rngs=rngs)
+
+    self.query = projection('BLD,DNH->BLNH', (embed_dim, num_heads, head_dim),
+                            ('embed', 'heads', 'head_dim'), 0, (1, 2))
+    kv_shape, kv_axes = (embed_dim, num_kv_heads, head_dim), ('embed', 'kv_heads', 'head_dim')
+    self.key = projection('BLD,DKH->BLKH', kv_shape, kv_axes, 0, (1, 2))
+    self.value = projection('BLD,DKH->BLKH', kv_shape, kv_axes, 0, (1, 2))
+    self.out = projection('BLNH,NHD->BLD', (num_heads, head_dim, embed_dim),
+                          ('heads', 'head_dim', 'embed'), (0, 1), 2)
+    self.implementation = implementation
+
+  def __call__(self, x_BxLxD, angles, mask_Bx1xLxL):
+    q_BxLxNxH = apply_rope(self.query(x_BxLxD), angles)
+    k_BxLxKxH = apply_rope(self.key(x_BxLxD), angles)
+    # is_causal rather than a causal term in `mask`: cuDNN then skips the masked blocks
+    # (a segment mask still reaches it as an additive bias). Softmax runs in float32.
+    y_BxLxNxH = jax.nn.dot_product_attention(
+        q_BxLxNxH, k_BxLxKxH, self.value(x_BxLxD), mask=mask_Bx1xLxL, is_causal=True,
+        implementation=self.implementation)
+    return self.out(y_BxLxNxH)
+
+
+class SwiGLU(nnx.Module):
+
+  def __init__(self, embed_dim, mlp_dim, *, init, dtype, rngs):
+    def dense(n_in, n_out, axes):
+      return nnx.Linear(n_in, n_out, use_bias=False, kernel_init=layers.kernel_init(init, axes),
+                        dtype=dtype, rngs=rngs)
+
+    # gate and up are column-parallel, down row-parallel (Megatron's pair).
+    self.gate = dense(embed_dim, mlp_dim, ('embed', 'mlp'))
+    self.up = dense(embed_dim, mlp_dim, ('embed', 'mlp'))
+    self.down = dense(mlp_dim, embed_dim, ('mlp', 'embed'))
+
+  def __call__(self, x_BxLxD):
+    return self.down(jax.nn.silu(self.gate(x_BxLxD)) * self.up(x_BxLxD))
+
+
+class Block(nnx.Module):
+  """One pre-norm layer. Every block is built alike and called as
+  block(x, angles, mask, rngs) -> x, so the stack can become an nnx.scan."""
+
+  def __init__(self, embed_dim, num_heads, num_kv_heads, mlp_dim, *, dropout_rate, init,
+               attention_implementation, dtype, rngs):
+    self.attention_norm = rms_norm(embed_dim, dtype=dtype, rngs=rngs)
+    self.attention = Attention(embed_dim, num_heads, num_kv_heads, init=init,
+                               implementation=attention_implementation, dtype=dtype, rngs=rngs)
+    self.mlp_norm = rms_norm(embed_dim, dtype=dtype, rngs=rngs)
+    self.mlp = SwiGLU(embed_dim, mlp_dim, init=init, dtype=dtype, rngs=rngs)
+    self.dropout = nnx.Dropout(dropout_rate)
+
+  def __call__(self, x_BxLxD, angles, mask_Bx1xLxL, rngs=None):
+    attended = self.attention(self.attention_norm(x_BxLxD), angles, mask_Bx1xLxL)
+    x_BxLxD = x_BxLxD + self.dropout(attended, rngs=rngs)
+    return x_BxLxD + self.dropout(self.mlp(self.mlp_norm(x_BxLxD)), rngs=rngs)
+
+
+class TransformerLM(nnx.Module):
+  """Next-token logits for every position of a token sequence; build it with `create`."""
+
+  def __init__(self, vocab_size, *, num_layers, embed_dim, num_heads, num_kv_heads, mlp_dim,
+               dropout_rate, rope_base, tie_embeddings, max_len, kernel_init,
+               attention_implementation, dtype=jnp.float32, rngs: nnx.Rngs):
+    # Entries of std 1/sqrt(D), rows of norm ~1: tied logits x @ E^T of an RMS-normed x
+    # then start with std ~1, as the untied head's do.
+    self.embed = nnx.Embed(vocab_size, embed_dim, dtype=dtype, rngs=rngs,
+                           embedding_init=nnx.with_partitioning(
+                               nnx.initializers.normal(embed_dim ** -0.5), ('vocab', 'embed')))
+    self.dropout = nnx.Dropout(dropout_rate)
+    self.blocks = nnx.List([
+        Block(embed_dim, num_heads, num_kv_heads, mlp_dim, dropout_rate=dropout_rate,
+              init=kernel_init, attention_implementation=attention_implementation, dtype=dtype,
+              rngs=rngs)
+        for _ in range(num_layers)])
+    self.final_norm = rms_norm(embed_dim, dtype=dtype, rngs=rngs)
+    self.head = None if tie_embeddings else nnx.Linear(
+        embed_dim, vocab_size, use_bias=False, dtype=dtype, rngs=rngs,
+        kernel_init=layers.kernel_init(kernel_init, ('embed', 'vocab')))
+    self.head_dim = embed_dim // num_heads
+    self.rope_base = rope_base
+    self.max_len = max_len
+
+  def __call__(self, tokens_BxL, *, segment_ids=None, positions=None, rngs=None):
+    """logits_BxLxV in the compute dtype; segment_ids and positions are B x L ints."""
+    length = tokens_BxL.shape[1]
+    if length > self.max_len:
+      raise ValueError(f'Sequence length {length} exceeds the model\'s max_len={self.max_len}; '
+                       'raise --config.model.max_len.')
+    if positions is None:
+      positions = jnp.broadcast_to(jnp.arange(length), tokens_BxL.shape)
+    angles = rotary_angles(positions, self.head_dim, self.rope_base)
+    mask_Bx1xLxL = segment_mask(segment_ids)
+    x_BxLxD = self.dropout(self.embed(tokens_BxL), rngs=rngs)
+    for block in self.blocks:
+      x_BxLxD = block(x_BxLxD, angles, mask_Bx1xLxL, rngs)
+    x_BxLxD = self.final_norm(x_BxLxD)
+    return self.embed.attend(x_BxLxD) if self.head is None else self.head(x_BxLxD)
+
+
+DEFAULTS = dict(
+    num_layers=2,  # Transformer blocks
+    embed_dim=128,  # D, the residual stream's width
+    num_heads=4,  # N query heads; each is H = D / N wide
+    num_kv_heads=None,  # K key/value heads, dividing N (grouped-query attention); None: N
+    mlp_dim=None,  # F, the SwiGLU hidden width; None: 4 D
+    dropout_rate=0.0,  # on the embeddings and on each block's residual branches
+    rope_base=10000.0,  # RoPE wavelengths run from 2 pi up to about 2 pi * rope_base
+    tie_embeddings=False,  # logits from the embedding table instead of a separate head
+    max_len=None,  # the longest sequence the model accepts; None: the data's seq_len
+    kernel_init='lecun_normal',  # initialiser of the dense kernels (layers.INITIALIZERS)
+    attention_implementation=None,  # jax.nn.dot_product_attention's: None, 'xla' or 'cudnn'
+)
+
+
+def create(input_shape, num_classes, *, rngs, dtype=jnp.float32, **options):
+  """The model for `input_shape` = (seq_len,) and a vocabulary of `num_classes` tokens."""
+  settings = resolve(input_shape, options)
+  check(input_shape, num_classes, settings)
+  return TransformerLM(num_classes, rngs=rngs, dtype=dtype, **settings)
+
+
+def resolve(input_shape, options):
+  """DEFAULTS overridden by `options`, with the derived defaults (None) filled in."""
+  settings = {**DEFAULTS, **options}
+  derived = dict(num_kv_heads=settings['num_heads'], mlp_dim=4 * settings['embed_dim'],
+                 max_len=input_shape[0] if input_shape else None)
+  for name, value in derived.items():
+    if settings[name] is None:
+      settings[name] = value
+  return settings
+
+
+def check(input_shape, num_classes, settings):
+  """Raises UserError for settings the model cannot be built from."""
+  layers.check_options(
+      'transformer_lm', settings,
+      counts=('num_layers', 'embed_dim', 'num_heads', 'num_kv_heads', 'mlp_dim', 'max_len'),
+      rates=('dropout_rate',),
+      choices=dict(kernel_init=tuple(layers.INITIALIZERS),
+                   attention_implementation=ATTENTION_IMPLEMENTATIONS))
+  problems = _shape_problems(input_shape, num_classes, settings)
+  if problems:
+    raise UserError(f'Invalid options for model \'transformer_lm\': {"; ".join(problems)}. Fix '
+                    'them with --config.model.OPTION=VALUE or in the experiment file.')
+
+
+def _shape_problems(input_shape, num_classes, s):
+  problems = []
+  if len(input_shape) != 1:
+    problems.append(f'the input must be token sequences of shape (seq_len,), got {input_shape}')
+  elif s['max_len'] < input_shape[0]:
+    problems.append(f'max_len={s["max_len"]} is shorter than the sequences '
+                    f'({input_shape[0]} tokens)')
+  if num_classes < 2:
+    problems.append(f'the vocabulary has {num_classes} tokens; it needs at least 2')
+  if s['embed_dim'] % s['num_heads'] or (s['embed_dim'] // s['num_heads']) % 2:
+    problems.append(f'embed_dim={s["embed_dim"]} must be num_heads={s["num_heads"]} times an '
+                    'even head width (RoPE rotates feature pairs)')
+  if s['num_heads'] % s['num_kv_heads']:
+    problems.append(f'num_heads={s["num_heads"]} must be a multiple of '
+                    f'num_kv_heads={s["num_kv_heads"]}')
+  rope_base = s['rope_base']
+  if isinstance(rope_base, bool) or not isinstance(rope_base, (int, float)) or rope_base <= 1:
+    problems.append(f'rope_base={rope_base!r} must be a number above 1')
+  if not isinstance(s['tie_embeddings'], bool):
+    problems.append(f'tie_embeddings={s["tie_embeddings"]!r} must be True or False')
+  return problems
+
+
+def num_params(vocab_size, settings):
+  """The parameter count from `resolve`d settings, without building the model."""
+  d, heads = settings['embed_dim'], settings['num_heads']
+  kv_width = settings['num_kv_heads'] * (d // heads)
+  # Two norms, q and out (D x D each), k and v (D x K H each), SwiGLU's three matrices.
+  per_layer = 2 * d + 2 * d * d + 2 * d * kv_width + 3 * d * settings['mlp_dim']
+  embeddings = vocab_size * d * (1 if settings['tie_embeddings'] else 2)
+  return settings['num_layers'] * per_layer + embeddings + d  # + the final norm
