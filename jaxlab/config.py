@@ -242,5 +242,8 @@ DEFAULT_SHARDING_RULES = (
     ('mlp', 'tensor'),
     ('conv_out', 'tensor'),
     ('heads', 'tensor'),
+    ('kv_heads', 'tensor'),
+    ('head_dim', ''),
+    ('vocab', 'tensor'),
     ('classes', ''),
 )

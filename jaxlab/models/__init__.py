@@ -13,11 +13,12 @@ from flax import nnx
 
 from jaxlab import registry
 from jaxlab.errors import UserError
-from jaxlab.models import cnn, mlp
+from jaxlab.models import cnn, mlp, transformer
 
 REGISTRY = {
     'mlp': mlp.create,
     'cnn': cnn.create,
+    'transformer_lm': transformer.create,
 }
 
 
