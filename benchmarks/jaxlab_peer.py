@@ -49,6 +49,9 @@ def add_flags(parser):
   parser.add_argument('--compute_dtype', default='float32', help='float32 or bfloat16.')
   parser.add_argument('--async_checkpoint', type=int, default=1,
                       help='1: save the final checkpoint asynchronously.')
+  parser.add_argument('--placement', default='device',
+                      help='data.placement: device (the training set on the devices) or '
+                      'stream (read by Grain as it trains).')
 
 
 def jaxlab_params(init, model_kind):
@@ -78,6 +81,7 @@ def make_config(workload, args, data_path, steps_per_epoch):
   config.eval_every_steps = 0  # evaluation and the checkpoint come after the last step
   config.checkpoint_every_steps = 0
   config.checkpoint.async_save = bool(args.async_checkpoint)
+  config.data.placement = args.placement
   config.compute_dtype = args.compute_dtype
   config.optimizer.learning_rate = workload.learning_rate
   config.progress = False
@@ -183,7 +187,8 @@ def main(argv=None):
   params = jaxlab_params(init, workload.model)
   fields = {'framework': 'jaxlab', 'workload': workload.name, 'batch_size': args.batch_size,
             'epochs': args.epochs, 'steps_per_loop': config.steps_per_loop,
-            'variant': f'scan{config.steps_per_loop}_{args.compute_dtype}',
+            'variant': f'scan{config.steps_per_loop}_{args.compute_dtype}_{args.placement}',
+            'placement': args.placement,
             'compute_dtype': args.compute_dtype, 'import_seconds': time.perf_counter() - _STARTED}
   probe = Probe()
   with tempfile.TemporaryDirectory() as workdir, probe.watching():

@@ -5,6 +5,7 @@ file (the prose here holds none of its own).
 """
 
 import argparse
+import json
 import sys
 
 WHOLE = 'whole_process'
@@ -166,6 +167,82 @@ def _whole_target(results, base):
   return _fmt(value, '.3f'), _met(value, 0.5)
 
 
+def streaming_table(results):
+  """mnist_cnn, jaxlab with the training set on the device vs streamed by Grain."""
+  device, stream = _row(results, 'mnist_cnn', 'jaxlab'), _row(results, 'mnist_cnn', 'jaxlab_stream')
+  if not (device and stream):
+    return None
+  lines = ['| placement | fit s | steady us/step | steady examples/s | test acc |',
+           '| --- | ---: | ---: | ---: | ---: |']
+  for name, row in (('device (resident)', device), ('stream (Grain)', stream)):
+    lines.append(f'| {name} | {_fmt(row["fit_seconds"], ".2f")} | '
+                 f'{_fmt(row["steady_us_per_step"], ".0f")} | '
+                 f'{_fmt(row["steady_examples_per_second"], ",.0f")} | '
+                 f'{_fmt(row["test_accuracy"], ".4f")} |')
+  return '\n'.join(lines)
+
+
+def _stream_target(results):
+  device, stream = _row(results, 'mnist_cnn', 'jaxlab'), _row(results, 'mnist_cnn', 'jaxlab_stream')
+  value = device and stream and _ratio(device['steady_us_per_step'], stream['steady_us_per_step'])
+  return f'{_fmt(value, ".3f")}x the device-resident steps/s', _met(value, 0.9, below=False)
+
+
+def _ratio(numerator, denominator):
+  return numerator / denominator if numerator and denominator else None
+
+
+def host_pipeline_table(results):
+  host = results.get('extras', {}).get('host_pipeline')
+  if not host:
+    return None
+  jpeg, text = host.get('jpeg', {}), host.get('text', {})
+  records = host.get('tfds_records', {})
+  lines = ['| pipeline | measured |', '| --- | ---: |']
+  lines.append(f'| JPEG {jpeg.get("image_shape")} decode + Inception crop to '
+               f'{jpeg.get("output")} + flip, one process | '
+               f'{_fmt(jpeg.get("train_examples_per_s_1_process"), ",.0f")} examples/s |')
+  lines.append(f'| the same, {jpeg.get("workers")} worker processes | '
+               f'{_fmt(jpeg.get("train_examples_per_s_workers"), ",.0f")} examples/s '
+               f'({_fmt(jpeg.get("train_examples_per_s_per_core"), ",.0f")} per core) |')
+  lines.append(f'| JPEG eval path (resize + center crop), one process | '
+               f'{_fmt(jpeg.get("eval_examples_per_s_1_process"), ",.0f")} examples/s |')
+  if 'skipped' in text:
+    lines.append(f'| text tokenize + pack | skipped: {text["skipped"]} |')
+  else:
+    lines.append(f'| text: byte tokenize + pack into {text.get("seq_len")}-token rows, one core | '
+                 f'{_fmt(text.get("tokens_per_s"), ",.0f")} tokens/s |')
+  if records:
+    lines.append(f'| TFDS PNG records decoded, one core | '
+                 f'{_fmt(records.get("decode_us_per_record_serial"), ".0f")} us/record |')
+    lines.append(f'| TFDS PNG records decoded, {records.get("workers")} workers | '
+                 f'{_fmt(records.get("decode_us_per_record_parallel"), ".0f")} us/record |')
+  return '\n'.join(lines)
+
+
+def tfds_start_table(results):
+  start = results.get('extras', {}).get('tfds_start')
+  if not start:
+    return None
+  return '```\n' + json.dumps(start, indent=1) + '\n```'
+
+
+def before_after_table(results, before):
+  """jaxlab's own rows in an earlier stored run against this one."""
+  if not before:
+    return None
+  lines = ['| workload | fit s before | fit s now | steady us/step before | steady us/step now | '
+           'test acc before | test acc now |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
+  for workload in ('seed_mlp', 'mnist_cnn', 'mlp_large_batch'):
+    old, new = _row(before, workload, 'jaxlab'), _row(results, workload, 'jaxlab')
+    if old and new:
+      lines.append(f'| {workload} | {_fmt(old["fit_seconds"], ".2f")} | '
+                   f'{_fmt(new["fit_seconds"], ".2f")} | {_fmt(old["steady_us_per_step"], ".0f")} | '
+                   f'{_fmt(new["steady_us_per_step"], ".0f")} | '
+                   f'{_fmt(old["test_accuracy"], ".4f")} | {_fmt(new["test_accuracy"], ".4f")} |')
+  return '\n'.join(lines)
+
+
 def targets_table(results):
   bf16 = _row(results, 'mnist_cnn', 'jaxlab_bf16')
   rows = [
@@ -190,6 +267,8 @@ def targets_table(results):
        'reported' if bf16 else 'not measured'),
       ('`mlp_large_batch` >= 70% of the GEMM peak',
        *_peak_target(results, 'mlp_large_batch', 0.7)),
+      ('`mnist_cnn` streamed (Grain) at >= 0.9x the device-resident steps/s',
+       *_stream_target(results)),
   ]
   lines = ['| target | measured (jaxlab / peer) | met? |', '| --- | --- | --- |']
   lines += [f'| {name} | {measured} | {met} |' for name, measured, met in rows]
@@ -313,7 +392,28 @@ compilation cache; "warm cache": the cache the first run left.
 
 {whole}
 
-## Targets (issue 4) on this basis
+## Input pipelines
+
+The same `mnist_cnn` run with its training set on the device (gathered inside the
+compiled loop) and streamed by Grain (`--config.data.placement=stream`: read on the
+host, prefetched onto the device in the background, same example order):
+
+{streaming}
+
+Host pipeline throughput (`benchmarks/host_pipeline.py`):
+
+{host_pipeline}
+
+A whole `jaxlab train` of the seed MLP on a prepared TFDS data set against the same
+images from an .npz file (`benchmarks/tfds_start.py`):
+
+{tfds_start}
+
+jaxlab's own rows before this change ({before_source}) and now:
+
+{before_after}
+
+## Targets on this basis
 
 {targets}
 
@@ -341,7 +441,7 @@ def _gpu_note(results):
           'bfloat16 GEMM peaks there.')
 
 
-def page(results, source):
+def page(results, source, before=None, before_source=None):
   peaks = ', '.join(f'{dtype} {value:.1f} GFLOP/s'
                     for dtype, value in results['gemm_peaks_gflops'].items())
   short_note = ('\n\n**Short mode** (`--short`): tiny sizes that check that everything '
@@ -352,23 +452,33 @@ def page(results, source):
       ratios=ratio_table(results),
       whole=whole_process_table(results) or 'Not measured in this run.',
       targets=targets_table(results), floors=_floors_notes(results) or '-',
-      repeats=repeats_table(results), gpu=_gpu_note(results))
+      repeats=repeats_table(results), gpu=_gpu_note(results),
+      streaming=streaming_table(results) or 'Not measured in this run.',
+      host_pipeline=host_pipeline_table(results) or 'Not measured in this run.',
+      tfds_start=tfds_start_table(results) or 'Not measured in this run.',
+      before_after=before_after_table(results, before) or 'No earlier run given.',
+      before_source=before_source or '-')
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('json', help='The --out file of `python -m benchmarks.run`.')
+  parser.add_argument('--before', default='', help='An earlier --out file: jaxlab\'s rows '
+                      'then and now, side by side.')
   args = parser.parse_args(argv)
-  import json
   with open(args.json) as f:
     results = json.load(f)
+  before = None
+  if args.before:
+    with open(args.before) as f:
+      before = json.load(f)
   missing = [key for key in ('runs', 'environment', 'floors') if key not in results]
   if missing:
     print(f'benchmarks.report: error: {args.json} has no {", ".join(missing)}: it was written '
           'by an older runner. Measure again with `python -m benchmarks.run '
           f'--out={args.json}`.', file=sys.stderr)
     return 2
-  sys.stdout.write(page(results, args.json))
+  sys.stdout.write(page(results, args.json, before, args.before or None))
   return 0
 
 

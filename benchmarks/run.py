@@ -16,6 +16,7 @@ benchmarks/floors.py.
 """
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -41,10 +42,13 @@ PEERS = {
 # Extra jaxlab runs per workload: (label, extra flags).
 JAXLAB_VARIANTS = {
     'seed_mlp': [('jaxlab_steps_per_loop_1', ['--steps_per_loop=1'])],
-    'mnist_cnn': [('jaxlab_bf16', ['--compute_dtype=bfloat16'])],
+    'mnist_cnn': [('jaxlab_bf16', ['--compute_dtype=bfloat16']),
+                  ('jaxlab_stream', ['--placement=stream'])],
     'mlp_large_batch': [],
 }
 WORKLOADS = (*common.WORKLOADS, whole_process.NAME)
+# Measured by their own modules, once, with no peers: `measure(short) -> dict`.
+EXTRAS = {'host_pipeline': 'benchmarks.host_pipeline', 'tfds_start': 'benchmarks.tfds_start'}
 # Accuracy agreement needed for a speed ratio to count (absolute, test accuracy). Runs
 # differ in their shuffling only; the short mode's tiny runs vary more.
 ACCURACY_TOLERANCE = {'seed_mlp': 0.02, 'mnist_cnn': 0.03, 'mlp_large_batch': 0.03,
@@ -227,7 +231,7 @@ def ratios(rows, short=False):
 def parse(argv):
   parser = argparse.ArgumentParser(prog='jaxlab bench', description=__doc__.splitlines()[0])
   parser.add_argument('--only', default='', help='Comma-separated workloads: '
-                      + ', '.join(WORKLOADS))
+                      + ', '.join([*WORKLOADS, *EXTRAS]))
   parser.add_argument('--peers', default=','.join(PEERS), help='Comma-separated peers.')
   parser.add_argument('--out', default='', help='Write all results as JSON here.')
   parser.add_argument('--short', action='store_true',
@@ -242,8 +246,10 @@ def parse(argv):
 
 def main(argv=None):
   args = parse(sys.argv[1:] if argv is None else argv)
-  workloads = [w for w in args.only.split(',') if w] or list(WORKLOADS)
-  unknown = [w for w in workloads if w not in WORKLOADS]
+  chosen = [w for w in args.only.split(',') if w] or [*WORKLOADS, *EXTRAS]
+  workloads = [w for w in chosen if w in WORKLOADS]
+  extras = [w for w in chosen if w in EXTRAS]
+  unknown = [w for w in chosen if w not in WORKLOADS and w not in EXTRAS]
   peers = [p for p in args.peers.split(',') if p]
   if unknown or any(p not in PEERS for p in peers):
     print(f'jaxlab bench: error: unknown workload or peer in --only={args.only} '
@@ -260,12 +266,17 @@ def main(argv=None):
     runs, skipped = benchmark(workloads, repeats, args.short, peers,
                               {'torch': [f'--device={args.torch_device}']}, tmp)
   rows = summarize(runs, peaks)
+  measured_extras = {}
+  for name in extras:
+    print(f'  {name} ...', flush=True)
+    measured_extras[name] = importlib.import_module(EXTRAS[name]).measure(short=args.short)
   results = dict(
       command=' '.join(['python -m benchmarks.run', *(sys.argv[1:] if argv is None else argv)]),
       short=args.short, repeats=repeats, workloads=workloads, peers=peers,
       environment=context, jaxlab_xla_flags=device['xla_flags'],
       gemm_peak_gflops=peaks['float32'], gemm_peaks_gflops=peaks, floors=device['floors'],
       rows=rows, ratios=ratios(rows, short=args.short), skipped=skipped, runs=runs,
+      extras=measured_extras,
       suite_seconds=time.perf_counter() - started)
   from benchmarks import report
   print('\n' + report.tables(results))
