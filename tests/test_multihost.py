@@ -78,6 +78,24 @@ def test_two_processes_train_together_like_one(tmp_path):
   assert saved['accuracy'] == logged['eval/accuracy'] and 'accuracy' in result.stdout
 
 
+def test_two_processes_stream_disjoint_rows_and_train_like_one(tmp_path):
+  stream = [*SMOKE, "data__placement='stream'"]
+  outputs = _workers(tmp_path / 'multi', tmp_path, stream)
+  assert 'process 0 of 2 on 2 devices: step 88' in outputs[0]
+  # Each process read only its half of every batch of 32 from the source.
+  assert 'process 0: streaming positions 0 to 16 of each batch of 32' in outputs[0]
+  assert 'process 1: streaming positions 16 to 32 of each batch of 32' in outputs[1]
+  first, second = (np.load(tmp_path / f'run_{i}.npz') for i in range(2))
+  for name in first.files:
+    np.testing.assert_array_equal(first[name], second[name])
+  _workers(tmp_path / 'single', tmp_path, stream, count=1, devices=2, tag='single')
+  _workers(tmp_path / 'device', tmp_path, SMOKE, count=1, devices=2, tag='device')
+  single, device = np.load(tmp_path / 'single_0.npz'), np.load(tmp_path / 'device_0.npz')
+  for name in first.files:
+    np.testing.assert_allclose(first[name], single[name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(single[name], device[name], rtol=1e-5, atol=1e-6)
+
+
 def test_two_processes_resume_from_their_checkpoint(tmp_path):
   workdir = tmp_path / 'w'
   _workers(workdir, tmp_path, SMOKE)

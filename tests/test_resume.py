@@ -47,8 +47,8 @@ def test_half_then_restart_equals_straight(tmp_path):
   assert straight_losses == resumed_losses
 
 
-def _start_training(workdir):
-  return subprocess.Popen([sys.executable, '-m', 'jaxlab.main', 'train', *TRAIN_ARGS,
+def _start_training(workdir, extra=()):
+  return subprocess.Popen([sys.executable, '-m', 'jaxlab.main', 'train', *TRAIN_ARGS, *extra,
                            f'--workdir={workdir}'], cwd=ROOT, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
 

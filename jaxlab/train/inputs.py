@@ -57,16 +57,21 @@ class StreamedInput:
     self.bad_records = 0
     self._positions = {}
     resume = resume_state.get('stream') if resume_state else None
+    block_sharding = train_programs.inference_programs.block_sharding(mesh)
+    if jax.process_count() > 1:
+      positions = stream.local_positions(block_sharding, (1, batch_size), axis=1)
+      print(f'process {jax.process_index()}: streaming positions {positions[0]} to '
+            f'{positions[-1] + 1} of each batch of {batch_size}', flush=True)
     self._stream = stream.TrainStream(
         source, example_spec=spec, seed=seed, batch_size=batch_size,
         steps_per_epoch=steps_per_epoch, num_steps=num_steps, start_step=start_step,
-        block_end=block_end, sharding=train_programs.inference_programs.block_sharding(mesh),
+        block_end=block_end, sharding=block_sharding,
         transform=transform, num_workers=num_workers(data_config, transform),
         skip_bad_records=data_config.skip_bad_records,
         prefetch_blocks=data_config.prefetch_blocks, resume_state=resume)
 
   def block_args(self, start, end):
-    block = self._stream.next_block()
+    block = self._next_block()
     if (block.start, block.end) != (start, end):
       raise RuntimeError(f'the stream delivered steps [{block.start}, {block.end}) where '
                          f'[{start}, {end}) was due')
@@ -76,6 +81,23 @@ class StreamedInput:
             file=sys.stderr, flush=True)
     self._positions = {end: block.state}
     return (block.arrays,)
+
+  def _next_block(self):
+    """The next block; a bad record that stops the run stops it on every process (each
+    process reads only its own records, so only one may meet it)."""
+    failure = block = None
+    try:
+      block = self._stream.next_block()
+    except sources.BadRecord as error:
+      failure = error
+    if jax.process_count() > 1 and not self.skip_bad_records:
+      from jaxlab.parallel import multihost
+      if multihost.any_process(failure is not None) and failure is None:
+        failure = sources.BadRecord('another process\'s share of the data', None,
+                                    'a bad record stopped it')
+    if failure is not None:
+      raise failure
+    return block
 
   def position(self, step):
     return {'placement': self.placement, 'step': int(step), 'stream': self._positions.get(step)}
