@@ -121,44 +121,34 @@ class Probe:
       yield self
 
 
-def predict(session, images):
-  """jaxlab's logits for `images` (one batch) from the session's current state."""
+def _outputs(session, split, count=None):
+  """(logits, batch) of the first `count` examples of a split (all by default), from the
+  session's current state, through the task: the peer knows nothing of the batch."""
   import jax
   from jaxlab import forward
+  from jaxlab.data import sources
+  source = getattr(session.splits, split)
+  batch = sources.read_rows(source, 0, count or len(source))
+  batch = {name: batch[name] for name in session.task.batch_spec()}
   programs = session.programs.inference
   logits = jax.jit(functools.partial(forward.logits, model=programs.model, task=session.task))
-  return logits(session.state.variables, {'image': images})
-
-
-def _split(session, name, count=None):
-  """(images, labels) of the first `count` examples of a split (all by default)."""
-  from jaxlab.data import sources
-  source = getattr(session.splits, name)
-  rows = sources.read_rows(source, 0, count or len(source))
-  return rows['image'], rows['label']
-
-
-def cross_entropy(logits, labels):
-  import optax
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  return logits(session.state.variables, batch), batch
 
 
 def initial_outputs(session):
   import numpy as np
-  n = common.INITIAL_LOSS_EXAMPLES
-  images, labels = _split(session, 'train', n)
-  logits = predict(session, images)
-  return dict(initial_loss=float(cross_entropy(logits, labels).mean()),
+  logits, batch = _outputs(session, 'train', common.INITIAL_LOSS_EXAMPLES)
+  loss, _ = session.task.loss(logits, batch)
+  return dict(initial_loss=float(loss),
               initial_logits=np.asarray(logits[:common.INITIAL_LOGITS_EXAMPLES]).tolist())
 
 
 def untrained_test_metrics(session):
   """Test loss and accuracy of the initial state (for --epochs=0)."""
-  import numpy as np
-  images, labels = _split(session, 'test')
-  logits = np.asarray(predict(session, images))
-  loss = float(cross_entropy(logits, labels).mean())
-  return dict(test_loss=loss, test_accuracy=float(np.mean(logits.argmax(-1) == labels)))
+  import jax
+  logits, batch = _outputs(session, 'test')
+  metrics = session.task.eval_metrics(jax.device_get(session.task.eval_outputs(logits, batch)))
+  return dict(test_loss=metrics['loss'], test_accuracy=metrics['accuracy'])
 
 
 def epoch_records(workdir, steps_per_epoch, epochs):

@@ -18,7 +18,7 @@ from jaxlab.parallel import sharding
 def place_test_set(source, task, eval_batch_size, mesh):
   """The task's features of the whole test set, padded to whole eval batches, on every
   device."""
-  rows = sources.read_rows(source, 0, len(source))
+  rows = sources.read_resident(source, 0, len(source))
   replicated = sharding.replicated(mesh)
   return {name: pipeline.place(pipeline.pad_to_multiple(np.asarray(rows[name]), eval_batch_size),
                                replicated)
@@ -30,7 +30,8 @@ def resident_outputs(programs, variables, arrays, eval_batch_size, count):
   return {k: np.asarray(v)[:count] for k, v in outputs.items()}
 
 
-def streamed_outputs(programs, variables, source, task, eval_batch_size, data_config):
+def streamed_outputs(programs, variables, source, task, eval_batch_size, data_config,
+                     transform=None):
   """Outputs of every real example of a streamed test set (padding and bad records left
   out), in order."""
   from jaxlab.data import stream
@@ -38,6 +39,7 @@ def streamed_outputs(programs, variables, source, task, eval_batch_size, data_co
   kept = []
   for arrays in stream.eval_batches(source, example_spec=task.batch_spec(),
                                     batch_size=eval_batch_size, sharding=programs.batch_sharding,
+                                    transform=transform,
                                     num_workers=max(data_config.num_workers, 0)):
     outputs = jax.device_get(evaluate_batch(variables, arrays))
     real = np.asarray(outputs.pop('mask')) > 0
@@ -45,14 +47,15 @@ def streamed_outputs(programs, variables, source, task, eval_batch_size, data_co
   return {k: np.concatenate([part[k] for part in kept]) for k in kept[0]} if kept else {}
 
 
-def outputs(programs, variables, source, task, eval_batch_size, data_config):
+def outputs(programs, variables, source, task, eval_batch_size, data_config, transform=None):
   """Per-example outputs of a test set: held on the devices whole when it fits (by
   data.placement's rule), streamed otherwise."""
   mesh = programs.mesh
   if placement.choose(data_config, task.info, len(source), mesh, per_device=False) == 'device':
     test = place_test_set(source, task, eval_batch_size, mesh)
     return resident_outputs(programs, variables, test, eval_batch_size, len(source))
-  return streamed_outputs(programs, variables, source, task, eval_batch_size, data_config)
+  return streamed_outputs(programs, variables, source, task, eval_batch_size, data_config,
+                          transform)
 
 
 def evaluate(run):
@@ -60,7 +63,7 @@ def evaluate(run):
   splits = data_lib.load(run.config.data, run.workdir)
   eval_batch = mesh_lib.eval_batch_size(run.config, run.programs.mesh)
   result = run.task.eval_metrics(outputs(run.programs, run.variables, splits.test, run.task,
-                                         eval_batch, run.config.data))
+                                         eval_batch, run.config.data, splits.test_transform))
   return dict(step=run.step, num_examples=len(splits.test), **result)
 
 

@@ -110,3 +110,10 @@ def test_bad_record_stops_the_run_keeping_the_work_done(tmp_path, monkeypatch):
   assert 'skip_bad_records=True' in str(raised.value)
   _, step = restore_params(tmp_path)
   assert step == 22  # the work before the bad block was saved
+
+
+def test_a_bad_record_on_the_device_path_says_to_stream(tmp_path, monkeypatch):
+  _with_broken_records(monkeypatch, broken={7})
+  config = load_config('digits_cnn', data__placement='device', num_steps=11)
+  with pytest.raises(UserError, match='placement=stream'):
+    loop.run(config, str(tmp_path))

@@ -64,6 +64,10 @@ class Splits:
   info: DatasetInfo
   train: Any  # a random-access source (jaxlab.data.sources)
   test: Any
+  # Host transforms `(example, key) -> example` applied while streaming, in Grain's
+  # worker processes (decoding, cropping, ...); None: the examples are ready as read.
+  train_transform: Any = None
+  test_transform: Any = None
 
 
 def from_arrays(info, train, test, name=None):

@@ -81,6 +81,18 @@ def head(source, count):
   return Head(source, count)
 
 
+def read_resident(source, start, stop):
+  """read_rows for a set to be held whole: a bad record is a UserError saying how to
+  skip it (only a stream can)."""
+  try:
+    return read_rows(source, start, stop)
+  except BadRecord as error:
+    from jaxlab.errors import UserError
+    raise UserError(f'{error}. A data set placed on the devices is read whole, so a bad record '
+                    'cannot be skipped there: stream it (--config.data.placement=stream), which '
+                    'skips and counts bad records, or repair the data.') from None
+
+
 def read_rows(source, start, stop):
   """Examples [start, stop) as a dict of stacked arrays: sliced where the source holds
   arrays, decoded one by one otherwise."""

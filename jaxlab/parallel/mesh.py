@@ -13,7 +13,7 @@ AXES = ('data', 'fsdp', 'tensor')
 
 def axis_sizes(mesh_config, num_devices):
   """Resolves the -1 entry so that the sizes multiply to the device count."""
-  sizes = {axis: int(mesh_config.get(axis, 1)) for axis in AXES}
+  sizes = {axis: int(mesh_config[axis]) for axis in AXES}
   unknown = [axis for axis, size in sizes.items() if size == -1]
   known = math.prod(size for size in sizes.values() if size != -1)
   if len(unknown) > 1 or any(size == 0 or size < -1 for size in sizes.values()):

@@ -31,7 +31,7 @@ class ResidentInput:
     if jax.process_count() > 1:
       print(f'process {jax.process_index()}: training rows {start} to {stop} of {len(source)}',
             flush=True)
-    rows = sources.read_rows(source, start, stop)
+    rows = sources.read_resident(source, start, stop)
     self.arrays = {name: pipeline.place_rows(np.asarray(rows[name]), start, num_rows, by_example)
                    for name in spec}
     self.permutations = pipeline.EpochPermutations(seed, len(source), steps_per_epoch,

@@ -102,7 +102,7 @@ class Session:
         self.splits.train, spec, data_config=self.config.data, seed=self.config.seed,
         batch_size=self.config.data.batch_size, steps_per_epoch=self.steps_per_epoch,
         num_steps=self.num_steps, start_step=self.start_step, block_end=self.block_end,
-        mesh=self.programs.mesh, transform=getattr(self.splits, 'train_transform', None),
+        mesh=self.programs.mesh, transform=self.splits.train_transform,
         resume_state=position if position and position.get('placement') == 'stream' else None)
 
   # --- training -----------------------------------------------------------------
@@ -179,7 +179,8 @@ class Session:
       return evaluate.resident_outputs(self.programs.inference, self.state.variables,
                                        self._resident_test, eval_batch, len(test))
     return evaluate.streamed_outputs(self.programs.inference, self.state.variables, test,
-                                     self.task, eval_batch, self.config.data)
+                                     self.task, eval_batch, self.config.data,
+                                     self.splits.test_transform)
 
   def save(self, step, eval_metrics):
     started = time.perf_counter()
