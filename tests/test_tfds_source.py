@@ -4,7 +4,9 @@ A small data set is built with TFDS's own builder machinery in ArrayRecord forma
 (no download), one of its PNGs broken on purpose; mocked data sets cover `load`.
 """
 
+import glob
 import io
+import json
 import os
 import pickle
 
@@ -217,4 +219,57 @@ def test_load_through_the_cache(data_dir, tmp_path):
   np.testing.assert_array_equal(first.train.rows(0, NUM_TRAIN)['image'], whole['image'])
   test = sources.head(second.test, 30)  # before the broken record
   assert sources.read_rows(test, 0, len(test))['image'].shape == (30, 8, 8, 1)
-  assert len(os.listdir(tmp_path / 'jaxlab_tiny_images')) == 2  # train whole, test[:30]
+  entries = [f for f in os.listdir(tmp_path / 'jaxlab_tiny_images') if not f.startswith('index-')]
+  assert len(entries) == 2  # train whole, test[:30]
+
+
+def _tiny_config(data_dir, cache_dir):
+  config = load_config('mnist_mlp', data__num_train=None, data__num_test=None)
+  config.unlock()
+  config.data.name, config.data.data_dir = 'jaxlab_tiny_images', data_dir
+  config.data.cache_dir = str(cache_dir)
+  return config
+
+
+def _fill_cache(data_dir, tmp_path):
+  """Loads the tiny set and caches both whole splits (the test split's broken record
+  replaced, as a valid data set would have it)."""
+  splits = tfds_source.load(_tiny_config(data_dir, tmp_path).data)
+  splits.train.rows(0, NUM_TRAIN)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(splits.test.source, '__getitems__', lambda indices: [
+        {'image': np.zeros((8, 8, 1), np.uint8), 'label': np.int32(i % 10)} for i in indices])
+    patch.setattr(decoded_cache, '_reopens_elsewhere', lambda source: False)
+    splits.test.rows(0, NUM_TEST)
+  return splits
+
+
+def test_a_cached_load_needs_no_tfds(data_dir, tmp_path, monkeypatch):
+  first = _fill_cache(data_dir, tmp_path)
+
+  def no_tfds(*args, **kwargs):
+    raise AssertionError('opened TFDS although the index holds')
+
+  monkeypatch.setattr(tfds_source, '_open', no_tfds)
+  second = tfds_source.load(_tiny_config(data_dir, tmp_path).data)
+  assert isinstance(second.train, tfds_source.IndexedRows) and second.info == first.info
+  assert len(second.train) == NUM_TRAIN and len(second.test) == NUM_TEST
+  np.testing.assert_array_equal(second.train.rows(3, 9)['image'],
+                                first.train.rows(0, NUM_TRAIN)['image'][3:9])
+  again = pickle.loads(pickle.dumps(second.train))
+  np.testing.assert_array_equal(again.rows(0, NUM_TRAIN)['label'],
+                                second.train.rows(0, NUM_TRAIN)['label'])
+
+
+def test_a_changed_shard_misses_the_index(data_dir, tmp_path, monkeypatch):
+  first = _fill_cache(data_dir, tmp_path)
+  shard = next(f for f, _, _ in json.load(open(glob.glob(
+      str(tmp_path / 'jaxlab_tiny_images' / 'index-train-*.json'))[0]))['fingerprint']['files'])
+  stat = os.stat(shard)
+  os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # prepared again
+  opened = []
+  real_open = tfds_source._open
+  monkeypatch.setattr(tfds_source, '_open', lambda *a: opened.append(a) or real_open(*a))
+  second = tfds_source.load(_tiny_config(data_dir, tmp_path).data)
+  assert opened and isinstance(second.train, tfds_source.CachedRows)
+  assert second.info == first.info
