@@ -9,12 +9,13 @@ import sys
 
 import pytest
 
-from jaxlab import xla_options
+from jaxlab import storage, xla_options
 from tests.storage_fixtures import gcs_emulator, gcs_workdir  # noqa: F401  pylint: disable=unused-import
 
-# Same XLA options in this process as in the CLI's, so in-process and subprocess runs
-# compile the same programs.
+# Same process set-up as the CLI's start-up: XLA options, so in-process and subprocess runs
+# compile the same programs, and the gs:// backend that the emulator tests need.
 xla_options.apply_cpu_defaults()
+storage.configure()
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / 'experiments'

@@ -19,7 +19,7 @@ import json
 import sys
 import traceback
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
+INPUT_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.txt')  # images, text
 
 
 class _Rejected(Exception):
@@ -74,8 +74,8 @@ def check_jaxlab(argv, complete):
   if command in ('train', 'eval') and args:
     problems.append(f'{command} takes no positional arguments, got {args}')
   if command == 'predict':
-    problems += [f'{a!r} is not an image file name' for a in args
-                 if not a.lower().endswith(IMAGE_SUFFIXES)]
+    problems += [f'{a!r} is not an image or text file name' for a in args
+                 if not a.lower().endswith(INPUT_SUFFIXES)]
   if command == 'train' and (complete or main.FLAGS.config is not None):
     try:
       main._config()  # pylint: disable=protected-access
@@ -85,7 +85,7 @@ def check_jaxlab(argv, complete):
       and not (command == 'train' and main.FLAGS.dry_run):
     problems.append(f'{command} needs --workdir=DIR')
   if complete and command == 'predict' and not args:
-    problems.append('predict needs at least one IMAGE')
+    problems.append('predict needs at least one input FILE')
   return dict(ok=not problems, command=command, error='; '.join(problems))
 
 

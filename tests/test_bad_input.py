@@ -84,7 +84,7 @@ CASES_AFTER_JAX_STARTS = [
     (['train', SMOKE, '--config.data.name=npz', '--config.data.path={tmp}/none.npz',
       '--dry_run'], 'none.npz'),
     (['eval', '--workdir={tmp}'], 'not a jaxlab training directory'),
-    (['predict', '--workdir={tmp}'], 'predict needs image files'),
+    (['predict', '--workdir={tmp}'], 'predict needs input files'),
     (['train', SMOKE, '--coordinator_address=127.0.0.1:1'], 'needs --num_processes'),
 ]
 

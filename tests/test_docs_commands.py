@@ -47,6 +47,7 @@ PLACEHOLDERS = (
     (r'\bDIR\b', 'runs/example'),
     (r'\bSTEP\b', '88'),
     (r'^IMAGE$', 'digit.png'),
+    (r'^FILE$', 'digit.png'),
     (r'\bFILE\.json$', 'results.json'),
     (r'\b(YOUR_)?BUCKET\b', 'my-bucket'),
 )
@@ -408,7 +409,7 @@ BROKEN = [
         ['train', '--workdir=w'],
         ['eval', '--checkpoint=best'],
         ['eval', '--workdir=w', 'extra'],
-        ['predict', '--workdir=w', 'notes.txt'],
+        ['predict', '--workdir=w', 'notes.docx'],
     ]] + [dict(kind='bench', argv=argv) for argv in [['--only=vit'], ['--fast']]]
 
 
