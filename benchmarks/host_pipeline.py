@@ -162,18 +162,22 @@ def build_fashion_like(data_dir, num_records):
   return builder_class.name
 
 
-_LOAD_CACHED = '''
+_SUM_SPLITS = '''
+def total(splits):
+  from jaxlab.data import sources
+  return sum(int(sources.read_rows(s, 0, len(s))['image'].sum(dtype='int64'))
+             for s in (splits.train, splits.test))
+'''
+_LOAD_CACHED = _SUM_SPLITS + '''
 import sys, ml_collections
 from jaxlab.data import tfds_source
-d = tfds_source.load(ml_collections.ConfigDict(dict(name=sys.argv[1], data_dir=sys.argv[2],
-    cache_dir=sys.argv[3], num_train=None, num_test=None)))
-print(int(d.train_images.sum(dtype='int64')) + int(d.test_images.sum(dtype='int64')))
+print(total(tfds_source.load(ml_collections.ConfigDict(dict(name=sys.argv[1], data_dir=sys.argv[2],
+    cache_dir=sys.argv[3], num_train=None, num_test=None)))))
 '''
-_LOAD_NPZ = '''
+_LOAD_NPZ = _SUM_SPLITS + '''
 import sys, ml_collections
 from jaxlab.data import arrays
-d = arrays.load(ml_collections.ConfigDict(dict(path=sys.argv[1])))
-print(int(d.train_images.sum(dtype='int64')) + int(d.test_images.sum(dtype='int64')))
+print(total(arrays.load(ml_collections.ConfigDict(dict(path=sys.argv[1])))))
 '''
 
 

@@ -119,6 +119,6 @@ def test_benchmark_suite_short_mode(tmp_path):
   assert '| workload | peer |' in result.stdout
   page = subprocess.run([sys.executable, '-m', 'benchmarks.report', str(out)], cwd=ROOT,
                         capture_output=True, text=True, timeout=60, check=True).stdout
-  for heading in ('## Training', '## Whole process', '## Targets (issue 4) on this basis',
+  for heading in ('## Training', '## Whole process', '## Input pipelines', '## Targets on this basis',
                   '## Every repeat', 'Short mode'):
     assert heading in page

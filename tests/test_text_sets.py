@@ -2,7 +2,6 @@
 and arrays memory-mapped from .npy files."""
 
 import numpy as np
-import pytest
 
 from jaxlab import data as data_lib
 from jaxlab.data import sources, text

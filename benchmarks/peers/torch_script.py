@@ -69,12 +69,11 @@ def main(argv=None):
   parser.add_argument('--num_test', type=int, default=None, help='Default: 10,000.')
   args = parser.parse_args(argv)
   torch.manual_seed(0)
-  data = synthetic.load(dict(synthetic_like='mnist', num_train=args.num_train,
-                             num_test=args.num_test))
-  train_set = TensorDataset(torch.from_numpy(data.train_images),
-                            torch.from_numpy(data.train_labels).long())
-  test_set = TensorDataset(torch.from_numpy(data.test_images),
-                           torch.from_numpy(data.test_labels).long())
+  train_arrays, test_arrays = synthetic.arrays('mnist', args.num_train, args.num_test)
+  train_set = TensorDataset(torch.from_numpy(train_arrays['image']),
+                            torch.from_numpy(train_arrays['label']).long())
+  test_set = TensorDataset(torch.from_numpy(test_arrays['image']),
+                           torch.from_numpy(test_arrays['label']).long())
   train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True)
   test_loader = DataLoader(test_set, batch_size=1000)
   model = Net()

@@ -13,20 +13,29 @@ from jaxlab.errors import UserError
 
 def load(data_config, workdir=None):
   del workdir
-  like = data_config.synthetic_like or 'mnist'
+  like = data_config.synthetic_like
   if like not in KNOWN_SHAPES:
     raise UserError(
         f'--config.data.synthetic_like={like!r} is not a known data set; '
         f'use one of {", ".join(sorted(KNOWN_SHAPES))}.')
+  train, test = arrays(like, data_config.num_train, data_config.num_test,
+                       data_config.synthetic_seed)
   shape = KNOWN_SHAPES[like]
-  rng = np.random.default_rng(data_config.synthetic_seed)
-  num_train = data_config.num_train or shape['num_train']
-  num_test = data_config.num_test or shape['num_test']
+  return from_arrays(image_info('synthetic', shape['image_shape'], shape['num_classes']),
+                     train, test)
+
+
+def arrays(like, num_train=None, num_test=None, seed=0):
+  """({'image', 'label'} train, the same for test): images shaped like data set `like`,
+  in its sizes unless num_train/num_test are given."""
+  shape = KNOWN_SHAPES[like]
+  rng = np.random.default_rng(seed)
+  num_train = num_train or shape['num_train']
+  num_test = num_test or shape['num_test']
   labels = rng.integers(0, shape['num_classes'], size=num_train + num_test).astype(np.int32)
   images = blend(labels, tuple(shape['image_shape']), shape['num_classes'], rng)
-  info = image_info('synthetic', shape['image_shape'], shape['num_classes'])
-  return from_arrays(info, dict(image=images[:num_train], label=labels[:num_train]),
-                     dict(image=images[num_train:], label=labels[num_train:]))
+  return (dict(image=images[:num_train], label=labels[:num_train]),
+          dict(image=images[num_train:], label=labels[num_train:]))
 
 
 SIGNAL = 0.5  # share of the prototype in each image; the rest is noise

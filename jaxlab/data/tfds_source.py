@@ -173,7 +173,7 @@ class CachedRows:
 def load(data_config, workdir=None):
   """An image-classification data set (see the module doc) as Splits."""
   del workdir
-  from jaxlab.data import Splits, decoded_cache, image_info  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import Splits, image_info  # pylint: disable=g-import-not-at-top
   name, data_dir = data_config.name, data_config.data_dir
   cache_dir = data_config.cache_dir or None  # '' turns the cache off
   features = ('image', 'label')
