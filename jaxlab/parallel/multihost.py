@@ -59,6 +59,16 @@ def any_process(flag):
   return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
 
 
+def total(count):
+  """The sum of an integer over every process (collective)."""
+  import jax
+  if jax.process_count() == 1:
+    return int(count)
+  import numpy as np
+  from jax.experimental import multihost_utils
+  return int(np.sum(multihost_utils.process_allgather(np.asarray(count, np.int64))))
+
+
 def all_agree(flag):
   """True on every process if `flag` is true on all of them (collective)."""
   return not any_process(not flag)

@@ -14,11 +14,12 @@ import sys
 import jax
 import numpy as np
 
+from jaxlab import programs as programs_lib
 from jaxlab.data import pipeline, sources
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.parallel import sharding
-from jaxlab.train import programs as train_programs
+
 
 class ResidentInput:
   placement = 'device'
@@ -57,7 +58,7 @@ class StreamedInput:
     self.bad_records = 0
     self._positions = {}
     resume = resume_state.get('stream') if resume_state else None
-    block_sharding = train_programs.inference_programs.block_sharding(mesh)
+    block_sharding = programs_lib.block_sharding(mesh)
     if jax.process_count() > 1:
       positions = stream.local_positions(block_sharding, (1, batch_size), axis=1)
       print(f'process {jax.process_index()}: streaming positions {positions[0]} to '
@@ -98,6 +99,11 @@ class StreamedInput:
     if failure is not None:
       raise failure
     return block
+
+  def bad_records_total(self):
+    """Bad records skipped so far by every process (collective: each reads its own)."""
+    from jaxlab.parallel import multihost
+    return multihost.total(self.bad_records)
 
   def position(self, step):
     return {'placement': self.placement, 'step': int(step), 'stream': self._positions.get(step)}

@@ -159,7 +159,7 @@ class Session:
     scalars = {f'eval/{k}': v for k, v in result.items() if isinstance(v, (int, float))}
     extras = {f'eval/{k}': v for k, v in result.items() if not isinstance(v, (int, float))}
     if self.input.placement == 'stream':
-      scalars['train/bad_records'] = self.input.bad_records
+      scalars['train/bad_records'] = self.input.bad_records_total()
     self.writer.write(step, scalars, extras)
     self.writer.flush()
     self.progress.write(f'step {step}: eval {self.task.eval_line(result)}')
