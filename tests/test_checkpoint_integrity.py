@@ -39,23 +39,25 @@ def _data_files(step_dir):
           and 'ocdbt.process_' in str(p)]
 
 
-def flip_bytes(step_dir, count=64):
-  """Inverts `count` bytes in the middle of every array data file of a checkpoint step."""
+def flip_bytes(step_dir, every=64):
+  """Inverts one byte in every `every` of every array data file of a checkpoint step, so
+  every array of more than `every` bytes is hit: the parameters that eval and predict read
+  as well as the optimizer state that only training reads."""
   files = _data_files(pathlib.Path(step_dir))
   assert files, f'no array data files under {step_dir}'
   for path in files:
     data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    for i in range(middle, min(middle + count, len(data))):
+    for i in range(every // 2, len(data), every):
       data[i] ^= 0xFF
     path.write_bytes(bytes(data))
 
 
-def truncate(step_dir):
+def truncate(step_dir, keep=64):
+  """Cuts every array data file of a step down to its first `keep` bytes."""
   files = _data_files(pathlib.Path(step_dir))
   assert files
   for path in files:
-    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    path.write_bytes(path.read_bytes()[:keep])
 
 
 def test_flipped_bytes_make_eval_exit_2_naming_the_step_and_the_intact_ones(copy_of):
@@ -163,8 +165,8 @@ def test_damaged_step_in_a_bucket_is_reported_and_set_aside(gcs_workdir):
   assert files
   for path in files:
     data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    for i in range(32, len(data), 64):  # as flip_bytes: every array is hit
+      data[i] ^= 0xFF
     path.write_bytes(bytes(data))
   evaluation = run_cli('eval', f'--workdir={gcs_workdir}', '--checkpoint=22')
   assert evaluation.returncode == 2 and 'step 22 is damaged' in evaluation.stderr

@@ -66,3 +66,10 @@ def test_npy_folder_is_memory_mapped_and_streams(tmp_path):
   assert isinstance(splits.train.arrays['image'], np.memmap)
   summary = loop.run(config, str(tmp_path / 'w'))
   assert summary['step'] == 22 and summary['placement'] == 'stream'
+
+
+def test_empty_documents_are_skipped_with_one_warning(capsys):
+  from jaxlab.data import text_sets
+  kept = list(text_sets.without_empty(['a b', '', '  \n', 'c'], 'toy train'))
+  assert kept == ['a b', 'c']
+  assert capsys.readouterr().err.strip() == 'jaxlab: warning: skipped 2 empty document(s) of toy train'

@@ -12,6 +12,7 @@ marked (`jaxlab.data.text`) and cached, memory-mapped, under data.cache_dir.
 """
 
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -50,12 +51,26 @@ def make_tokenizer(data_config, workdir, training_documents):
   return spec, tokenizers.from_spec(spec, workdir)
 
 
+def without_empty(documents, where):
+  """The documents that hold text; an empty one is a bad record: skipped, and counted in
+  one warning line when the text is first tokenized (the packed rows are cached)."""
+  empty = 0
+  for document in documents:
+    if document.strip():
+      yield document
+    else:
+      empty += 1
+  if empty:
+    print(f'jaxlab: warning: skipped {empty} empty document(s) of {where}', file=sys.stderr,
+          flush=True)
+
+
 def _language_model(name, data_config, workdir, documents, cache_keys):
   spec, tokenizer = make_tokenizer(data_config, workdir, lambda: documents('train'))
   seq_len = int(data_config.seq_len)
-  rows = {split: text.packed_rows(lambda split=split: documents(split), tokenizer, seq_len,
-                                  cache_keys(split), cache_dir(data_config))
-          for split in ('train', 'test')}
+  rows = {split: text.packed_rows(
+      lambda split=split: without_empty(documents(split), f'{name} {split}'), tokenizer, seq_len,
+      cache_keys(split), cache_dir(data_config)) for split in ('train', 'test')}
   features = {key: ((seq_len,), 'int32') for key in text.PACKED_KEYS}
   info = DatasetInfo(name, features, vocab_size=tokenizer.vocab_size, tokenizer=spec)
   return Splits(info, sources.ArraySource(rows['train'], f'{name} train'),
