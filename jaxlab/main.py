@@ -5,8 +5,11 @@ Usage:
   jaxlab train   --config=... --workdir=DIR --dry_run     # compile only: sizes, FLOPs, memory
   jaxlab eval    --workdir=DIR [--checkpoint=best|latest|STEP]
   jaxlab predict --workdir=DIR [--top_k=3] [--json] IMAGE [IMAGE ...]
+  jaxlab sample  --workdir=DIR --prompt=TEXT [--max_tokens=200] [--temperature=0.8] [--top_k=40] [--top_p=0.9] [--seed=0]
   jaxlab bench   [--only=NAME] [--out=FILE.json]
 
+`sample` continues a prompt with a trained language model, printing as it goes
+(--temperature=0 is greedy; --top_k and --top_p default to keeping every token).
 The same as `python -m jaxlab.main ...`; without a command, `train` is meant.
 Rerunning the same train command on the same workdir resumes it.
 """
@@ -19,7 +22,7 @@ from ml_collections import config_flags
 
 from jaxlab.errors import UserError
 
-COMMANDS = ('train', 'eval', 'predict', 'bench')
+COMMANDS = ('train', 'eval', 'predict', 'sample', 'bench')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/digits_cnn.py[:smoke].',
@@ -27,8 +30,17 @@ _CONFIG = config_flags.DEFINE_config_file(
 flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and plots go (local or gs://).')
 flags.DEFINE_bool('dry_run', False, 'train: compile the step and print sizes, FLOPs, memory '
                   'and the parameter sharding table, without training.')
-flags.DEFINE_string('checkpoint', 'best', 'eval/predict: best, latest, or a step number.')
-flags.DEFINE_integer('top_k', 3, 'predict: how many classes to print per image.')
+flags.DEFINE_string('checkpoint', 'best', 'eval/predict/sample: best, latest, or a step number.')
+flags.DEFINE_integer('top_k', 3, 'predict: how many classes to print per image. sample: draw '
+                     'only from the K most likely tokens (not given: from all of them).')
+flags.DEFINE_string('prompt', None, 'sample: the text to continue.')
+flags.DEFINE_integer('max_tokens', 200, 'sample: the most new tokens to generate (fewer if the '
+                     'model ends the text).')
+flags.DEFINE_float('temperature', 0.8, 'sample: softmax temperature; 0 picks the most likely '
+                   'token (greedy).')
+flags.DEFINE_float('top_p', 1.0, 'sample: draw from the smallest set of likeliest tokens whose '
+                   'probability reaches P (nucleus sampling); 1 keeps all.')
+flags.DEFINE_integer('seed', 0, 'sample: random seed; the same seed gives the same text.')
 flags.DEFINE_bool('json', False, 'predict: print one JSON object per image.')
 flags.DEFINE_bool('jax_distributed', False, 'Call jax.distributed.initialize() first '
                   '(auto-detected on Cloud TPU and SLURM); also JAXLAB_DISTRIBUTED=1.')
@@ -230,8 +242,25 @@ def run_command(command, args):
     from jaxlab import predict
     return predict.main(_workdir(), args, checkpoint=FLAGS.checkpoint, top_k_count=FLAGS.top_k,
                         as_json=FLAGS.json)
+  if command == 'sample':
+    return _sample(args)
   from benchmarks import run as bench
   return bench.main(args)
+
+
+def _sample(args):
+  if args:
+    raise UserError(f'sample takes no positional arguments, got {args}; give the text with '
+                    '--prompt="...".')
+  if FLAGS.prompt is None:
+    raise UserError('sample needs a prompt: jaxlab sample --workdir=DIR --prompt="Once upon".')
+  from jaxlab import sample
+  # --top_k is shared with predict (default 3 classes there); for sampling only an explicit
+  # value limits the tokens drawn from.
+  top_k = FLAGS.top_k if FLAGS['top_k'].present else 0
+  return sample.main(_workdir(), FLAGS.prompt, checkpoint=FLAGS.checkpoint,
+                     max_tokens=FLAGS.max_tokens, temperature=FLAGS.temperature, top_k=top_k,
+                     top_p=FLAGS.top_p, seed=FLAGS.seed)
 
 
 def main(argv):

@@ -71,7 +71,7 @@ def check_jaxlab(argv, complete):
     return check_help(argv)
   command, args = _parse(argv)
   problems = []
-  if command in ('train', 'eval') and args:
+  if command in ('train', 'eval', 'sample') and args:
     problems.append(f'{command} takes no positional arguments, got {args}')
   if command == 'predict':
     problems += [f'{a!r} is not an image or text file name' for a in args
@@ -81,11 +81,13 @@ def check_jaxlab(argv, complete):
       main._config()  # pylint: disable=protected-access
     except UserError as error:
       raise _Rejected(f'jaxlab: error: {error}') from None
-  if complete and command in ('train', 'eval', 'predict') and not main.FLAGS.workdir \
+  if complete and command in ('train', 'eval', 'predict', 'sample') and not main.FLAGS.workdir \
       and not (command == 'train' and main.FLAGS.dry_run):
     problems.append(f'{command} needs --workdir=DIR')
   if complete and command == 'predict' and not args:
     problems.append('predict needs at least one input FILE')
+  if complete and command == 'sample' and main.FLAGS.prompt is None:
+    problems.append('sample needs --prompt=TEXT')
   return dict(ok=not problems, command=command, error='; '.join(problems))
 
 

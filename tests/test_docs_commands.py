@@ -46,6 +46,7 @@ PLACEHOLDERS = (
     (r'^--workdir=\.\.\.$', '--workdir=runs/example'),
     (r'\bDIR\b', 'runs/example'),
     (r'\bSTEP\b', '88'),
+    (r'^--prompt=TEXT$', '--prompt=The for statement'),
     (r'^IMAGE$', 'digit.png'),
     (r'^FILE$', 'digit.png'),
     (r'\bFILE\.json$', 'results.json'),
@@ -57,7 +58,7 @@ ENVIRONMENT = {'HOME': '/home/user'}
 LEFTOVER_PLACEHOLDER = re.compile(r'\$\{?\w|\.\.\.|<\w+>|\b[A-Z][A-Z0-9_]*[A-Z]\b|=~')
 # Text that names a jaxlab command: a snippet holding it must yield a checked command.
 LOOKS_LIKE_A_COMMAND = re.compile(
-    r'\bjaxlab (train|eval|predict|bench)\b|-m jaxlab\.main|-m benchmarks\.run|'
+    r'\bjaxlab (train|eval|predict|sample|bench)\b|-m jaxlab\.main|-m benchmarks\.run|'
     r'launch\.py (create|install|run|logs|stop|copy|delete)\b|jaxlab\.sbatch --')
 # Flags that say how processes join, not what is trained: left out of the dry run, which
 # runs in one process.
@@ -410,6 +411,10 @@ BROKEN = [
         ['eval', '--checkpoint=best'],
         ['eval', '--workdir=w', 'extra'],
         ['predict', '--workdir=w', 'notes.docx'],
+        ['sample', '--workdir=w'],
+        ['sample', '--prompt=hi'],
+        ['sample', '--workdir=w', '--prompt=hi', '--temperature=hot'],
+        ['sample', '--workdir=w', '--prompt=hi', 'extra'],
     ]] + [dict(kind='bench', argv=argv) for argv in [['--only=vit'], ['--fast']]]
 
 
