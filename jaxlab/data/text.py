@@ -77,7 +77,7 @@ def tfds_documents(name, split, data_dir=None, text_key='text'):
 
 def tfds_cache_key(name, split, data_dir=None):
   """Names the data set's version and split, e.g. 'lm1b-1.1.0-train'."""
-  info = _tfds_source(name, split, data_dir).dataset_info
+  info = _tfds_source(name, split, data_dir).info
   return f'{info.full_name}-{split}'
 
 
@@ -97,23 +97,8 @@ def _read_batch(records, keys):
 
 
 def _tfds_source(name, split, data_dir):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  data_dir = os.path.expanduser(data_dir) if data_dir else data_dir  # flags do not expand ~
-  try:
-    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-  except (AssertionError, RuntimeError, OSError, NotImplementedError, ValueError) as error:
-    raise UserError(_not_prepared_message(name, data_dir, error)) from None
-
-
-def _not_prepared_message(name, data_dir, error):
-  reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-  where = data_dir or 'the default TFDS data_dir (~/tensorflow_datasets)'
-  return (
-      f'Text data set {name!r} is not prepared in ArrayRecord format in {where} '
-      f'({reason}), and jaxlab does not download at run time. On a machine with '
-      f'internet access run `pip install tensorflow tensorflow-datasets && tfds build '
-      f'{name} --file_format=array_record --data_dir=DIR`, copy DIR here and pass '
-      f'--config.data.data_dir=DIR.')
+  from jaxlab.data import tfds_source  # pylint: disable=g-import-not-at-top
+  return tfds_source.source(name, split, data_dir)
 
 
 # Tokenizing ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 
 from jaxlab import workdir_files
-from jaxlab.data import DatasetInfo, Splits, sources, text, tokenizers
+from jaxlab.data import DatasetInfo, Splits, sources, text, tfds_source, tokenizers
 
 def cache_dir(data_config):
   if not data_config.cache_dir:
@@ -97,7 +97,7 @@ def imdb_reviews(data_config, workdir=None):
   seq_len = int(data_config.seq_len)
   splits = {}
   for split in ('train', 'test'):
-    records = text._tfds_source('imdb_reviews', split, data_dir)  # pylint: disable=protected-access
+    records = tfds_source.source('imdb_reviews', split, data_dir)
     labels = np.asarray([records[i]['label'] for i in range(len(records))], np.int32)
     tokens = np.zeros((len(labels), seq_len), np.int32)
     for index, ids in enumerate(text.tokenize(documents(split), tokenizer)):

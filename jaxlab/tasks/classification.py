@@ -73,11 +73,10 @@ class Classification(base.Task):
     return {'probabilities': jax.nn.softmax(logits.astype(jnp.float32))}
 
   def predict_inputs(self, paths):
-    if self.input != 'image':
-      from jaxlab.tasks import text_inputs
-      return text_inputs.classification_inputs(self, paths)
-    from jaxlab.tasks import image_inputs
-    return image_inputs.read_images(paths, self.info)
+    if self.input == 'image':
+      return super().predict_inputs(paths)  # image files
+    from jaxlab.tasks import text_inputs
+    return text_inputs.classification_inputs(self, paths)
 
   def predictions(self, outputs, top_k):
     result = []
