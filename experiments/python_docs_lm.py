@@ -31,6 +31,8 @@ def get_config(arg=None):
   c.model.num_heads = 4
   c.model.mlp_dim = 512
   c.model.dropout_rate = 0.0
+  c.model.scan_layers = True  # blocks stacked and run by nnx.scan (False: a Python loop)
+  c.model.remat = 'none'  # per-block rematerialisation: 'none', 'full' or 'dots'
 
   c.optimizer.name = 'adamw'
   c.optimizer.learning_rate = 3e-3

@@ -154,7 +154,7 @@ def _declare(field):
 
   field('model.name', 'cnn', checks.model_name())  # registered name, or 'package.module:Class'
   field('compute_dtype', 'auto', checks.one_of('auto', 'float32', 'bfloat16'))  # auto: bfloat16 on GPU/TPU, float32 on CPU
-  field('remat', 'none', checks.one_of('none', 'full', 'dots'))  # rematerialisation of activations
+  field('remat', 'none', checks.one_of('none', 'full', 'dots'))  # rematerialisation over the whole loss (per layer instead: transformer_lm's model.remat)
 
   field('optimizer.name', 'adam', checks.one_of('adam', 'adamw', 'sgd'))
   field('optimizer.learning_rate', 1e-3, checks.number(above=0))  # peak learning rate
@@ -217,6 +217,10 @@ def _cross_field_problems(config):
   if config.data.batch_size % config.grad_accum_steps:
     problems.append(f'--config.data.batch_size={config.data.batch_size} is not divisible by '
                     f'--config.grad_accum_steps={config.grad_accum_steps}')
+  if config.remat != 'none' and config.model.get('remat', 'none') != 'none':
+    problems.append(f'--config.remat={config.remat} (the whole loss) and '
+                    f'--config.model.remat={config.model.remat} (each layer) would recompute '
+                    'twice; set one of them to none')
   if sum(config.mesh[axis] == -1 for axis in MESH_AXES) > 1:
     problems.append('at most one of --config.mesh.data/fsdp/tensor may be -1 (it fills the '
                     'remaining devices)')
@@ -246,4 +250,5 @@ DEFAULT_SHARDING_RULES = (
     ('head_dim', ''),
     ('vocab', 'tensor'),
     ('classes', ''),
+    ('layers', ''),  # the stacked layers of a scanned model: every device holds every layer
 )

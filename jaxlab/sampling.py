@@ -1,8 +1,10 @@
 """Autoregressive sampling from a `transformer_lm` with a key/value cache.
 
-The cache holds, per layer, the rotated keys and the values of every position written so
-far: `[B, max_len, K, H]` each. A prompt is prefilled in one pass (right-padded to a
-bucket length, so a new prompt length rarely compiles again); then each new token runs
+The cache holds the rotated keys and the values of every position written so far, for
+every layer: `[num_layers, B, max_len, K, H]` each, written in place at (layer, position)
+by a `lax.scan` over a scanned model's stacked layers (a Python loop over an unrolled
+model's). A prompt is prefilled in one pass (right-padded to a bucket length, so a new
+prompt length rarely compiles again); then each new token runs
 the model on one position, writes its key/value at its absolute position with
 `lax.dynamic_update_slice`, and attends to positions 0..itself only (mask by index, so
 the padding's and older requests' entries beyond it are never read).
@@ -67,7 +69,7 @@ class Settings:
 @struct.dataclass
 class State:
   """Between chunks: the cache, and the last token (emitted, not yet in the cache)."""
-  caches: Any  # per layer, (keys, values), each [1, max_len, K, H]
+  caches: Any  # (keys, values), each [num_layers, 1, max_len, K, H]
   position: Any  # int32: tokens in the cache = the next token's position
   token: Any  # int32 [1]
   count: Any  # int32: tokens emitted so far
@@ -91,18 +93,31 @@ def choose(logits_V, key, settings):
   return jnp.where(settings.temperature > 0, sampled, jnp.argmax(logits_V)).astype(jnp.int32)
 
 
-def _attend(attention, x_BxTxD, angles, cache, start, positions_T):
-  """Attention of T new positions (from `start`) over the cache; returns (y, cache)."""
-  keys, values = cache
+def _attend(attention, x_BxTxD, angles, caches, layer, start, positions_T):
+  """Attention of T new positions (from `start`) over the cache of `layer`; returns
+  (y, caches) with this layer's new keys and values written in."""
+  keys_LxBxSxKxH, values_LxBxSxKxH = caches
   q_BxTxNxH = transformer.apply_rope(attention.query(x_BxTxD), angles)
   k_BxTxKxH = transformer.apply_rope(attention.key(x_BxTxD), angles)
-  at = (0, start, 0, 0)
-  keys = lax.dynamic_update_slice(keys, k_BxTxKxH.astype(keys.dtype), at)
-  values = lax.dynamic_update_slice(values, attention.value(x_BxTxD).astype(values.dtype), at)
-  visible_TxS = jnp.arange(keys.shape[1])[None, :] <= positions_T[:, None]
-  y_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, keys, values,
+  v_BxTxKxH = attention.value(x_BxTxD)
+  at = (layer, 0, start, 0, 0)
+  keys_LxBxSxKxH = lax.dynamic_update_slice(keys_LxBxSxKxH,
+                                            k_BxTxKxH[None].astype(keys_LxBxSxKxH.dtype), at)
+  values_LxBxSxKxH = lax.dynamic_update_slice(
+      values_LxBxSxKxH, v_BxTxKxH[None].astype(values_LxBxSxKxH.dtype), at)
+  visible_TxS = jnp.arange(keys_LxBxSxKxH.shape[2])[None, :] <= positions_T[:, None]
+  y_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, keys_LxBxSxKxH[layer],
+                                           values_LxBxSxKxH[layer],
                                            mask=visible_TxS[None, None])
-  return attention.out(y_BxTxNxH), (keys, values)
+  return attention.out(y_BxTxNxH), (keys_LxBxSxKxH, values_LxBxSxKxH)
+
+
+def _block(block, x_BxTxD, angles, caches, layer, start, positions_T):
+  """One block on T new positions, as Block.__call__ (at inference) computes it."""
+  attended, caches = _attend(block.attention, block.attention_norm(x_BxTxD), angles, caches,
+                             layer, start, positions_T)
+  x_BxTxD = x_BxTxD + attended
+  return x_BxTxD + block.mlp(block.mlp_norm(x_BxTxD)), caches
 
 
 def forward(model, tokens_BxT, start, caches):
@@ -110,23 +125,30 @@ def forward(model, tokens_BxT, start, caches):
   positions_T = start + jnp.arange(tokens_BxT.shape[1])
   angles = transformer.rotary_angles(positions_T[None], model.head_dim, model.rope_base)
   x_BxTxD = model.embed(tokens_BxT)
-  updated = []
-  for block, cache in zip(model.blocks, caches):
-    attended, cache = _attend(block.attention, block.attention_norm(x_BxTxD), angles, cache,
-                              start, positions_T)
-    x_BxTxD = x_BxTxD + attended
-    x_BxTxD = x_BxTxD + block.mlp(block.mlp_norm(x_BxTxD))
-    updated.append(cache)
+  run = functools.partial(_block, angles=angles, start=start, positions_T=positions_T)
+  if model.scan_layers:
+    graph, stacked = nnx.split(model.blocks)
+
+    def body(carry, layer_state):
+      layer, state = layer_state
+      x_BxTxD, caches = carry
+      return run(nnx.merge(graph, state), x_BxTxD, caches=caches, layer=layer), None
+
+    (x_BxTxD, caches), _ = lax.scan(body, (x_BxTxD, caches),
+                                    (jnp.arange(model.num_layers), stacked))
+  else:
+    for layer, block in enumerate(model.blocks):
+      x_BxTxD, caches = run(block, x_BxTxD, caches=caches, layer=layer)
   x_BxTxD = model.final_norm(x_BxTxD)
   logits = model.embed.attend(x_BxTxD) if model.head is None else model.head(x_BxTxD)
-  return logits, tuple(updated)
+  return logits, caches
 
 
 def _empty_caches(model, dtype):
-  attention = model.blocks[0].attention
-  num_kv_heads, head_dim = attention.key.kernel.shape[1:]
-  shape = (1, model.max_len, num_kv_heads, head_dim)
-  return tuple((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in model.blocks)
+  first = model.blocks if model.scan_layers else model.blocks[0]  # stacked: [L, D, K, H]
+  num_kv_heads, head_dim = first.attention.key.kernel.shape[-2:]
+  shape = (model.num_layers, 1, model.max_len, num_kv_heads, head_dim)
+  return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
 
 
 def prefill(variables, tokens_1xL, length, settings, *, graph):

@@ -19,6 +19,7 @@ LAYOUTS = {
     'dp_fsdp': dict(data=2, fsdp=4, tensor=1),
     'dp_tp': dict(data=4, fsdp=1, tensor=2),
     'dp_tp_4': dict(data=2, fsdp=1, tensor=2),  # a mesh over the first 4 of the 8 devices
+    'dp_fsdp_tp': dict(data=2, fsdp=2, tensor=2),
 }
 
 
@@ -79,6 +80,32 @@ def reshard(workdir, name, save_layout, restore_layouts):
     devices = len(jax.tree.leaves(state.params)[0].sharding.device_set)
     result[layout] = dict(equal=equal, specs=specs, devices=devices)
   return result
+
+
+def language_model(workdir, layouts, table_layouts):
+  """The LM smoke config (experiments/lm1b_lm.py:smoke: scanned layers, GQA, SentencePiece)
+  under each layout: its loss curve, and the dry run's sharding table."""
+  import shutil
+  from jaxlab import dry_run
+  from jaxlab.train import loop
+
+  def config(layout, **overrides):
+    config = load_config('lm1b_lm', data__cache_dir=f'{workdir}/cache', **overrides)
+    for axis, size in LAYOUTS[layout].items():
+      config.mesh[axis] = size
+    return config
+
+  out = {}
+  for index, layout in enumerate(layouts):
+    run_dir = f'{workdir}/lm-{layout}'
+    if index:  # one tokenizer for all: the first run's (train_or_load reuses it)
+      shutil.os.makedirs(run_dir)
+      shutil.copy(f'{workdir}/lm-{layouts[0]}/tokenizer.model', run_dir)
+    loop.run(config(layout, num_steps=12, steps_per_loop=4, log_every_steps=4,
+                    eval_every_steps=0, checkpoint_every_steps=0, plots=False), run_dir)
+    out[layout] = [r['train/loss'] for r in read_metrics(run_dir) if 'train/loss' in r]
+  tables = {layout: dry_run.analyse(config(layout))['sharding_table'] for layout in table_layouts}
+  return dict(losses=out, tables=tables)
 
 
 if __name__ == '__main__':

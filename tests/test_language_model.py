@@ -86,3 +86,32 @@ def test_sentencepiece_tokenizer_is_saved_and_reused_by_eval_and_predict(tmp_pat
                       check=True)
   prediction = json.loads(predicted.stdout.splitlines()[-1])
   assert prediction['perplexity'] > 1 and len(prediction['next_tokens']) == 2
+
+
+@pytest.mark.slow  # trains a tokenizer and a model on mock lm1b, evaluates, predicts (~12 s)
+def test_lm1b_experiment_on_mock_tfds_trains_evaluates_and_predicts(tmp_path, capsys):
+  import tensorflow_datasets as tfds
+  from jaxlab import evaluate, predict
+  from jaxlab.train import loop
+  workdir = str(tmp_path / 'w')
+  # Mock lm1b is random letters: a small SentencePiece vocabulary fits it.
+  config = load_config('lm1b_lm', data__name='lm1b', data__cache_dir=str(tmp_path / 'cache'),
+                       data__vocab_size=300, data__num_test=None, num_steps=60,
+                       eval_every_steps=60, checkpoint_every_steps=60)
+  with tfds.testing.mock_data(num_examples=200):
+    summary = loop.run(config, workdir)
+    evaluated = evaluate.main(workdir, 'best')
+  assert summary['step'] == 60
+  records = read_metrics(workdir)
+  losses = [r['train/loss'] for r in records if 'train/loss' in r]
+  assert losses[-1] < losses[0] - 1, losses
+  info = json.loads((tmp_path / 'w' / 'dataset_info.json').read_text())
+  assert info['name'] == 'lm1b' and info['vocab_size'] == 300
+  trained = [r for r in records if 'eval/loss' in r][-1]
+  assert evaluated['loss'] == pytest.approx(trained['eval/loss'], rel=1e-6)
+  sample = tmp_path / 'sample.txt'
+  sample.write_text('gebc ahgjefjhfef ehj aijbcidcib')
+  capsys.readouterr()
+  assert predict.main(workdir, [str(sample)], as_json=True, top_k_count=2) == 0
+  prediction = json.loads(capsys.readouterr().out.splitlines()[-1])
+  assert 1 < prediction['perplexity'] < 300 and len(prediction['next_tokens']) == 2

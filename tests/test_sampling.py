@@ -53,11 +53,12 @@ def greedy(count):
 
 
 @functools.lru_cache
-def tiny_gqa_model():
+def tiny_gqa_model(scan_layers=True):
   """A directly built model with grouped-query attention and tied embeddings."""
   with nnx.use_eager_sharding(False):
     model = transformer.create((40,), 50, rngs=nnx.Rngs(3), num_layers=2, embed_dim=32,
-                               num_heads=4, num_kv_heads=2, tie_embeddings=True)
+                               num_heads=4, num_kv_heads=2, tie_embeddings=True,
+                               scan_layers=scan_layers)
   graph, params, rest = nnx.split(model, nnx.Param, ...)
   return (modeling.ModelDef(graph, graph, False),
           modeling.Variables(nnx.to_pure_dict(params), nnx.to_pure_dict(rest)))
@@ -81,9 +82,10 @@ def gqa_sampler(model_def):
   return sampling.Sampler(model_def, max_len=40, chunk=4)  # several chunks per sample
 
 
-@pytest.mark.parametrize('length', [3, 16, 21])
-def test_cached_greedy_matches_full_forward_with_gqa_and_tied_embeddings(length):
-  model_def, variables = tiny_gqa_model()
+@pytest.mark.parametrize('length,scan_layers', [(3, True), (16, True), (21, True),
+                                                (21, False)])
+def test_cached_greedy_matches_full_forward_with_gqa_and_tied_embeddings(length, scan_layers):
+  model_def, variables = tiny_gqa_model(scan_layers)
   sampler = gqa_sampler(model_def)
   prompt = np.arange(length, dtype=np.int32) % 47 + 3
   count = 40 - length

@@ -17,9 +17,6 @@ from jaxlab.parallel import sharding
 
 SEQ_LEN, VOCAB = 16, 61
 TINY = dict(num_layers=2, embed_dim=32, num_heads=4)
-# The rules this model's names need beside DEFAULT_SHARDING_RULES (vocab-parallel
-# embedding and head, key/value heads split like query heads, head width whole).
-LM_RULES = (('vocab', 'tensor'), ('kv_heads', 'tensor'), ('head_dim', ''))
 
 
 def build(dtype=jnp.float32, seed=0, **options):
@@ -95,15 +92,14 @@ def test_positions_drive_rope():
 
 def test_grouped_query_attention_shares_each_kv_head_with_consecutive_query_heads():
   gqa = build(num_kv_heads=2)
-  attention = param_shapes(gqa)['blocks'][0]['attention']
-  assert attention == {'query': {'kernel': (32, 4, 8)}, 'key': {'kernel': (32, 2, 8)},
-                       'value': {'kernel': (32, 2, 8)}, 'out': {'kernel': (4, 8, 32)}}
+  attention = param_shapes(gqa)['blocks']['attention']  # stacked: a leading layer axis
+  assert attention == {'query': {'kernel': (2, 32, 4, 8)}, 'key': {'kernel': (2, 32, 2, 8)},
+                       'value': {'kernel': (2, 32, 2, 8)}, 'out': {'kernel': (2, 4, 8, 32)}}
   # Multi-head attention with each kv head repeated for its two query heads computes the same.
   mha = build()
-  for gqa_block, mha_block in zip(gqa.blocks, mha.blocks):
-    for name in ('key', 'value'):
-      getattr(mha_block.attention, name).kernel[...] = jnp.repeat(
-          getattr(gqa_block.attention, name).kernel[...], 2, axis=1)
+  for name in ('key', 'value'):
+    getattr(mha.blocks.attention, name).kernel[...] = jnp.repeat(
+        getattr(gqa.blocks.attention, name).kernel[...], 2, axis=2)
   rest = nnx.Not(nnx.Any(nnx.PathContains('key'), nnx.PathContains('value')))
   nnx.update(mha, nnx.state(gqa, rest))
   np.testing.assert_allclose(apply(mha, tokens()), apply(gqa, tokens()), atol=1e-5)
@@ -117,7 +113,8 @@ def test_tied_embeddings_have_no_head_and_share_the_table():
   assert float(jnp.abs(apply(model, x_BxL)[..., 5]).max()) == 0  # token 5's logit reads row 5
 
 
-@pytest.mark.parametrize('options', [{}, dict(num_kv_heads=1, mlp_dim=48, tie_embeddings=True)])
+@pytest.mark.parametrize('options', [{}, dict(num_kv_heads=1, mlp_dim=48, tie_embeddings=True),
+                                     dict(scan_layers=False)])
 def test_parameter_count_formula(options):
   model = build(**options)
   counted = sum(leaf.size for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))
@@ -131,23 +128,102 @@ def test_every_parameter_is_named_and_shards_as_megatron():
           jax.tree_util.tree_leaves_with_path(specs, is_leaf=lambda s: isinstance(s, P))}
   assert all(any(spec) for spec in flat.values()), flat
   names = {name for spec in flat.values() for name in spec}
-  assert names == {'vocab', 'embed', 'heads', 'kv_heads', 'head_dim', 'mlp'}
-  rules = config_lib.DEFAULT_SHARDING_RULES + LM_RULES
+  assert names == {'layers', 'vocab', 'embed', 'heads', 'kv_heads', 'head_dim', 'mlp'}
+  # Every stacked parameter leads with the layer axis, and only those do.
+  assert {path for path, spec in flat.items() if spec[0] == 'layers'} == {
+      path for path in flat if path.startswith('blocks/')}
   mesh = AbstractMesh((2, 2), ('fsdp', 'tensor'))
-  shapes = {'embed/embedding': (64, 32), 'blocks/0/attention/query/kernel': (32, 4, 8),
-            'blocks/0/attention/out/kernel': (4, 8, 32),
-            'blocks/0/mlp/down/kernel': (128, 32), 'head/kernel': (32, 64)}
-  placed = {path: sharding.mesh_spec(flat[path], shape, mesh, rules)
+  shapes = {'embed/embedding': (64, 32), 'blocks/attention/query/kernel': (2, 32, 4, 8),
+            'blocks/attention/key/kernel': (2, 32, 2, 8),
+            'blocks/attention/out/kernel': (2, 4, 8, 32),
+            'blocks/mlp/gate/kernel': (2, 32, 128), 'blocks/mlp/down/kernel': (2, 128, 32),
+            'blocks/mlp_norm/scale': (2, 32), 'head/kernel': (32, 64)}
+  placed = {path: sharding.mesh_spec(flat[path], shape, mesh, config_lib.DEFAULT_SHARDING_RULES)
             for path, shape in shapes.items()}
   assert placed == {'embed/embedding': P('tensor', 'fsdp'),
-                    'blocks/0/attention/query/kernel': P('fsdp', 'tensor', None),
-                    'blocks/0/attention/out/kernel': P('tensor', None, 'fsdp'),
-                    'blocks/0/mlp/down/kernel': P('tensor', 'fsdp'),
+                    'blocks/attention/query/kernel': P(None, 'fsdp', 'tensor', None),
+                    'blocks/attention/key/kernel': P(None, 'fsdp', 'tensor', None),
+                    'blocks/attention/out/kernel': P(None, 'tensor', None, 'fsdp'),
+                    'blocks/mlp/gate/kernel': P(None, 'fsdp', 'tensor'),
+                    'blocks/mlp/down/kernel': P(None, 'tensor', 'fsdp'),
+                    'blocks/mlp_norm/scale': P(None, 'fsdp'),
                     'head/kernel': P('fsdp', 'tensor')}
 
 
+def _unrolled_copy(scanned, **options):
+  """An unrolled model holding the scanned model's weights, layer i from index i."""
+  unrolled = build(scan_layers=False, **options)
+  stacked = nnx.state(scanned.blocks)
+  for layer, block in enumerate(unrolled.blocks):
+    nnx.update(block, jax.tree.map(lambda a, layer=layer: a[layer], stacked))
+  nnx.update(unrolled, nnx.state(scanned, nnx.Not(nnx.PathContains('blocks'))))
+  return unrolled
+
+
+def test_scanned_layers_compute_what_unrolled_layers_compute():
+  scanned = build(num_layers=3, num_kv_heads=2)
+  unrolled = _unrolled_copy(scanned, num_layers=3, num_kv_heads=2)
+  assert jax.tree.map(jnp.shape, nnx.state(unrolled.blocks[2])) == \
+      jax.tree.map(lambda a: a.shape[1:], nnx.state(scanned.blocks))
+  x_BxL = tokens()
+  np.testing.assert_allclose(apply(unrolled, x_BxL), apply(scanned, x_BxL), atol=2e-5)
+  assert not np.allclose(apply(build(num_layers=3, num_kv_heads=2, seed=1), x_BxL),
+                         apply(scanned, x_BxL), atol=1e-3)  # the weights matter
+
+
+def _grads(model, x_BxL):
+  graphdef, params = nnx.split(model)
+
+  @jax.jit
+  def grads(params):
+    def loss(params):
+      logits_BxLxV = nnx.merge(graphdef, params)(x_BxL[:, :-1])
+      return optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, x_BxL[:, 1:]).mean()
+    return jax.grad(loss)(params)
+
+  return jax.tree.leaves(grads(params))
+
+
+@pytest.mark.parametrize('remat,scan_layers', [('full', True), ('dots', True),
+                                               ('full', False)])
+def test_per_layer_remat_leaves_the_gradients_unchanged(remat, scan_layers):
+  x_BxL = tokens()
+  plain = _grads(build(scan_layers=scan_layers), x_BxL)
+  rematted = _grads(build(scan_layers=scan_layers, remat=remat), x_BxL)
+  assert len(plain) == len(rematted)
+  for a, b in zip(plain, rematted):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_each_scanned_layer_draws_its_own_dropout_masks(monkeypatch):
+  kept = []
+  dropout = nnx.Dropout.__call__
+
+  def recording(self, inputs, *args, **kwargs):
+    outputs = dropout(self, inputs, *args, **kwargs)
+    jax.debug.callback(lambda mask: kept.append(np.asarray(mask).tobytes()), outputs != 0)
+    return outputs
+
+  monkeypatch.setattr(nnx.Dropout, '__call__', recording)
+  nnx.jit(lambda model, rngs: model(tokens(), rngs=rngs))(build(dropout_rate=0.5),
+                                                          nnx.Rngs(dropout=0))
+  jax.effects_barrier()
+  # The embeddings' mask, then two per layer (attention and MLP branches): layers sharing
+  # their keys would repeat theirs.
+  assert len(kept) == 1 + 2 * TINY['num_layers'] and len(set(kept)) == len(kept)
+
+
+def test_remat_of_the_loss_and_of_each_layer_together_is_a_user_error():
+  config = config_lib.defaults()
+  config.model.name = 'transformer_lm'
+  config.model.remat = 'full'
+  config.remat = 'dots'
+  with pytest.raises(UserError, match='would recompute twice'):
+    config_lib.validate(config)
+
+
 def test_query_kernel_is_scaled_by_its_true_fan_in():
-  kernel_DxNxH = build().blocks[0].attention.query.kernel[...]
+  kernel_DxNxH = build().blocks.attention.query.kernel[...][0]
   # lecun_normal: std 1 / sqrt(D); fan-in read from axis -2 alone would give 1 / sqrt(D N).
   assert abs(float(kernel_DxNxH.std()) * TINY['embed_dim'] ** 0.5 - 1) < 0.1
 
@@ -199,6 +275,8 @@ def test_sequences_longer_than_max_len_are_refused():
     (dict(max_len=8), 'max_len=8 is shorter'),
     (dict(rope_base=0.5), 'rope_base=0.5'),
     (dict(tie_embeddings='yes'), 'tie_embeddings'),
+    (dict(scan_layers=1), 'scan_layers=1 must be True or False'),
+    (dict(remat='dots_no_batch'), "remat='dots_no_batch' must be one of"),
 ])
 def test_bad_options_are_user_errors(options, message):
   with pytest.raises(UserError, match=message):

@@ -128,7 +128,9 @@ def _open(name, split, data_dir, decode):
     decoders = None if decode else _skip_image_decoding(tfds.builder(name, data_dir=data_dir))
     return tfds.data_source(name, split=split, data_dir=data_dir, download=False,
                             decoders=decoders)
-  except (AssertionError, RuntimeError, OSError, ValueError, NotImplementedError) as error:
+  # KeyError: a data set whose metadata ships with TFDS (lm1b) but has no prepared splits.
+  except (AssertionError, RuntimeError, OSError, ValueError, NotImplementedError,
+          KeyError) as error:
     expected_dir = tfds.builder(name, data_dir=data_dir).data_dir
     raise UserError(_not_prepared_message(name, expected_dir, error)) from None
 

@@ -13,6 +13,15 @@ INITIALIZERS = {
     'he_normal': nnx.initializers.he_normal,
 }
 
+# Rematerialisation: which intermediate values a backward pass keeps (the rest it
+# recomputes). Used per block by the transformer and on the whole loss by the train step.
+REMAT_POLICIES = {
+    'none': None,  # keep everything
+    'full': jax.checkpoint_policies.nothing_saveable,  # keep only the inputs
+    # keep the weight matmuls' outputs; recompute the rest (e.g. attention scores)
+    'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
 
 def kernel_init(name, logical_axes):
   return nnx.with_partitioning(INITIALIZERS[name](), logical_axes)

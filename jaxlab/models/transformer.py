@@ -3,6 +3,13 @@
 tokens_BxL -> embed -> [RMSNorm -> causal attention -> + -> RMSNorm -> SwiGLU -> +]*
 -> RMSNorm -> logits_BxLxV (a separate head, or the embedding table when tied).
 
+Layers: with scan_layers (the default) the blocks are created stacked (every block
+parameter has a leading axis of num_layers, logically named 'layers', never sharded) and
+run by one `nnx.scan`, so the compiled program holds one block whatever the depth; with
+scan_layers=False they are a list run by a Python loop (easier to step through).
+`remat` recomputes each block's activations in the backward pass instead of keeping them
+('full': keep only the block inputs; 'dots': keep the weight matmuls' outputs too).
+
 Packed rows: `segment_ids` (0 = padding) keep attention inside each document and
 `positions` restart at each document's start, so a packed document sees exactly what
 it would see alone at the start of a row.
@@ -21,6 +28,9 @@ from jaxlab.models import layers
 # None lets JAX choose (XLA today, on every backend); 'cudnn' asks for cuDNN flash
 # attention on GPU, which needs bf16/fp16 activations.
 ATTENTION_IMPLEMENTATIONS = (None, 'xla', 'cudnn')
+
+# The stacked blocks' leading axis: its logical name, for the sharding rules (unsharded).
+LAYER_AXIS = {nnx.PARTITION_NAME: 'layers'}
 
 
 def projection_init(name, logical_axes, fan_in_axes, fan_out_axes):
@@ -135,18 +145,25 @@ class TransformerLM(nnx.Module):
 
   def __init__(self, vocab_size, *, num_layers, embed_dim, num_heads, num_kv_heads, mlp_dim,
                dropout_rate, rope_base, tie_embeddings, max_len, kernel_init,
-               attention_implementation, dtype=jnp.float32, rngs: nnx.Rngs):
+               attention_implementation, scan_layers, remat, dtype=jnp.float32,
+               rngs: nnx.Rngs):
     # Entries of std 1/sqrt(D), rows of norm ~1: tied logits x @ E^T of an RMS-normed x
     # then start with std ~1, as the untied head's do.
     self.embed = nnx.Embed(vocab_size, embed_dim, dtype=dtype, rngs=rngs,
                            embedding_init=nnx.with_partitioning(
                                nnx.initializers.normal(embed_dim ** -0.5), ('vocab', 'embed')))
     self.dropout = nnx.Dropout(dropout_rate)
-    self.blocks = nnx.List([
-        Block(embed_dim, num_heads, num_kv_heads, mlp_dim, dropout_rate=dropout_rate,
-              init=kernel_init, attention_implementation=attention_implementation, dtype=dtype,
-              rngs=rngs)
-        for _ in range(num_layers)])
+
+    def block(rngs):
+      return Block(embed_dim, num_heads, num_kv_heads, mlp_dim, dropout_rate=dropout_rate,
+                   init=kernel_init, attention_implementation=attention_implementation,
+                   dtype=dtype, rngs=rngs)
+
+    if scan_layers:  # one Block whose every array has a leading layer axis
+      self.blocks = nnx.split_rngs(splits=num_layers)(nnx.vmap(
+          block, in_axes=0, out_axes=0, transform_metadata=LAYER_AXIS))(rngs)
+    else:
+      self.blocks = nnx.List([block(rngs) for _ in range(num_layers)])
     self.final_norm = rms_norm(embed_dim, dtype=dtype, rngs=rngs)
     self.head = None if tie_embeddings else nnx.Linear(
         embed_dim, vocab_size, use_bias=False, dtype=dtype, rngs=rngs,
@@ -154,6 +171,9 @@ class TransformerLM(nnx.Module):
     self.head_dim = embed_dim // num_heads
     self.rope_base = rope_base
     self.max_len = max_len
+    self.num_layers = num_layers
+    self.scan_layers = scan_layers
+    self.remat = remat
 
   def __call__(self, tokens_BxL, *, segment_ids=None, positions=None, rngs=None):
     """logits_BxLxV in the compute dtype; segment_ids and positions are B x L ints."""
@@ -166,10 +186,29 @@ class TransformerLM(nnx.Module):
     angles = rotary_angles(positions, self.head_dim, self.rope_base)
     mask_Bx1xLxL = segment_mask(segment_ids)
     x_BxLxD = self.dropout(self.embed(tokens_BxL), rngs=rngs)
-    for block in self.blocks:
-      x_BxLxD = block(x_BxLxD, angles, mask_Bx1xLxL, rngs)
+    x_BxLxD = self._run_blocks(x_BxLxD, angles, mask_Bx1xLxL, rngs)
     x_BxLxD = self.final_norm(x_BxLxD)
     return self.embed.attend(x_BxLxD) if self.head is None else self.head(x_BxLxD)
+
+  def _run_blocks(self, x_BxLxD, angles, mask_Bx1xLxL, rngs):
+    def apply(block, x_BxLxD, rngs):
+      return block(x_BxLxD, angles, mask_Bx1xLxL, rngs)
+
+    if self.remat != 'none':
+      # Inside a scan, XLA cannot merge the recomputation with the forward pass anyway;
+      # prevent_cse there only blocks optimisations (jax.checkpoint's documentation).
+      apply = nnx.remat(apply, policy=layers.REMAT_POLICIES[self.remat],
+                        prevent_cse=not self.scan_layers)
+    if not self.scan_layers:
+      for block in self.blocks:
+        x_BxLxD = apply(block, x_BxLxD, rngs)
+      return x_BxLxD
+    scan = nnx.scan(apply, in_axes=(0, nnx.Carry, 0), out_axes=nnx.Carry,
+                    transform_metadata=LAYER_AXIS)
+    if rngs is None:
+      return scan(self.blocks, x_BxLxD, None)
+    # Each layer draws its own dropout masks: the streams are split along the layers.
+    return nnx.split_rngs(splits=self.num_layers)(scan)(self.blocks, x_BxLxD, rngs)
 
 
 DEFAULTS = dict(
@@ -184,6 +223,8 @@ DEFAULTS = dict(
     max_len=None,  # the longest sequence the model accepts; None: the data's seq_len
     kernel_init='lecun_normal',  # initialiser of the dense kernels (layers.INITIALIZERS)
     attention_implementation=None,  # jax.nn.dot_product_attention's: None, 'xla' or 'cudnn'
+    scan_layers=True,  # blocks stacked and run by nnx.scan (False: a Python loop over a list)
+    remat='none',  # per-block rematerialisation: 'none', 'full' or 'dots' (see the docstring)
 )
 
 
@@ -212,7 +253,8 @@ def check(input_shape, num_classes, settings):
       counts=('num_layers', 'embed_dim', 'num_heads', 'num_kv_heads', 'mlp_dim', 'max_len'),
       rates=('dropout_rate',),
       choices=dict(kernel_init=tuple(layers.INITIALIZERS),
-                   attention_implementation=ATTENTION_IMPLEMENTATIONS))
+                   attention_implementation=ATTENTION_IMPLEMENTATIONS,
+                   remat=tuple(layers.REMAT_POLICIES)))
   problems = _shape_problems(input_shape, num_classes, settings)
   if problems:
     raise UserError(f'Invalid options for model \'transformer_lm\': {"; ".join(problems)}. Fix '
@@ -237,8 +279,8 @@ def _shape_problems(input_shape, num_classes, s):
   rope_base = s['rope_base']
   if isinstance(rope_base, bool) or not isinstance(rope_base, (int, float)) or rope_base <= 1:
     problems.append(f'rope_base={rope_base!r} must be a number above 1')
-  if not isinstance(s['tie_embeddings'], bool):
-    problems.append(f'tie_embeddings={s["tie_embeddings"]!r} must be True or False')
+  problems += [f'{name}={s[name]!r} must be True or False'
+               for name in ('tie_embeddings', 'scan_layers') if not isinstance(s[name], bool)]
   return problems
 
 

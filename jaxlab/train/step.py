@@ -19,12 +19,9 @@ from jax import lax
 
 from jaxlab import forward
 from jaxlab.data import pipeline
+from jaxlab.models import layers
 
-REMAT_POLICIES = {
-    'none': None,
-    'full': jax.checkpoint_policies.nothing_saveable,
-    'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-}
+REMAT_POLICIES = layers.REMAT_POLICIES
 
 
 @dataclasses.dataclass(frozen=True)
