@@ -62,8 +62,19 @@ def analytic_flops(config, task, batch_size):
 
 
 def traced_flops(function, *args):
-  """Matmul and convolution FLOPs of `function(*args)` (args may be ShapeDtypeStructs)."""
-  return float(jaxpr_flops(jax.make_jaxpr(function)(*args).jaxpr))
+  """Matmul and convolution FLOPs of `function(*args)` (args may be ShapeDtypeStructs),
+  after dead code is removed: autodiff also traces gradients nobody uses (e.g. with
+  respect to the input images), which XLA drops."""
+  jaxpr = jax.make_jaxpr(function)(*args).jaxpr
+  return float(jaxpr_flops(_without_dead_code(jaxpr)))
+
+
+def _without_dead_code(jaxpr):
+  try:  # JAX's own pass (private, hence the guard): it also prunes inside jit and scan.
+    from jax._src.interpreters import partial_eval  # pylint: disable=import-outside-toplevel
+    return partial_eval.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))[0]
+  except (ImportError, AttributeError, TypeError):
+    return jaxpr
 
 
 def jaxpr_flops(jaxpr):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from benchmarks import flops as benchmark_flops
 from jaxlab import device_peaks, dry_run, flops, modeling, tasks
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.train import loop, mfu
@@ -54,6 +55,19 @@ def test_lm_formula_equals_the_traced_matmuls_and_is_near_xlas_count(tiny_lm):
   xla = jax.jit(step).lower(programs.layout.shapes, batch).cost_analysis()['flops']
   # XLA adds element-wise work (norms, softmax, AdamW): about 6% at this size.
   assert analytic < xla < 1.15 * analytic
+
+
+@pytest.mark.parametrize('name, layers', [
+    ('mnist_mlp', lambda batch: benchmark_flops.mlp_layer_flops(batch, [784, 128, 10])),
+    ('mnist_cnn', lambda batch: benchmark_flops.cnn_layer_flops(batch, (28, 28), 1, (32, 64),
+                                                                (256,), 10)),
+])
+def test_traced_count_equals_the_benchmarks_hand_formulas(name, layers):
+  # Both leave out the input images' gradient, which autodiff traces but nobody uses.
+  config = load_config(name)
+  info, _ = dry_run.shape_info(config.data)
+  task = tasks.create(config, info, compute_dtype=modeling.compute_dtype(config))
+  assert _programs(config, task).step_flops(32) == benchmark_flops.train_step_flops(layers(32))
 
 
 def test_remat_and_grad_accumulation_leave_model_flops_unchanged(tiny_lm):
