@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# dtype of the matmuls -> the table's column. float32 matmuls run at XLA's default
-# precision: one bf16 pass on TPU (so the bf16 rate), TF32 tensor cores on NVIDIA GPUs.
+# dtype of the matmuls -> the table's column. float32 matmuls at JAX's default precision
+# run as one bf16 pass on TPU (so the bf16 rate) and on TF32 tensor cores on NVIDIA GPUs
+# since Ampere (docs.jax.dev/en/latest/201/precision.html).
 _COLUMNS = {'bfloat16': 'bf16', 'float16': 'bf16', 'float32': 'fp32'}
 
 # (name, device_kind pattern, dense bf16 TFLOP/s, float32 TFLOP/s at default precision).
@@ -71,6 +72,10 @@ def table_peak(device_kind, dtype):
   column = _COLUMNS.get(jnp.dtype(dtype).name)
   if column is None:
     return Peak(None, f'no peak for {jnp.dtype(dtype).name} matmuls')
+  precision = jax.config.jax_default_matmul_precision
+  if column == 'fp32' and precision not in (None, 'default'):
+    return Peak(None, f'no table peak for float32 matmuls at jax_default_matmul_precision='
+                      f'{precision!r} (the table holds the default precision\'s rate)')
   for name, pattern, bf16, fp32 in KNOWN_PEAKS:
     if re.search(pattern, device_kind.strip()):
       tflops = bf16 if column == 'bf16' else fp32

@@ -127,11 +127,26 @@ def test_unknown_devices_and_dtypes_have_no_peak_and_say_why(kind, dtype):
   assert meter.summary(steps=10, seconds=5.0)['mfu'] is None
 
 
+def test_float32_at_a_non_default_precision_has_no_table_peak():
+  with jax.default_matmul_precision('highest'):
+    peak = device_peaks.table_peak('NVIDIA H100 80GB HBM3', 'float32')
+  assert peak.flops_per_second is None and "'highest'" in peak.source
+
+
 def test_mesh_peak_is_per_chip_times_devices():
   chip = types.SimpleNamespace(platform='gpu', device_kind='NVIDIA H200', process_index=0)
   mesh = types.SimpleNamespace(devices=np.array([chip] * 8))
   peak = device_peaks.mesh_peak(mesh, jnp.bfloat16)
   assert peak.flops_per_second == 8 * 989.5e12 and 'x 8 device(s)' in peak.source
+
+
+def test_cpu_mesh_peak_is_the_host_rate_however_many_devices(tmp_path, monkeypatch):
+  # Forced host-platform devices share one process's cores: the host is the "chip".
+  monkeypatch.setattr(device_peaks, 'measure_gemm_flops', lambda dtype: 5e10)
+  cpu = types.SimpleNamespace(platform='cpu', device_kind='cpu', process_index=0)
+  peak = device_peaks.mesh_peak(types.SimpleNamespace(devices=np.array([cpu] * 8)),
+                                jnp.float32, cache_dir=tmp_path)
+  assert peak.flops_per_second == 5e10 and 'x 1 host(s)' in peak.source
 
 
 def test_cpu_peak_is_measured_once_per_machine_setting(tmp_path, monkeypatch):
