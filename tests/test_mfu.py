@@ -153,12 +153,31 @@ def test_cpu_peak_is_measured_once_per_machine_setting(tmp_path, monkeypatch):
   calls = []
   monkeypatch.setattr(device_peaks, 'measure_gemm_flops',
                       lambda dtype: calls.append(dtype) or 5e10)
+  monkeypatch.setattr(device_peaks, '_load_per_core', lambda: 0.2)
+  monkeypatch.setenv('XLA_FLAGS', '')
   first = device_peaks.cpu_peak('float32', cache_dir=tmp_path)
   second = device_peaks.cpu_peak('float32', cache_dir=tmp_path)
   assert first == second and first.flops_per_second == 5e10 and calls == ['float32']
+  monkeypatch.setenv('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+  device_peaks.cpu_peak('float32', cache_dir=tmp_path)  # the same GEMM per device: cached
+  assert calls == ['float32']
   monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false')
   device_peaks.cpu_peak('float32', cache_dir=tmp_path)  # other thread settings: measured again
   assert calls == ['float32', 'float32']
+
+
+def test_a_peak_measured_on_a_busy_machine_is_remeasured_when_quieter(tmp_path, monkeypatch):
+  rates, loads = iter([2e10, 5e10, 4e10]), iter([3.0, 3.0, 1.5, 0.5, 0.2])
+  monkeypatch.setattr(device_peaks, 'measure_gemm_flops', lambda dtype: next(rates))
+  monkeypatch.setattr(device_peaks, '_load_per_core', lambda: next(loads))
+  busy = device_peaks.cpu_peak('float32', cache_dir=tmp_path)  # load 3: measures 2e10
+  assert busy.flops_per_second == 2e10 and 'busy machine' in busy.source
+  assert device_peaks.cpu_peak('float32', cache_dir=tmp_path) == busy  # as busy: cached
+  assert device_peaks.cpu_peak('float32', cache_dir=tmp_path).flops_per_second == 5e10
+  # Quieter still, a lower figure does not replace the best; the quiet load is kept.
+  quiet = device_peaks.cpu_peak('float32', cache_dir=tmp_path)
+  assert quiet.flops_per_second == 5e10 and 'busy machine' not in quiet.source
+  assert device_peaks.cpu_peak('float32', cache_dir=tmp_path) == quiet  # no more measuring
 
 
 def test_gemm_measurement_is_a_plausible_rate():
