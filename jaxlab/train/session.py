@@ -76,6 +76,9 @@ class Session:
     # Restore (and so check the checkpoint against the model) before writing anything.
     state, start_step, position = resume.restore_or_init(config, task, programs, checkpointer,
                                                          init_params)
+    # Before the writer's and the plots' background imports, which would slow a CPU
+    # peak measurement down.
+    meter = mfu.Meter.create(config, task, programs)
     if is_chief():
       storage.make_dirs(workdir)
       config_lib.save(config, workdir)
@@ -83,7 +86,6 @@ class Session:
     writer = writers.MetricWriter(workdir) if is_chief() else writers.NullWriter()
     if is_chief() and config.plots:
       plots.prepare()  # imports matplotlib while the run compiles and trains
-    meter = mfu.Meter.create(config, task, programs)
     bar = progress.Progress(programs.num_steps, start_step,
                             enabled=is_chief() and config.progress, describe_rate=meter.describe)
     session = cls(config, workdir, splits, task, programs, state, start_step, steps_per_epoch,
