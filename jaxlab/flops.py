@@ -10,7 +10,10 @@ matrix units whose peak MFU compares against (PaLM, appendix B).
 Two ways, by model name:
 - `ANALYTIC[name](config, task, batch_size)`: a closed formula (today the LM's).
 - every other model: `traced_flops` walks the jaxpr of the train step and adds up its
-  dot_general and conv_general_dilated FLOPs, a scan's body times its length.
+  dot_general and conv_general_dilated FLOPs, a scan's body times its length, a
+  shard_map's body times its shards. A model that rematerialises inside itself (e.g.
+  nnx.remat around its blocks) has its recomputed forward counted too: give such a
+  model an ANALYTIC formula.
   (XLA's own cost analysis counts a while loop's body once: a 10-step scan of a matmul
   reports the FLOPs of one. Layer stacks under nnx.scan, RNNs over time and gradient
   accumulation are all such loops, so it cannot be the count.)
@@ -19,6 +22,7 @@ Two ways, by model name:
 import math
 
 import jax
+from jax.extend import core as jax_core
 
 from jaxlab.models import transformer
 
@@ -89,16 +93,27 @@ def jaxpr_flops(jaxpr):
       total += max(jaxpr_flops(branch.jaxpr) for branch in eqn.params['branches'])
     else:  # a while loop's trip count is unknown: its body counts once
       inner = sum(jaxpr_flops(sub) for sub in _sub_jaxprs(eqn.params))
-      total += inner * (eqn.params['length'] if name == 'scan' else 1)
+      total += inner * _repeats(eqn)
   return total
+
+
+def _repeats(eqn):
+  """How many times a sub-jaxpr runs: a scan's length; a shard_map body once per shard."""
+  if eqn.primitive.name == 'scan':
+    return eqn.params['length']
+  if eqn.primitive.name == 'shard_map':
+    mesh, params = eqn.params['mesh'], eqn.params
+    axes = params.get('newly_manual_axes') or params.get('manual_axes') or mesh.axis_names
+    return math.prod(mesh.shape[axis] for axis in axes)
+  return 1
 
 
 def _sub_jaxprs(params):
   for value in params.values():
     for item in value if isinstance(value, (tuple, list)) else (value,):
-      if isinstance(item, jax.extend.core.ClosedJaxpr):
+      if isinstance(item, jax_core.ClosedJaxpr):
         yield item.jaxpr
-      elif isinstance(item, jax.extend.core.Jaxpr):
+      elif isinstance(item, jax_core.Jaxpr):
         yield item
 
 
