@@ -1,6 +1,7 @@
 """The speech models on 8 fake CPU devices, all checks in one JAX process (printed as
-JSON on the last line): loss curves under one device, FSDP and DP+TP, and the dry run's
-sharding tables.
+JSON on the last line): loss curves on one device and on a data x fsdp x tensor = 2x2x2
+mesh (FSDP and DP+TP at once, one compile per model instead of two), and the dry run's
+sharding table on that mesh.
 
 Started by tests/test_speech.py with XLA_FLAGS=--xla_force_host_platform_device_count=8.
 """
@@ -9,8 +10,9 @@ import json
 import sys
 
 from tests.conftest import load_config, read_metrics
-from tests.multidevice_worker import LAYOUTS
 
+LAYOUTS = {'single': dict(data=1, fsdp=1, tensor=1),
+           'dp_fsdp_tp': dict(data=2, fsdp=2, tensor=2)}
 MODELS = {'speech_cnn': 'smoke', 'speech_gru': 'gru,smoke'}
 
 

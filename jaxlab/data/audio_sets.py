@@ -144,8 +144,14 @@ def _espeak_version():
 
 def _speak(job):
   digit, voice, speed, pitch = job
-  wav = subprocess.run(['espeak-ng', '-v', voice, '-s', str(speed), '-p', str(pitch), '--stdout',
-                        DIGITS[digit]], capture_output=True, check=True).stdout
+  command = ['espeak-ng', '-v', voice, '-s', str(speed), '-p', str(pitch), '--stdout', DIGITS[digit]]
+  try:
+    wav = subprocess.run(command, capture_output=True, check=True).stdout
+  except (OSError, subprocess.CalledProcessError) as error:
+    from jaxlab.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError(f'espeak-ng failed to speak the spoken_digits set (`{" ".join(command)}`: '
+                    f'{error}). Repair or remove espeak-ng (without it the set falls back to '
+                    'synthetic_speech), or use --config.data.name=synthetic_speech.') from None
   samples, rate = audio.decode_wav(wav)
   return audio.resample(samples, rate, SAMPLE_RATE)
 
