@@ -1,7 +1,6 @@
 """The speech models on 8 fake CPU devices, all checks in one JAX process (printed as
-JSON on the last line): loss curves on one device and on a data x fsdp x tensor = 2x2x2
-mesh (FSDP and DP+TP at once, one compile per model instead of two), and the dry run's
-sharding table on that mesh.
+JSON on the last line): loss curves on one device, under FSDP (fsdp=8) and DP+TP
+(data=4, tensor=2), and the dry run's sharding tables.
 
 Started by tests/test_speech.py with XLA_FLAGS=--xla_force_host_platform_device_count=8.
 """
@@ -10,9 +9,8 @@ import json
 import sys
 
 from tests.conftest import load_config, read_metrics
+from tests.multidevice_worker import LAYOUTS
 
-LAYOUTS = {'single': dict(data=1, fsdp=1, tensor=1),
-           'dp_fsdp_tp': dict(data=2, fsdp=2, tensor=2)}
 MODELS = {'speech_cnn': 'smoke', 'speech_gru': 'gru,smoke'}
 
 

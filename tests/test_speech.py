@@ -29,47 +29,45 @@ for name in ('jit', 'njit', 'guvectorize', 'vectorize', 'stencil', 'generated_ji
 stub.prange = range
 sys.modules['numba'] = stub
 import librosa
-request = json.loads(sys.argv[1])
-audio = np.load(request.pop('path'))
-np.save(sys.argv[2], librosa.feature.melspectrogram(y=audio, **request).T)
+for request in json.loads(sys.argv[1]):
+  audio, out = np.load(request.pop('path')), request.pop('out')
+  np.save(out, librosa.feature.melspectrogram(y=audio, **request).T)
 '''
 
 
-def _librosa_mel(tmp_path, audio, **settings):
-  np.save(tmp_path / 'audio.npy', audio)
-  out = tmp_path / 'reference.npy'
-  request = dict(settings, path=str(tmp_path / 'audio.npy'))
-  result = subprocess.run([sys.executable, '-c', LIBROSA_REFERENCE, json.dumps(request), str(out)],
-                          capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-2000:]
-  return np.load(out)
+SETTINGS = [dict(sr=16000, n_fft=512, hop_length=160, n_mels=40),
+            dict(sr=8000, n_fft=256, hop_length=100, n_mels=24, fmin=60.0, fmax=3600.0)]
+
+
+def _chirp(rate):
+  t = np.arange(rate) / rate
+  noise = 0.05 * np.random.default_rng(0).standard_normal(len(t))
+  return (0.4 * np.sin(2 * np.pi * 440 * t * (1 + t)) + noise).astype(np.float32)
 
 
 @pytest.mark.skipif(importlib.util.find_spec('librosa') is None,
                     reason='librosa (the reference) is not installed: pip install .[test]')
-@pytest.mark.parametrize('settings', [
-    dict(sr=16000, n_fft=512, hop_length=160, n_mels=40),
-    dict(sr=8000, n_fft=256, hop_length=100, n_mels=24, fmin=60.0, fmax=3600.0),
-])
-def test_log_mel_matches_librosa(tmp_path, settings):
+def test_log_mel_matches_librosa(tmp_path):
   from jaxlab.models import log_mel
-  rng = np.random.default_rng(0)
-  t = np.arange(settings['sr']) / settings['sr']
-  audio = (0.4 * np.sin(2 * np.pi * 440 * t * (1 + t)) + 0.05 * rng.standard_normal(len(t)))
-  audio = audio.astype(np.float32)
-  reference = _librosa_mel(tmp_path, audio, **settings)
-  ours = np.asarray(log_mel.power_mel(
-      audio[None], sample_rate=settings['sr'], n_fft=settings['n_fft'],
-      hop_length=settings['hop_length'], n_mels=settings['n_mels'],
-      fmin=settings.get('fmin', 0.0), fmax=settings.get('fmax')))[0]
-  assert ours.shape == reference.shape == (1 + len(audio) // settings['hop_length'],
-                                           settings['n_mels'])
-  assert np.abs(ours - reference).max() <= 1e-4 * reference.max()
-  logged = np.asarray(log_mel.log_mel(audio[None], sample_rate=settings['sr'],
-                                      n_fft=settings['n_fft'], hop_length=settings['hop_length'],
-                                      n_mels=settings['n_mels'], fmin=settings.get('fmin', 0.0),
-                                      fmax=settings.get('fmax'), floor=1e-6))[0]
-  np.testing.assert_allclose(logged, np.log(np.maximum(reference, 1e-6)), atol=1e-4)
+  for index, settings in enumerate(SETTINGS):
+    np.save(tmp_path / f'audio{index}.npy', _chirp(settings['sr']))
+  requests = [dict(settings, path=str(tmp_path / f'audio{index}.npy'),
+                   out=str(tmp_path / f'reference{index}.npy'))
+              for index, settings in enumerate(SETTINGS)]
+  result = subprocess.run([sys.executable, '-c', LIBROSA_REFERENCE, json.dumps(requests)],
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  for index, settings in enumerate(SETTINGS):
+    audio, reference = _chirp(settings['sr']), np.load(tmp_path / f'reference{index}.npy')
+    options = dict(sample_rate=settings['sr'], n_fft=settings['n_fft'],
+                   hop_length=settings['hop_length'], n_mels=settings['n_mels'],
+                   fmin=settings.get('fmin', 0.0), fmax=settings.get('fmax'))
+    ours = np.asarray(log_mel.power_mel(audio[None], **options))[0]
+    assert ours.shape == reference.shape == (1 + len(audio) // settings['hop_length'],
+                                             settings['n_mels'])
+    assert np.abs(ours - reference).max() <= 1e-4 * reference.max()
+    logged = np.asarray(log_mel.log_mel(audio[None], floor=1e-6, **options))[0]
+    np.testing.assert_allclose(logged, np.log(np.maximum(reference, 1e-6)), atol=1e-4)
 
 
 def test_synthetic_speech_is_deterministic_balanced_and_seeded():
@@ -122,11 +120,12 @@ def test_speech_commands_from_mock_tfds_are_fixed_length_clips():
   assert example['label'] == raw['label'] and example['label'].dtype == np.int32
 
 
-def test_speech_commands_not_prepared_exits_2(tmp_path):
-  result = run_cli('train', '--config=experiments/speech_commands_cnn.py',
-                   f'--workdir={tmp_path / "run"}', f'--config.data.data_dir={tmp_path}')
-  assert result.returncode == 2, result.stderr[-2000:]
-  assert "'speech_commands' is not prepared" in result.stderr
+def test_speech_commands_not_prepared_is_a_user_error(tmp_path):
+  from jaxlab.data import audio_sets
+  from jaxlab.errors import UserError
+  config = load_config('speech_commands_cnn', None, data__data_dir=str(tmp_path))
+  with pytest.raises(UserError, match="'speech_commands' is not prepared in ArrayRecord"):
+    audio_sets.speech_commands(config.data)
 
 
 def _write_wav(path, samples, rate, channels=1):
@@ -234,13 +233,11 @@ def test_speech_gru_trains_streamed_from_mock_speech_commands(tmp_path):
 
 @pytest.mark.slow
 def test_speech_models_on_8_devices_match_one_and_shard_by_the_rules(tmp_path):
-  """FSDP and DP+TP together (a 2x2x2 mesh) train like one device; the dry run's table
-  shards each kind of parameter as config.sharding_rules say."""
   env = dict(os.environ)
   env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
                       ' --xla_force_host_platform_device_count=8').strip()
-  request = dict(workdir=str(tmp_path), layouts=['single', 'dp_fsdp_tp'],
-                 table_layouts=['dp_fsdp_tp'])
+  request = dict(workdir=str(tmp_path), layouts=['single', 'fsdp', 'dp_tp'],
+                 table_layouts=['fsdp', 'dp_tp'])
   result = subprocess.run([sys.executable, '-m', 'tests.speech_worker', json.dumps(request)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -248,14 +245,17 @@ def test_speech_models_on_8_devices_match_one_and_shard_by_the_rules(tmp_path):
   for model, found in models.items():
     single = found['losses']['single']
     assert len(single) == 4 and len(set(single)) == 4, model  # the parameters moved
-    assert found['losses']['dp_fsdp_tp'] == pytest.approx(single, rel=1e-4), model
-  cnn = {path: spec for path, _, spec in models['speech_cnn']['tables']['dp_fsdp_tp']}
-  assert cnn['convs/1/kernel'] == "P(None, None, 'fsdp', 'tensor')"
-  assert cnn['convs/0/kernel'] == "P(None, None, None, 'tensor')"  # 1 input channel: whole
-  assert cnn['norms/1/scale'] == "P('tensor',)"
-  assert cnn['dense/0/kernel'] == "P('fsdp', 'tensor')"
-  assert cnn['head/kernel'] == "P('tensor', None)"
-  gru = {path: spec for path, _, spec in models['speech_gru']['tables']['dp_fsdp_tp']}
-  assert gru['grus/0/cell/dense_i/kernel'] == "P('fsdp', 'tensor')"
-  assert gru['grus/0/cell/dense_h/kernel'] == "P('fsdp', 'tensor')"
-  assert gru['subsample/kernel'] == "P(None, 'fsdp', 'tensor')"
+    for layout in ('fsdp', 'dp_tp'):
+      assert found['losses'][layout] == pytest.approx(single, rel=1e-4), (model, layout)
+  cnn = {layout: {path: spec for path, _, spec in rows}
+         for layout, rows in models['speech_cnn']['tables'].items()}
+  assert cnn['fsdp']['convs/1/kernel'] == "P(None, None, 'fsdp', None)"
+  assert cnn['fsdp']['dense/0/kernel'] == "P('fsdp', None)"
+  assert cnn['dp_tp']['convs/1/kernel'] == "P(None, None, None, 'tensor')"
+  assert cnn['dp_tp']['norms/1/scale'] == "P('tensor',)"
+  assert cnn['dp_tp']['head/kernel'] == "P('tensor', None)"
+  gru = {layout: {path: spec for path, _, spec in rows}
+         for layout, rows in models['speech_gru']['tables'].items()}
+  assert gru['fsdp']['grus/0/cell/dense_h/kernel'] == "P('fsdp', None)"
+  assert gru['dp_tp']['grus/0/cell/dense_i/kernel'] == "P(None, 'tensor')"
+  assert gru['dp_tp']['subsample/kernel'] == "P(None, None, 'tensor')"

@@ -67,14 +67,3 @@ def fit_length(samples, num_samples):
   fitted[:min(len(samples), num_samples)] = samples[:num_samples]
   return fitted
 
-
-def encode_wav(samples, rate):
-  """16-bit PCM WAV bytes of a float waveform (clipped to [-1, 1])."""
-  pcm = (np.clip(samples, -1, 1) * 32767).astype('<i2')
-  out = io.BytesIO()
-  with wave.open(out, 'wb') as writer:
-    writer.setnchannels(1)
-    writer.setsampwidth(2)
-    writer.setframerate(rate)
-    writer.writeframes(pcm.tobytes())
-  return out.getvalue()
