@@ -1,6 +1,7 @@
 """The speech models on 8 fake CPU devices, all checks in one JAX process (printed as
 JSON on the last line): loss curves on one device, under FSDP (fsdp=8) and DP+TP
-(data=4, tensor=2), and the dry run's sharding tables.
+(data=4, tensor=2), and the sharding tables that --dry_run prints (built from the same
+layout, without compiling the block again: the runs above compiled it on these meshes).
 
 Started by tests/test_speech.py with XLA_FLAGS=--xla_force_host_platform_device_count=8.
 """
@@ -21,8 +22,19 @@ def _config(arg, layout, **overrides):
   return config
 
 
+def sharding_table(config):
+  """The rows (path, shape, spec) of `jaxlab train --dry_run`'s table."""
+  from jaxlab import dry_run, modeling, tasks
+  from jaxlab.parallel import mesh as mesh_lib
+  from jaxlab.train import programs as programs_lib
+  info, _ = dry_run.shape_info(config.data)
+  task = tasks.create(config, info, compute_dtype=modeling.compute_dtype(config))
+  programs = programs_lib.TrainPrograms(config, task, mesh_lib.create(config.mesh),
+                                        config.num_steps)
+  return [(path, shape, str(spec)) for path, shape, spec in programs.layout.param_table]
+
+
 def run(workdir, layouts, table_layouts):
-  from jaxlab import dry_run
   from jaxlab.train import loop
   result = {}
   for model, arg in MODELS.items():
@@ -33,8 +45,7 @@ def run(workdir, layouts, table_layouts):
       loop.run(config, f'{workdir}/{model}-{layout}')
       losses[layout] = [r['train/loss'] for r in read_metrics(f'{workdir}/{model}-{layout}')
                         if 'train/loss' in r]
-    tables = {layout: dry_run.analyse(_config(arg, layout))['sharding_table']
-              for layout in table_layouts}
+    tables = {layout: sharding_table(_config(arg, layout)) for layout in table_layouts}
     result[model] = dict(losses=losses, tables=tables)
   return result
 
