@@ -13,7 +13,7 @@ from jaxlab.errors import UserError
 
 # Names the checks accept, listed here so that loading a config stays light.
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
-              'lm1b', 'imdb_reviews')
+              'lm1b', 'imdb_reviews', 'synthetic_speech', 'spoken_digits', 'speech_commands')
 SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -147,7 +147,7 @@ def _declare(field):
   field('data.num_test', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N test examples
   field('data.augment', (), checks.subset_of('crop', 'flip'))  # on-device augmentations: 'crop', 'flip'
   field('data.synthetic_like', 'digits', checks.one_of(*SYNTHETIC_SHAPES))  # shapes and sizes of data.name='synthetic'
-  field('data.synthetic_seed', 0, checks.integer())  # seed of the synthetic images and their teacher
+  field('data.synthetic_seed', 0, checks.integer())  # seed of the synthetic images and their teacher (and of synthetic_speech)
   field('data.seq_len', 128, checks.integer(minimum=2))  # text: tokens per packed sequence
   field('data.tokenizer', 'byte', checks.one_of('byte', 'sentencepiece'))  # text: bytes, or SentencePiece trained on the training text
   field('data.vocab_size', 512, checks.integer(minimum=16))  # text: SentencePiece vocabulary size

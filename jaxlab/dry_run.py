@@ -23,6 +23,9 @@ def shape_info(data_config):
   """DatasetInfo and train size: from the known shapes (no data is loaded), or from
   the data set itself."""
   name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
+  from jaxlab.data import audio_sets  # pylint: disable=g-import-not-at-top
+  if name in audio_sets.KNOWN_SIZES:  # without making the clips or reading TFDS
+    return audio_sets.known_info(data_config)
   if name not in data_lib.KNOWN_SHAPES:
     splits = data_lib.load(data_config)
     return splits.info, len(splits.train)

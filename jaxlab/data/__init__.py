@@ -26,6 +26,7 @@ class DatasetInfo:
   class_names: tuple = ()
   vocab_size: int = 0  # token sets: the tokenizer's vocabulary
   tokenizer: Any = None  # token sets: the tokenizer's spec (jaxlab.data.tokenizers)
+  sample_rate: int = 0  # audio sets: samples per second of the 'audio' feature
 
   def spec(self):
     """{name: (shape, numpy dtype)} of one example."""
@@ -90,7 +91,7 @@ KNOWN_SHAPES = {
 
 def _loaders():
   # Imported lazily: the TFDS import costs seconds and most runs never need it.
-  from jaxlab.data import arrays, digits, synthetic, text_sets, tfds_source  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import arrays, audio_sets, digits, synthetic, text_sets, tfds_source  # pylint: disable=g-import-not-at-top
   return {
       'npz': arrays.load,
       'digits': digits.load,
@@ -99,6 +100,7 @@ def _loaders():
       'cifar10': tfds_source.load,
       'synthetic': synthetic.load,
       **text_sets.LOADERS,
+      **audio_sets.LOADERS,
   }
 
 

@@ -13,12 +13,14 @@ from flax import nnx
 
 from jaxlab import registry
 from jaxlab.errors import UserError
-from jaxlab.models import cnn, mlp, transformer
+from jaxlab.models import cnn, mlp, speech, transformer
 
 REGISTRY = {
     'mlp': mlp.create,
     'cnn': cnn.create,
     'transformer_lm': transformer.create,
+    'speech_cnn': speech.create_cnn,
+    'speech_gru': speech.create_gru,
 }
 
 

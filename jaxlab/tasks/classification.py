@@ -75,6 +75,9 @@ class Classification(base.Task):
   def predict_inputs(self, paths):
     if self.input == 'image':
       return super().predict_inputs(paths)  # image files
+    if self.input == 'audio':
+      from jaxlab.tasks import audio_inputs
+      return audio_inputs.read_wavs(paths, self.info)
     from jaxlab.tasks import text_inputs
     return text_inputs.classification_inputs(self, paths)
 
