@@ -13,12 +13,15 @@ from flax import nnx
 
 from jaxlab import registry
 from jaxlab.errors import UserError
-from jaxlab.models import cnn, mlp, transformer
+from jaxlab.models import cnn, mlp, resnet, transformer
 
 REGISTRY = {
     'mlp': mlp.create,
     'cnn': cnn.create,
     'transformer_lm': transformer.create,
+    'resnet18': resnet.factory(18),
+    'resnet34': resnet.factory(34),
+    'resnet50': resnet.factory(50),
 }
 
 
