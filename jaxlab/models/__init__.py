@@ -13,7 +13,7 @@ from flax import nnx
 
 from jaxlab import registry
 from jaxlab.errors import UserError
-from jaxlab.models import cnn, mlp, resnet, transformer
+from jaxlab.models import cnn, mlp, resnet, transformer, vit
 
 REGISTRY = {
     'mlp': mlp.create,
@@ -22,6 +22,7 @@ REGISTRY = {
     'resnet18': resnet.factory(18),
     'resnet34': resnet.factory(34),
     'resnet50': resnet.factory(50),
+    'vit': vit.create,
 }
 
 
