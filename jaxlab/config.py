@@ -13,8 +13,8 @@ from jaxlab.errors import UserError
 
 # Names the checks accept, listed here so that loading a config stays light.
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
-              'lm1b', 'imdb_reviews')
-SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10')
+              'lm1b', 'imdb_reviews', 'imagenet2012')
+SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'imagenet2012')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
 CONFIG_FILE_NAME = workdir_files.CONFIG

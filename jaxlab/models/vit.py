@@ -142,8 +142,8 @@ class ViT(nnx.Module):
     # sincos2d is a constant of the call, not a variable: nothing to train or save.
     self.posemb = nnx.Param(
         nnx.initializers.normal(width ** -0.5)(rngs.params(), (1, num_patches, width)),
-        sharding_names=(None, None, 'embed')) if posemb == 'learn' else None
-    self.cls = nnx.Param(jnp.zeros((1, 1, width)), sharding_names=(None, None, 'embed')
+        out_sharding=(None, None, 'embed')) if posemb == 'learn' else None
+    self.cls = nnx.Param(jnp.zeros((1, 1, width)), out_sharding=(None, None, 'embed')
                          ) if pool == 'cls' else None
     self.dropout = nnx.Dropout(dropout_rate)
     self.blocks = nnx.List([
