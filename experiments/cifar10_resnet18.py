@@ -3,7 +3,8 @@ random crop and flip, label smoothing 0.1 (the usual recipe, ~95% test accuracy)
 
   jaxlab train --config=experiments/cifar10_resnet18.py --workdir=/tmp/jaxlab/cifar10_resnet18 \\
       --config.data.data_dir=$HOME/tensorflow_datasets
-  jaxlab train --config=experiments/cifar10_resnet18.py:smoke --workdir=/tmp/jaxlab/resnet18_smoke
+
+The smoke variant (config argument smoke) trains in seconds on synthetic data.
 """
 
 from jaxlab import config as config_lib

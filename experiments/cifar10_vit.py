@@ -3,7 +3,8 @@ cosine decay, random crop and flip, mixup 0.2 and label smoothing 0.1.
 
   jaxlab train --config=experiments/cifar10_vit.py --workdir=/tmp/jaxlab/cifar10_vit \\
       --config.data.data_dir=$HOME/tensorflow_datasets
-  jaxlab train --config=experiments/cifar10_vit.py:smoke --workdir=/tmp/jaxlab/vit_smoke
+
+The smoke variant (config argument smoke) trains in seconds on synthetic data.
 """
 
 from jaxlab import config as config_lib

@@ -5,7 +5,9 @@ stream from TFDS's ArrayRecord files, decoded, cropped and flipped on the host.
 
   jaxlab train --config=experiments/imagenet_resnet50.py --workdir=/tmp/jaxlab/imagenet_resnet50 \\
       --config.data.data_dir=$HOME/tensorflow_datasets
-  jaxlab train --config=experiments/imagenet_resnet50.py:smoke --workdir=/tmp/jaxlab/resnet50_smoke
+
+The smoke variant (config argument smoke) trains a narrow ResNet-50 on synthetic
+ImageNet-shaped data in a minute or two on a CPU.
 """
 
 from jaxlab import config as config_lib
