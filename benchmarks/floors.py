@@ -8,7 +8,7 @@
 - The forward matmul of `mlp_large_batch` alone (4096x784 by 784x128): how much of
   the GEMM peak its matrix shapes reach before any other work of the step.
 
-The runner measures these, and the GEMM peaks (benchmarks/gemm.py), in a process of
+The runner measures these, and the GEMM peaks (jaxlab.device_peaks), in a process of
 their own with jaxlab's XLA options, so that it never holds the device itself:
 
     python -m benchmarks.floors      # prints {"gemm_peaks_gflops", "floors", "xla_flags"}
@@ -74,6 +74,19 @@ def matmul_gflops(m=4096, k=784, n=128, repeats=50):
   return 2 * m * k * n / seconds / 1e9
 
 
+def gemm_peaks_gflops():
+  """float32 peak everywhere; bfloat16 too on accelerators (on CPUs bf16 is not faster).
+  Longer than training's cached CPU measurement: larger sizes, a second per size."""
+  import jax
+  from jaxlab import device_peaks
+  peaks = {'float32': device_peaks.measure_gemm_flops('float32', sizes=(1024, 2048, 3072),
+                                                      seconds_per_size=1.0) / 1e9}
+  if jax.default_backend() != 'cpu':
+    peaks['bfloat16'] = device_peaks.measure_gemm_flops(
+        'bfloat16', sizes=(4096, 8192, 16384), seconds_per_size=1.0) / 1e9
+  return peaks
+
+
 def measure(steps=1000):
   return {
       'seed_mlp_bare_steps': steps,
@@ -87,8 +100,7 @@ def main():
   import os
   from jaxlab import runtime
   runtime.setup()
-  from benchmarks import gemm
-  print(json.dumps(dict(gemm_peaks_gflops=gemm.measure_peaks(), floors=measure(),
+  print(json.dumps(dict(gemm_peaks_gflops=gemm_peaks_gflops(), floors=measure(),
                         xla_flags=os.environ.get('XLA_FLAGS', '')), indent=2))
 
 

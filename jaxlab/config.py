@@ -13,8 +13,9 @@ from jaxlab.errors import UserError
 
 # Names the checks accept, listed here so that loading a config stays light.
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
-              'lm1b', 'imdb_reviews')
-SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10')
+              'lm1b', 'imdb_reviews', 'synthetic_speech', 'spoken_digits', 'speech_commands',
+              'imagenet2012')
+SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'imagenet2012')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
 CONFIG_FILE_NAME = workdir_files.CONFIG
@@ -131,6 +132,7 @@ def _declare(field):
   field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
 
   field('task.name', 'classification', checks.import_name('task', '"classification", "language_model"'))  # what is learned: batch, loss, metrics (see README)
+  field('task.label_smoothing', 0.0, checks.number(minimum=0, below=1))  # classification: share of the target spread evenly over the classes (0: off)
 
   field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (see README)
   field('data.placement', 'auto', checks.one_of('auto', 'device', 'stream'))  # device: whole set on the devices; stream: read by Grain as it trains
@@ -146,8 +148,10 @@ def _declare(field):
   field('data.num_train', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N training examples
   field('data.num_test', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N test examples
   field('data.augment', (), checks.subset_of('crop', 'flip'))  # on-device augmentations: 'crop', 'flip'
+  field('data.mixup_alpha', 0.0, checks.number(minimum=0))  # training: mixup of image pairs, weight ~ Beta(alpha, alpha) (0: off)
+  field('data.image_size', 224, checks.integer(minimum=8))  # streamed encoded images (imagenet2012): side of the train crop and eval center crop
   field('data.synthetic_like', 'digits', checks.one_of(*SYNTHETIC_SHAPES))  # shapes and sizes of data.name='synthetic'
-  field('data.synthetic_seed', 0, checks.integer())  # seed of the synthetic images and their teacher
+  field('data.synthetic_seed', 0, checks.integer())  # seed of the synthetic images and their teacher (and of synthetic_speech)
   field('data.seq_len', 128, checks.integer(minimum=2))  # text: tokens per packed sequence
   field('data.tokenizer', 'byte', checks.one_of('byte', 'sentencepiece'))  # text: bytes, or SentencePiece trained on the training text
   field('data.vocab_size', 512, checks.integer(minimum=16))  # text: SentencePiece vocabulary size

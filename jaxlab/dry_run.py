@@ -1,6 +1,7 @@
 """`jaxlab train --dry_run`: compile one training block without data or training, and
-report what a run would need: parameters, FLOPs per step, memory per device, and
-how every parameter is sharded over the mesh."""
+report what a run would need: parameters, model FLOPs per step and per run and the
+peak MFU would be measured against, memory per device, and how every parameter is
+sharded over the mesh."""
 
 import math
 
@@ -14,7 +15,7 @@ from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.parallel import sharding
-from jaxlab.train import inputs
+from jaxlab.train import inputs, mfu
 from jaxlab.train import programs as programs_lib
 
 
@@ -22,6 +23,9 @@ def shape_info(data_config):
   """DatasetInfo and train size: from the known shapes (no data is loaded), or from
   the data set itself."""
   name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
+  from jaxlab.data import audio_sets  # pylint: disable=g-import-not-at-top
+  if name in audio_sets.KNOWN_SIZES:  # without making the clips or reading TFDS
+    return audio_sets.known_info(data_config)
   if name not in data_lib.KNOWN_SHAPES:
     splits = data_lib.load(data_config)
     return splits.info, len(splits.train)
@@ -50,16 +54,15 @@ def analyse(config):
     args = (programs_lib.abstract_batches(task, length, config.data.batch_size, mesh,
                                           with_mask=True),)
   compiled = block.lower(programs.layout.abstract(), *args).compile()
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  meter = mfu.Meter.create(config, task, programs)
   memory = compiled.memory_analysis()
   params = jax.tree.leaves(programs.layout.shapes.params)
   return dict(
       task=type(task).__name__, placement=placement,
       num_params=int(sum(math.prod(p.shape) for p in params)),
       param_bytes=int(sum(math.prod(p.shape) * p.dtype.itemsize for p in params)),
-      flops_per_step=programs.step_flops(config.data.batch_size),
-      compiled_flops_per_device_per_step=float(cost.get('flops', 0.0)) / length if cost else None,
+      flops_per_step=meter.flops_per_step, flops_source=meter.flops_source,
+      flops_per_run=meter.flops_per_step * programs.num_steps, **meter.peak.to_json(),
       steps_per_loop=length, num_steps=programs.num_steps, mesh=dict(mesh.shape),
       memory_per_device=_memory(memory),
       sharding_table=[(path, shape, str(spec)) for path, shape, spec in programs.layout.param_table])
@@ -90,8 +93,11 @@ def report(config):
   print(f'mesh: {result["mesh"]}  steps: {result["num_steps"]}  '
         f'steps per compiled call: {result["steps_per_loop"]}')
   print(f'parameters: {result["num_params"]:,} ({result["param_bytes"] / 2**20:.2f} MiB)')
-  if result['flops_per_step'] is not None:
-    print(f'FLOPs per train step (XLA count, global batch): {result["flops_per_step"]:.4g}')
+  print(f'model FLOPs per train step (global batch): {result["flops_per_step"]:.4g} '
+        f'({result["flops_source"]}); per run of {result["num_steps"]} steps: '
+        f'{result["flops_per_run"]:.4g}')
+  peak = result['peak_flops_per_second']
+  print(f'MFU peak: {f"{peak / 1e12:.4g} TFLOP/s, " if peak else "none, "}{result["peak_source"]}')
   if result['memory_per_device']:
     memory = result['memory_per_device']
     total = memory['argument_size'] + memory['output_size'] + memory['temp_size'] - \

@@ -19,7 +19,7 @@ import json
 import sys
 import traceback
 
-INPUT_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.txt')  # images, text
+INPUT_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.txt', '.wav')  # images, text, audio
 
 
 class _Rejected(Exception):
@@ -74,7 +74,7 @@ def check_jaxlab(argv, complete):
   if command in ('train', 'eval', 'sample') and args:
     problems.append(f'{command} takes no positional arguments, got {args}')
   if command == 'predict':
-    problems += [f'{a!r} is not an image or text file name' for a in args
+    problems += [f'{a!r} is not an image, text or WAV file name' for a in args
                  if not a.lower().endswith(INPUT_SUFFIXES)]
   if command == 'train' and (complete or main.FLAGS.config is not None):
     try:

@@ -26,6 +26,7 @@ class DatasetInfo:
   class_names: tuple = ()
   vocab_size: int = 0  # token sets: the tokenizer's vocabulary
   tokenizer: Any = None  # token sets: the tokenizer's spec (jaxlab.data.tokenizers)
+  sample_rate: int = 0  # audio sets: samples per second of the 'audio' feature
 
   def spec(self):
     """{name: (shape, numpy dtype)} of one example."""
@@ -85,20 +86,26 @@ KNOWN_SHAPES = {
     'fashion_mnist': dict(image_shape=(28, 28, 1), num_classes=10, num_train=60000,
                           num_test=10000),
     'cifar10': dict(image_shape=(32, 32, 3), num_classes=10, num_train=50000, num_test=10000),
+    # At data.image_size's default; synthetic stand-ins draw only synthetic_sizes examples
+    # (the real counts would not fit in memory).
+    'imagenet2012': dict(image_shape=(224, 224, 3), num_classes=1000, num_train=1281167,
+                         num_test=50000, synthetic_sizes=(1024, 128)),
 }
 
 
 def _loaders():
   # Imported lazily: the TFDS import costs seconds and most runs never need it.
-  from jaxlab.data import arrays, digits, synthetic, text_sets, tfds_source  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import arrays, audio_sets, digits, imagenet, synthetic, text_sets, tfds_source  # pylint: disable=g-import-not-at-top
   return {
       'npz': arrays.load,
       'digits': digits.load,
       'mnist': tfds_source.load,
       'fashion_mnist': tfds_source.load,
       'cifar10': tfds_source.load,
+      'imagenet2012': imagenet.load,
       'synthetic': synthetic.load,
       **text_sets.LOADERS,
+      **audio_sets.LOADERS,
   }
 
 

@@ -30,8 +30,10 @@ def arrays(like, num_train=None, num_test=None, seed=0):
   in its sizes unless num_train/num_test are given."""
   shape = KNOWN_SHAPES[like]
   rng = np.random.default_rng(seed)
-  num_train = num_train or shape['num_train']
-  num_test = num_test or shape['num_test']
+  default_train, default_test = shape.get('synthetic_sizes',
+                                          (shape['num_train'], shape['num_test']))
+  num_train = num_train or default_train
+  num_test = num_test or default_test
   labels = rng.integers(0, shape['num_classes'], size=num_train + num_test).astype(np.int32)
   images = blend(labels, tuple(shape['image_shape']), shape['num_classes'], rng)
   return (dict(image=images[:num_train], label=labels[:num_train]),

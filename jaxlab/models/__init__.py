@@ -13,12 +13,18 @@ from flax import nnx
 
 from jaxlab import registry
 from jaxlab.errors import UserError
-from jaxlab.models import cnn, mlp, transformer
+from jaxlab.models import cnn, mlp, resnet, speech, transformer, vit
 
 REGISTRY = {
     'mlp': mlp.create,
     'cnn': cnn.create,
     'transformer_lm': transformer.create,
+    'speech_cnn': speech.create_cnn,
+    'speech_gru': speech.create_gru,
+    'resnet18': resnet.factory(18),
+    'resnet34': resnet.factory(34),
+    'resnet50': resnet.factory(50),
+    'vit': vit.create,
 }
 
 

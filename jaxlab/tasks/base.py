@@ -42,6 +42,13 @@ class Task:
 
   # --- on the device (compiled) ------------------------------------------------------
 
+  def train_batch(self, batch, key):
+    """*compiled* The training batch as the loss and the model should see it, called once
+    per step (per micro-batch) before `model_inputs`; `key` is the step's. Identity by
+    default; classification adds mixup's draw here, so inputs and targets share it."""
+    del key
+    return batch
+
   def model_inputs(self, batch, key, *, train):
     """(args, kwargs) for the model's __call__, from a batch; `key` (None at eval) is for
     on-device augmentation."""

@@ -31,13 +31,14 @@ class Window:
   start_time: float = dataclasses.field(default_factory=time.perf_counter)
   parts: list = dataclasses.field(default_factory=list)
 
-  def summary(self, end_step, batch_size, now):
+  def summary(self, end_step, batch_size, now, meter):
     stacked = {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
     steps_per_second = (end_step - self.start_step) / max(now - self.start_time, 1e-9)
     scalars = {f'train/{k}': float(v.mean()) for k, v in stacked.items() if k != 'learning_rate'}
     scalars['train/learning_rate'] = float(stacked['learning_rate'][-1])
     scalars['train/steps_per_second'] = steps_per_second
     scalars['train/examples_per_second'] = steps_per_second * batch_size
+    scalars.update(meter.scalars(steps_per_second))
     return scalars
 
 
@@ -90,12 +91,25 @@ def _run_session(session, workdir):
   timings['train'] = time.perf_counter() - started - timings['compile'] - timings['eval'] - \
       timings['save']
   session.finish()
-  return session.summary(status=status)
+  summary = session.summary(status=status)
+  _log_throughput(session, summary)
+  return summary
+
+
+def _log_throughput(session, summary):
+  trained, seconds = summary['step'] - session.start_step, session.timings['train']
+  if trained <= 0 or seconds <= 0:
+    return
+  meter = session.meter
+  session.log(f'Trained {trained} steps in {seconds:.1f}s: {meter.describe(trained / seconds)}. '
+              f'Model FLOPs per step: {meter.flops_per_step:.4g} ({meter.flops_source}); '
+              f'peak: {meter.peak.source}.')
 
 
 def _train(session, stop):
   config, step = session.config, session.start_step
   session.precompile()  # so that no compilation lands inside a timed window
+  session.progress.restart_clock()
   window = Window(start_step=step)
   pending = []  # (end_step, device metrics) dispatched but not yet read
   while step < session.num_steps:
@@ -162,7 +176,8 @@ def _consume(session, window, start, end, metrics):
   for point in log_points(session.config.log_every_steps, start, end, session.num_steps):
     window.parts.append({k: v[offset - start:point - start] for k, v in metrics.items()})
     point_time = window.start_time + (point - window.start_step) * seconds_per_step
-    session.writer.write(point, window.summary(point, session.config.data.batch_size, point_time))
+    session.writer.write(point, window.summary(point, session.config.data.batch_size, point_time,
+                                               session.meter))
     window, offset = Window(start_step=point, start_time=point_time), point
   if offset < end:
     window.parts.append({k: v[offset - start:] for k, v in metrics.items()})

@@ -1,11 +1,13 @@
 """The compiled training functions of a (task, model, mesh, optimizer): blocks of
 train steps on the device-resident set or on streamed batches, and the step's FLOPs."""
 
+import dataclasses
 import functools
 
 import jax
 import numpy as np
 
+from jaxlab import flops
 from jaxlab import programs as inference_programs
 from jaxlab import modeling
 from jaxlab.parallel import sharding
@@ -51,14 +53,13 @@ class TrainPrograms:
         donate_argnums=0)
 
   def step_flops(self, batch_size):
-    """XLA's FLOP count of one train step on the whole global batch (before partitioning)."""
+    """Model FLOPs of one train step on the whole global batch (jaxlab.flops): counted
+    without remat and in one micro-batch, which change the work but not the model's."""
     batch = {name: jax.ShapeDtypeStruct((batch_size, *shape), dtype)
              for name, (shape, dtype) in self.task.batch_spec().items()}
-    lowered = jax.jit(functools.partial(step_lib.train_step, step_config=self.step_config)).lower(
-        self.layout.shapes, batch)
-    cost = lowered.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost.get('flops', 0.0)) if cost else None
+    plain = dataclasses.replace(self.step_config, remat='none', grad_accum_steps=1)
+    return flops.traced_flops(functools.partial(step_lib.train_step, step_config=plain),
+                              self.layout.shapes, batch)
 
 
 def abstract_batches(task, length, batch_size, mesh, with_mask):

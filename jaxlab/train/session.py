@@ -16,7 +16,7 @@ from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
-from jaxlab.train import inputs, resume
+from jaxlab.train import inputs, mfu, resume
 from jaxlab.train import programs as programs_lib
 
 
@@ -39,6 +39,7 @@ class Session:
   progress: Any
   input: Any  # inputs.ResidentInput or inputs.StreamedInput
   timings: dict
+  meter: Any = None  # mfu.Meter: model FLOPs per step and the mesh's peak
   last_eval: dict = None
   _blocks: dict = dataclasses.field(default_factory=dict)
   _resident_test: Any = None
@@ -75,6 +76,9 @@ class Session:
     # Restore (and so check the checkpoint against the model) before writing anything.
     state, start_step, position = resume.restore_or_init(config, task, programs, checkpointer,
                                                          init_params)
+    # Before the writer's and the plots' background imports, which would slow a CPU
+    # peak measurement down.
+    meter = mfu.Meter.create(config, task, programs)
     if is_chief():
       storage.make_dirs(workdir)
       config_lib.save(config, workdir)
@@ -83,10 +87,11 @@ class Session:
     if is_chief() and config.plots:
       plots.prepare()  # imports matplotlib while the run compiles and trains
     bar = progress.Progress(programs.num_steps, start_step,
-                            enabled=is_chief() and config.progress)
+                            enabled=is_chief() and config.progress, describe_rate=meter.describe)
     session = cls(config, workdir, splits, task, programs, state, start_step, steps_per_epoch,
                   checkpointer, writer, bar, input=None,
-                  timings=dict(setup=0.0, compile=0.0, eval=0.0, save=0.0, train=0.0))
+                  timings=dict(setup=0.0, compile=0.0, eval=0.0, save=0.0, train=0.0),
+                  meter=meter)
     session.input = session._make_input(position)
     session.timings['setup'] = time.perf_counter() - started
     return session
@@ -210,7 +215,8 @@ class Session:
     trained = self.current_step() - self.start_step
     return dict(status=status, step=self.current_step(), num_steps=self.num_steps, state=self.state,
                 eval=self.last_eval, timings=dict(self.timings), placement=self.input.placement,
-                steps_per_second=trained / self.timings['train'] if self.timings['train'] else None)
+                steps_per_second=trained / self.timings['train'] if self.timings['train'] else None,
+                throughput=self.meter.summary(trained, self.timings['train']))
 
   def current_step(self):
     return int(jax.device_get(self.state.step))

@@ -37,6 +37,7 @@ class StepConfig:
 
 
 def loss_fn(params, model_state, batch, key, step_config):
+  batch = step_config.task.train_batch(batch, jax.random.fold_in(key, 2))
   args, kwargs = step_config.task.model_inputs(batch, jax.random.fold_in(key, 0), train=True)
   rngs = nnx.Rngs(dropout=jax.random.fold_in(key, 1))
   outputs, new_model_state = step_config.model.apply(params, model_state, args, kwargs,
