@@ -54,6 +54,19 @@ def test_sentencepiece_training_is_deterministic(sentencepiece_model):
   assert again.model_proto == sentencepiece_model.model_proto
 
 
+def test_sentencepiece_learns_from_the_first_max_training_documents_only(monkeypatch,
+                                                                         sentencepiece_model):
+  documents = list(text.embedded_split('train'))
+  monkeypatch.setattr(tokenizers, 'MAX_TRAINING_DOCUMENTS', len(documents))
+
+  def corpus_then_fail():
+    yield from documents
+    raise AssertionError('read past MAX_TRAINING_DOCUMENTS')
+
+  limited = tokenizers.SentencePieceTokenizer.train(corpus_then_fail(), vocab_size=400)
+  assert limited.model_proto == sentencepiece_model.model_proto
+
+
 def test_sentencepiece_refuses_a_vocab_too_small_for_its_byte_fallback():
   with pytest.raises(UserError, match='at least 261'):
     tokenizers.SentencePieceTokenizer.train(['abc'], vocab_size=100)
