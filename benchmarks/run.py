@@ -13,6 +13,10 @@ before the first update, and the ratios say whether it matches jaxlab's. The
 to exit. The JSON keeps every repeat's raw result beside the medians, with the date,
 commit, machine, versions and thread settings, the GEMM peak and the floors of
 benchmarks/floors.py.
+
+The larger workloads (`resnet18_cifar`, `lm_small`; `lm_large` on a GPU, named by
+benchmarks/gpu.sh) have their own data and run jaxlab against PyTorch only, one repeat
+unless --repeats says more: a step is ~0.3 TFLOP, seconds on a CPU.
 """
 
 import argparse

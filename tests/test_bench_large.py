@@ -136,3 +136,17 @@ def test_report_gives_the_larger_workloads_throughput_ratio_and_mfu():
   assert '| lm_small | jaxlab | cpu | 12 | 1,280 tokens/s | 1.25x | 1.0 | 50.0 |' in table
   assert report._speedup_target(results, 'lm_small') == (  # pylint: disable=protected-access
       '1.25x PyTorch\'s steady throughput; MFU 50.0%', 'yes')
+
+
+def test_gpu_lm_ratios_compare_like_precision_with_like():
+  from benchmarks import run
+
+  def row(peer, dtype):
+    return dict(workload='lm_large', peer=peer, device='gpu', compute_dtype=dtype,
+                test_accuracy=0.3, initial_loss=5.6, fit_seconds=1.0, steady_us_per_step=1.0,
+                process_seconds=1.0)
+  rows = [row('jaxlab', 'float32'), row('jaxlab_bf16', 'bfloat16'), row('torch', 'float32'),
+          row('torch_bf16', 'bfloat16')]
+  pairs = {(r['jaxlab'], r['peer']) for r in run.ratios(rows)}
+  assert pairs == {('jaxlab', 'torch'), ('jaxlab_bf16', 'torch_bf16')}
+  assert 'lm_large' in common.GPU_WORKLOADS
