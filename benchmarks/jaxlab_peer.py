@@ -108,6 +108,10 @@ def set_large_workload(config, workload, data_path):
   options = dict(workload.options)
   if workload.data == 'python_docs':
     config.data.update(common.text_data_fields(workload, common.text_cache_dir(data_path)))
+    import numpy as np
+    with np.load(data_path) as data:  # as many rows as DATA.npz holds (the short mode's)
+      config.data.num_train = len(data['tokens_train'])
+      config.data.num_test = len(data['tokens_test'])
     config.data.eval_batch_size = workload.batch_size
     config.model.update({k: options[k] for k in ('num_layers', 'embed_dim', 'num_heads',
                                                  'mlp_dim')})

@@ -106,7 +106,8 @@ def merge(results, added):
   merged = dict(results)
   for key in ('rows', 'ratios', 'runs'):
     merged[key] = [*results[key], *[item for extra in added for item in extra[key]]]
-  merged['added_commands'] = [extra['command'] for extra in added]
+  merged['added_runs'] = [(extra['command'], extra['gemm_peak_gflops']) for extra in added]
+  merged['added_short'] = any(extra['short'] for extra in added)
   return merged
 
 
@@ -372,7 +373,8 @@ def _context(results):
       f'- **jaxlab\'s XLA options** (its runs only): `{results["jaxlab_xla_flags"] or "none"}`',
       f'- **Suite:** `{results["command"]}`, {results["repeats"]} repeat(s) per peer, medians; '
       f'{results["suite_seconds"] / 60:.1f} minutes in all'
-      + ''.join(f'; with the rows of `{command}`' for command in results.get('added_commands', ())),
+      + ''.join(f'; with the rows of `{command}` (MFU against the float32 GEMM peak measured '
+                f'in that run, {peak:.1f} GFLOP/s)' for command, peak in results.get('added_runs', ())),
   ])
 
 
@@ -462,7 +464,7 @@ documentation, batch 16, AdamW), jaxlab against PyTorch written as its users wri
 model with `F.scaled_dot_product_attention(is_causal=True)`). The ResNets start from the
 same weights; the decoders from the same distributions (initial losses within 1%).
 Throughput is the steady rate (epochs 2..N), "vs torch" the peer's throughput over
-PyTorch's, MFU the steady FLOP rate (`benchmarks/flops.py`) over the measured GEMM peak.
+PyTorch's, MFU the steady FLOP rate (`benchmarks/flops.py`) over the measured GEMM peak.{large_note}
 
 {large}
 
@@ -535,6 +537,9 @@ def page(results, source, before=None, before_source=None):
       source=source, command=results['command'], short_note=short_note,
       context=_context(results), peaks=peaks, training=training_table(results),
       ratios=ratio_table(results), large=large_table(results) or 'Not measured in this run.',
+      large_note=('\n**These rows come from a short-mode run** (2 steps per epoch, the steady rate '
+                  'over 2 steps): indicative, not a measurement at size.'
+                  if results.get('added_short') else ''),
       whole=whole_process_table(results) or 'Not measured in this run.',
       targets=targets_table(results), floors=_floors_notes(results) or '-',
       repeats=repeats_table(results), gpu=_gpu_note(results),
@@ -572,7 +577,9 @@ def main(argv=None):
       added.append(json.load(f))
   if added:
     results = merge(results, added)
-  sys.stdout.write(page(results, args.json, before, args.before or None))
+  source = ' '.join([args.json, *(f'--add={path}' for path in args.add),
+                     *([f'--before={args.before}'] if args.before else [])])
+  sys.stdout.write(page(results, source, before, args.before or None))
   return 0
 
 
