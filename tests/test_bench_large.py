@@ -85,6 +85,7 @@ def jax_resnet():
   return model, init
 
 
+@pytest.mark.slow  # compiles a (narrow) ResNet-18's init and forward
 def test_torch_resnet_from_the_shared_init_computes_jaxlab_logits(jax_resnet):
   model, init = jax_resnet
   images = np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype(np.float32)

@@ -7,7 +7,8 @@ once, inside the timed fit (this peer's placing of the data). Kernels are
 turned from (in, out) / HWIO into PyTorch's (out, in) / OIHW, and the CNN's
 dense1 rows from (h, w, c) into (c, h, w) flatten order, so the function
 computed is the one INIT.npz describes. The larger workloads (resnet18_cifar, lm_small)
-build their models in benchmarks/peers/torch_models.py and draw their own weights;
+build their models in benchmarks/peers/torch_models.py (the ResNet then loads INIT.npz,
+the LMs draw their own weights);
 lm_small trains AdamW as nanoGPT does (decay on the 2-D weights, the global gradient
 norm clipped) on next-byte targets, the masked ones set to `ignore_index`.
 
@@ -231,7 +232,7 @@ def main(argv=None):
   optimizer = make_optimizer(workload, model)
   images, labels = to_tensors(head(data, "train", workload.initial_examples), "train", device)
   initial_loss, _ = evaluate(model, images, labels)
-  initial_logits = None  # the larger workloads' weights are drawn, not shared
+  initial_logits = None  # the LMs' weights are drawn, not shared
   if workload.shares_init:
     with torch.no_grad():
       initial_logits = model(images[:common.INITIAL_LOGITS_EXAMPLES]).tolist()
