@@ -1,6 +1,9 @@
 """jaxlab's entry in the benchmark suite: the same workload, data and initial
 weights as the peers, trained by `jaxlab.train.loop.run` from the shipped
-experiment config (mnist_mlp or mnist_cnn), in its own process.
+experiment config (mnist_mlp, mnist_cnn; cifar10_resnet18 and python_docs_lm for the
+larger workloads, set to the workload's recipe: no augmentation, a constant learning
+rate), in its own process. The LMs start from jaxlab's own initialisation (the peers draw
+theirs from the same distributions); every other workload from INIT.npz.
 
   python -m benchmarks.jaxlab_peer --workload=seed_mlp --data=DATA.npz --init=INIT.npz --out=R.json
 
@@ -34,7 +37,8 @@ from unittest import mock  # pylint: disable=wrong-import-position
 from benchmarks.peers import common  # pylint: disable=wrong-import-position
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / 'experiments'
-EXPERIMENT_OF = {'mlp': 'mnist_mlp', 'cnn': 'mnist_cnn'}
+EXPERIMENT_OF = {'mlp': 'mnist_mlp', 'cnn': 'mnist_cnn', 'resnet18': 'cifar10_resnet18',
+                 'transformer_lm': 'python_docs_lm'}
 # Peer parameter names -> jaxlab's parameter paths.
 PARAM_PATHS = {
     'mlp': {'dense1': ('hidden', 0), 'dense2': ('head',)},
@@ -49,19 +53,25 @@ def add_flags(parser):
   parser.add_argument('--compute_dtype', default='float32', help='float32 or bfloat16.')
   parser.add_argument('--async_checkpoint', type=int, default=1,
                       help='1: save the final checkpoint asynchronously.')
+  parser.add_argument('--attention_implementation', default='',
+                      help='The LMs\' model.attention_implementation: xla or cudnn (flash '
+                      'attention on GPUs, bf16); empty: the model\'s default.')
   parser.add_argument('--placement', default='device',
                       help='data.placement: device (the training set on the devices) or '
                       'stream (read by Grain as it trains).')
 
 
 def jaxlab_params(init, model_kind):
-  """INIT.npz's flat names as jaxlab's nested parameter dict."""
+  """INIT.npz's flat names as jaxlab's nested parameter dict (resnet18's names are
+  already jaxlab's paths)."""
   params = {}
   for name, value in init.items():
-    layer, leaf = name.split('/')
+    *path, leaf = name.split('/')
+    if model_kind in PARAM_PATHS:
+      path = PARAM_PATHS[model_kind][path[0]]
     node = params
-    for key in PARAM_PATHS[model_kind][layer]:
-      node = node.setdefault(key, {})
+    for key in path:
+      node = node.setdefault(int(key) if str(key).isdigit() else key, {})
     node[leaf] = value
   return params
 
@@ -75,6 +85,10 @@ def make_config(workload, args, data_path, steps_per_epoch):
   config.data.path = data_path
   config.data.batch_size = args.batch_size
   config.data.eval_batch_size = 1000
+  if workload.data != 'mnist':
+    set_large_workload(config, workload, data_path)
+  if args.attention_implementation:
+    config.model.attention_implementation = args.attention_implementation
   config.num_epochs = max(args.epochs, 1)  # --epochs=0 builds the run but never trains it
   config.steps_per_loop = args.steps_per_loop or steps_per_epoch
   config.log_every_steps = steps_per_epoch  # one train record per epoch: the epoch clock
@@ -90,10 +104,36 @@ def make_config(workload, args, data_path, steps_per_epoch):
   return config
 
 
+def set_large_workload(config, workload, data_path):
+  """The experiment's model at the workload's sizes, trained by the peers' recipe."""
+  options = dict(workload.options)
+  if workload.data == 'python_docs':
+    config.data.update(common.text_data_fields(workload, common.text_cache_dir(data_path)))
+    import numpy as np
+    with np.load(data_path) as data:  # as many rows as DATA.npz holds (the short mode's)
+      config.data.num_train = len(data['tokens_train'])
+      config.data.num_test = len(data['tokens_test'])
+    config.data.eval_batch_size = workload.batch_size
+    config.model.update({k: options[k] for k in ('num_layers', 'embed_dim', 'num_heads',
+                                                 'mlp_dim')})
+    config.optimizer.b2 = common.ADAMW_B2
+    config.optimizer.grad_clip_norm = common.GRAD_CLIP_NORM
+  else:
+    config.data.augment = ()
+    config.data.eval_batch_size = 256
+    config.task.label_smoothing = 0.0
+    config.optimizer.nesterov = False
+    config.optimizer.momentum = common.SGD_MOMENTUM
+  config.optimizer.schedule = 'constant'
+  config.optimizer.warmup_percent = 0.0
+  config.optimizer.weight_decay = workload.weight_decay
+
+
 class Probe:
   """What the run itself does not report: its data placement time and initial outputs."""
 
-  def __init__(self):
+  def __init__(self, workload):
+    self.workload = workload
     self.place_seconds = 0.0
     self.session = None
     self.initial = None
@@ -113,7 +153,7 @@ class Probe:
 
     def create_and_look(*args, **kwargs):
       self.session = create(*args, **kwargs)
-      self.initial = initial_outputs(self.session)
+      self.initial = initial_outputs(self.session, self.workload)
       return self.session
 
     with mock.patch.object(pipeline, 'place_rows', timed_place_rows), \
@@ -135,12 +175,19 @@ def _outputs(session, split, count=None):
   return logits(session.state.variables, batch), batch
 
 
-def initial_outputs(session):
+def initial_outputs(session, workload):
   import numpy as np
-  logits, batch = _outputs(session, 'train', common.INITIAL_LOSS_EXAMPLES)
+  logits, batch = _outputs(session, 'train', workload.initial_examples)
   loss, _ = session.task.loss(logits, batch)
-  return dict(initial_loss=float(loss),
-              initial_logits=np.asarray(logits[:common.INITIAL_LOGITS_EXAMPLES]).tolist())
+  initial_logits = None  # the LMs' weights are drawn, not shared
+  if workload.shares_init:
+    initial_logits = np.asarray(logits[:common.INITIAL_LOGITS_EXAMPLES]).tolist()
+  return dict(initial_loss=float(loss), initial_logits=initial_logits)
+
+
+def accuracy(metrics):
+  """Test accuracy: of the images, or of the counted next tokens."""
+  return metrics['accuracy'] if 'accuracy' in metrics else metrics['token_accuracy']
 
 
 def untrained_test_metrics(session):
@@ -148,7 +195,7 @@ def untrained_test_metrics(session):
   import jax
   logits, batch = _outputs(session, 'test')
   metrics = session.task.eval_metrics(jax.device_get(session.task.eval_outputs(logits, batch)))
-  return dict(test_loss=metrics['loss'], test_accuracy=metrics['accuracy'])
+  return dict(test_loss=metrics['loss'], test_accuracy=accuracy(metrics))
 
 
 def epoch_records(workdir, steps_per_epoch, epochs):
@@ -172,15 +219,16 @@ def main(argv=None):
   init = common.load_npz(args.init)
   common.check_init(init, workload)
   with np.load(args.data) as data:
-    steps_per_epoch = common.steps_per_epoch(len(data['y_train']), args.batch_size)
+    train_key = 'y_train' if 'y_train' in data.files else 'tokens_train'
+    steps_per_epoch = common.steps_per_epoch(len(data[train_key]), args.batch_size)
   config = make_config(workload, args, args.data, steps_per_epoch)
-  params = jaxlab_params(init, workload.model)
+  params = jaxlab_params(init, workload.model) if workload.shares_init else None
   fields = {'framework': 'jaxlab', 'workload': workload.name, 'batch_size': args.batch_size,
             'epochs': args.epochs, 'steps_per_loop': config.steps_per_loop,
             'variant': f'scan{config.steps_per_loop}_{args.compute_dtype}_{args.placement}',
             'placement': args.placement,
             'compute_dtype': args.compute_dtype, 'import_seconds': time.perf_counter() - _STARTED}
-  probe = Probe()
+  probe = Probe(workload)
   with tempfile.TemporaryDirectory() as workdir, probe.watching():
     if args.epochs > 0:
       summary = loop.run(config, workdir, init_params=params)
@@ -202,7 +250,7 @@ def main(argv=None):
                   setup_seconds=timings['setup'], loop_train_seconds=timings['train'],
                   checkpoint_seconds=timings['save'], eval_seconds=timings['eval'],
                   final_train_loss=records[-1]['train/loss'],
-                  test_accuracy=summary['eval']['accuracy'], test_loss=summary['eval']['loss'])
+                  test_accuracy=accuracy(summary['eval']), test_loss=summary['eval']['loss'])
   else:
     fields.update(common.timing_fields(0.0, [], steps_per_epoch, args.batch_size))
     fields.update(test)

@@ -9,6 +9,10 @@ import json
 import sys
 
 WHOLE = 'whole_process'
+# The larger workloads (jaxlab against PyTorch) and their throughput unit per example.
+LARGE = {'resnet18_cifar': ('images/s', 1), 'lm_small': ('tokens/s', 256)}
+# jaxlab's training throughput over PyTorch's that the larger workloads aim for.
+LARGE_SPEEDUP_TARGET = 1.25
 JAXLAB_BASES = ('jaxlab', 'jaxlab_cli', 'jaxlab_cli_warm_cache')
 PEER_NAMES = ('flax_loop', 'torch', 'keras')
 
@@ -65,6 +69,48 @@ def ratio_table(results):
   return '\n'.join(lines)
 
 
+def large_table(results):
+  """The larger workloads: training throughput side by side, its ratio, and MFU."""
+  lines = ['| workload | peer | device | steps | steady throughput | vs torch | '
+           'steady GFLOP/s | MFU (% of GEMM peak) | initial loss | test acc |',
+           '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+  for r in results['rows']:
+    if r['workload'] not in LARGE:
+      continue
+    unit, per_example = LARGE[r['workload']]
+    rate = r['steady_examples_per_second']
+    torch_row = _row(results, r['workload'], 'torch')
+    speedup = _ratio(rate, torch_row and torch_row['steady_examples_per_second'])
+    mfu = r['fraction_of_peak'] and 100 * r['fraction_of_peak']
+    lines.append(
+        f'| {r["workload"]} | {r["peer"]} | {r["device"]} | {_fmt(r["steps"], ".0f")} | '
+        f'{_fmt(rate and rate * per_example, ",.0f")} {unit} | {_fmt(speedup, ".2f")}x | '
+        f'{_fmt(r["steady_gflops"], ".1f")} | {_fmt(mfu, ".1f")} | '
+        f'{_fmt(r["initial_loss"], ".4f")} | {_fmt(r["test_accuracy"], ".4f")} |')
+  return '\n'.join(lines) if len(lines) > 2 else ''
+
+
+def _speedup_target(results, workload):
+  jaxlab, torch_row = _row(results, workload, 'jaxlab'), _row(results, workload, 'torch')
+  speedup = _ratio(jaxlab and jaxlab['steady_examples_per_second'],
+                   torch_row and torch_row['steady_examples_per_second'])
+  mfu = jaxlab and jaxlab['fraction_of_peak']
+  measured = (f'{_fmt(speedup, ".2f")}x PyTorch\'s steady throughput; MFU '
+              f'{_fmt(mfu and 100 * mfu, ".1f")}%')
+  return measured, _met(speedup, LARGE_SPEEDUP_TARGET, below=False)
+
+
+def merge(results, added):
+  """`results` with the rows, ratios and runs of other runs (e.g. the larger workloads
+  measured on their own) appended; their commands are listed in the context."""
+  merged = dict(results)
+  for key in ('rows', 'ratios', 'runs'):
+    merged[key] = [*results[key], *[item for extra in added for item in extra[key]]]
+  merged['added_runs'] = [(extra['command'], extra['gemm_peak_gflops']) for extra in added]
+  merged['added_short'] = any(extra['short'] for extra in added)
+  return merged
+
+
 def whole_process_table(results):
   rows = [r for r in results['rows'] if r['workload'] == WHOLE]
   if not rows:
@@ -106,6 +152,9 @@ def tables(results):
                     for dtype, value in results['gemm_peaks_gflops'].items())
   parts = [f'GEMM peak measured in this run (XLA): {peaks}', '', training_table(results), '',
            ratio_table(results)]
+  large = large_table(results)
+  if large:
+    parts += ['', large]
   whole = whole_process_table(results)
   if whole:
     parts += ['', whole]
@@ -288,6 +337,10 @@ def targets_table(results):
        *_stream_target(results)),
       ('`jaxlab train` on a prepared TFDS set, second run, <= 1.2x the same images from .npz',
        *_tfds_start_target(results)),
+      (f'`resnet18_cifar` >= {LARGE_SPEEDUP_TARGET}x PyTorch\'s training throughput',
+       *_speedup_target(results, 'resnet18_cifar')),
+      (f'`lm_small` >= {LARGE_SPEEDUP_TARGET}x PyTorch\'s training throughput',
+       *_speedup_target(results, 'lm_small')),
   ]
   lines = ['| target | measured (jaxlab / peer) | met? |', '| --- | --- | --- |']
   lines += [f'| {name} | {measured} | {met} |' for name, measured, met in rows]
@@ -319,7 +372,9 @@ def _context(results):
       f'counts are in its raw results (`num_threads`, `intra_op_threads`, `usable_cpus`)',
       f'- **jaxlab\'s XLA options** (its runs only): `{results["jaxlab_xla_flags"] or "none"}`',
       f'- **Suite:** `{results["command"]}`, {results["repeats"]} repeat(s) per peer, medians; '
-      f'{results["suite_seconds"] / 60:.1f} minutes in all',
+      f'{results["suite_seconds"] / 60:.1f} minutes in all'
+      + ''.join(f'; with the rows of `{command}` (MFU against the float32 GEMM peak measured '
+                f'in that run, {peak:.1f} GFLOP/s)' for command, peak in results.get('added_runs', ())),
   ])
 
 
@@ -400,6 +455,19 @@ GEMM peak measured in this run (XLA): {peaks}.
 
 {ratios}
 
+## Larger workloads
+
+ResNet-18 (CIFAR stem, batch 128, SGD momentum) on CIFAR-shaped synthetic images, and a
+~10M-parameter decoder (6 x 320, RoPE, RMSNorm, SwiGLU; 256-byte rows of Python's
+documentation, batch 16, AdamW), jaxlab against PyTorch written as its users write them
+(`benchmarks/peers/torch_models.py`: torchvision's BasicBlock ResNet; a nanoGPT-style
+model with `F.scaled_dot_product_attention(is_causal=True)`). The ResNets start from the
+same weights; the decoders from the same distributions (initial losses within 1%).
+Throughput is the steady rate (epochs 2..N), "vs torch" the peer's throughput over
+PyTorch's, MFU the steady FLOP rate (`benchmarks/flops.py`) over the measured GEMM peak.{large_note}
+
+{large}
+
 ## Whole process
 
 `jaxlab train --config=experiments/mnist_mlp.py --config.data.name=synthetic` against
@@ -468,7 +536,10 @@ def page(results, source, before=None, before_source=None):
   return PAGE.format(
       source=source, command=results['command'], short_note=short_note,
       context=_context(results), peaks=peaks, training=training_table(results),
-      ratios=ratio_table(results),
+      ratios=ratio_table(results), large=large_table(results) or 'Not measured in this run.',
+      large_note=('\n**These rows come from a short-mode run** (2 steps per epoch, the steady rate '
+                  'over 2 steps): indicative, not a measurement at size.'
+                  if results.get('added_short') else ''),
       whole=whole_process_table(results) or 'Not measured in this run.',
       targets=targets_table(results), floors=_floors_notes(results) or '-',
       repeats=repeats_table(results), gpu=_gpu_note(results),
@@ -484,6 +555,9 @@ def main(argv=None):
   parser.add_argument('json', help='The --out file of `python -m benchmarks.run`.')
   parser.add_argument('--before', default='', help='An earlier --out file: jaxlab\'s rows '
                       'then and now, side by side.')
+  parser.add_argument('--add', action='append', default=[],
+                      help='Another --out file whose rows join this one\'s (e.g. '
+                      '--only=resnet18_cifar,lm_small measured on its own); repeatable.')
   args = parser.parse_args(argv)
   with open(args.json) as f:
     results = json.load(f)
@@ -497,7 +571,15 @@ def main(argv=None):
           'by an older runner. Measure again with `python -m benchmarks.run '
           f'--out={args.json}`.', file=sys.stderr)
     return 2
-  sys.stdout.write(page(results, args.json, before, args.before or None))
+  added = []
+  for path in args.add:
+    with open(path) as f:
+      added.append(json.load(f))
+  if added:
+    results = merge(results, added)
+  source = ' '.join([args.json, *(f'--add={path}' for path in args.add),
+                     *([f'--before={args.before}'] if args.before else [])])
+  sys.stdout.write(page(results, source, before, args.before or None))
   return 0
 
 

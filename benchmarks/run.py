@@ -13,9 +13,14 @@ before the first update, and the ratios say whether it matches jaxlab's. The
 to exit. The JSON keeps every repeat's raw result beside the medians, with the date,
 commit, machine, versions and thread settings, the GEMM peak and the floors of
 benchmarks/floors.py.
+
+The larger workloads (`resnet18_cifar`, `lm_small`; `lm_large` on a GPU, named by
+benchmarks/gpu.sh) have their own data and run jaxlab against PyTorch only, one repeat
+unless --repeats says more: a step is ~0.3 TFLOP, seconds on a CPU.
 """
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -45,17 +50,33 @@ JAXLAB_VARIANTS = {
     'mnist_cnn': [('jaxlab_bf16', ['--compute_dtype=bfloat16']),
                   ('jaxlab_stream', ['--placement=stream'])],
     'mlp_large_batch': [],
+    'resnet18_cifar': [],
+    'lm_small': [],
+    'lm_large': [('jaxlab_bf16', ['--compute_dtype=bfloat16', '--attention_implementation=cudnn'])],
 }
+# Extra PyTorch runs per workload (full mode): bf16 the way nanoGPT trains on a GPU.
+TORCH_VARIANTS = {'lm_large': [('torch_bf16', ['--autocast_bf16'])]}
 WORKLOADS = (*common.WORKLOADS, whole_process.NAME)
 # Measured by their own modules, once, with no peers: `measure(short) -> dict`.
 EXTRAS = {'host_pipeline': 'benchmarks.host_pipeline', 'tfds_start': 'benchmarks.tfds_start'}
 # Accuracy agreement needed for a speed ratio to count (absolute, test accuracy). Runs
 # differ in their shuffling only; the short mode's tiny runs vary more.
 ACCURACY_TOLERANCE = {'seed_mlp': 0.02, 'mnist_cnn': 0.03, 'mlp_large_batch': 0.03,
-                      whole_process.NAME: 0.02}
+                      whole_process.NAME: 0.02,
+                      # A dozen steps from the start: accuracies are near chance and noisy.
+                      'resnet18_cifar': 0.15, 'lm_small': 0.05, 'lm_large': 0.05}
 SHORT_ACCURACY_TOLERANCE = 0.1
-# Same weights, same data, float32: the initial losses agree to rounding.
-INITIAL_LOSS_RTOL = 1e-5
+# Same weights, same data, float32: the initial losses agree to rounding. ResNet-18's
+# 20 float32 layers round differently (~2e-4), and lm_small's peers draw their own
+# weights from the same distributions: within 1%.
+INITIAL_LOSS_RTOL = {'resnet18_cifar': 1e-3, 'lm_small': 1e-2, 'lm_large': 1e-2}
+DEFAULT_INITIAL_LOSS_RTOL = 1e-5
+# The larger workloads' peers: jaxlab against the PyTorch users would pick (a step is
+# ~0.2 TFLOP, seconds on a CPU), and one repeat each unless --repeats says more.
+LARGE_PEERS = ('jaxlab', 'torch')
+LARGE_REPEATS = 1
+# The short mode's larger workloads: the same models at a few steps.
+SHORT_LARGE = dict(n_train_batches=2, epochs=2)
 FULL = dict(n_train=60000, n_test=10000)
 SHORT = dict(n_train=8192, n_test=1024, epochs=2)  # 2 epochs: a steady one after the first
 
@@ -101,10 +122,13 @@ def _entries(name, peers, extra_flags, short):
   if 'jaxlab' in peers and not short:  # the short mode checks the peers, not jaxlab's options
     entries += [(label, PEERS['jaxlab'][0], None, flags)
                 for label, flags in JAXLAB_VARIANTS[name]]
+  if 'torch' in peers and not short:
+    entries += [(label, *PEERS['torch'], [*extra_flags.get('torch', ()), *flags])
+                for label, flags in TORCH_VARIANTS.get(name, ())]
   return entries
 
 
-def benchmark(workloads, repeats, short, peers, extra_flags, tmp):
+def benchmark(workloads, repeats, short, peers, extra_flags, tmp, large_repeats=LARGE_REPEATS):
   """Every (workload, peer) `repeats` times: [{'workload', 'peer', 'repeats': [...]}]."""
   sizes = SHORT if short else FULL
   data = os.path.join(tmp, 'data.npz')
@@ -113,10 +137,25 @@ def benchmark(workloads, repeats, short, peers, extra_flags, tmp):
   for name in workloads:
     if name == whole_process.NAME:
       runs += _whole_process_runs(peers, repeats, short, tmp, skipped)
+    elif name in common.LARGE_WORKLOADS:
+      large_data, large_sizes = _large_data(name, short, tmp)
+      runs += _workload_runs(name, large_data, large_sizes, large_repeats, short,
+                             [p for p in peers if p in LARGE_PEERS], extra_flags, tmp, skipped)
     else:
       runs += _workload_runs(name, data, sizes, repeats, short, peers, extra_flags, tmp,
                              skipped)
   return runs, skipped
+
+
+def _large_data(name, short, tmp):
+  """A larger workload's DATA.npz (its own images or text rows) and its epochs."""
+  workload = common.get_workload(name)
+  if short:
+    n_train = SHORT_LARGE['n_train_batches'] * workload.batch_size
+    workload = dataclasses.replace(workload, n_train=n_train, n_test=workload.batch_size)
+  path = os.path.join(tmp, f'data_{name}.npz')
+  common.save_npz(path, common.make_workload_data(workload, 0, common.text_cache_dir(path)))
+  return path, dict(epochs=SHORT_LARGE['epochs'] if short else workload.epochs)
 
 
 def _workload_runs(name, data, sizes, repeats, short, peers, extra_flags, tmp, skipped):
@@ -197,25 +236,33 @@ def _ratio(numerator, denominator):
   return numerator / denominator if numerator is not None and denominator else None
 
 
+def _bf16_base(row):
+  """jaxlab's bf16 run of a workload whose peers also run in bf16 (lm_large)."""
+  return row['peer'] == 'jaxlab_bf16' and row['workload'] in TORCH_VARIANTS
+
+
 def ratios(rows, short=False):
   """jaxlab's times over each peer's, per workload; None where the accuracies disagree
   or the two ran on different kinds of device."""
   out = []
   bases = {'jaxlab', 'jaxlab_cli', 'jaxlab_cli_warm_cache'}
   for base in rows:
-    if base['peer'] not in bases:
+    if base['peer'] not in bases and not _bf16_base(base):
       continue
     for row in rows:
-      if row['workload'] != base['workload'] or row['peer'] in bases:
+      if row['workload'] != base['workload'] or row['peer'] in bases or _bf16_base(row):
         continue
+      if row['workload'] in TORCH_VARIANTS and row['compute_dtype'] != base['compute_dtype']:
+        continue  # where the peers run in both precisions, compare like with like
       tolerance = SHORT_ACCURACY_TOLERANCE if short else ACCURACY_TOLERANCE[row['workload']]
       agree = abs(base['test_accuracy'] - row['test_accuracy']) <= tolerance
       comparable = agree and base['device'] == row['device']
       same_start = None  # unknown for the whole process, and for bf16 (it rounds)
       if None not in (base['initial_loss'], row['initial_loss']) and \
           base['compute_dtype'] == row['compute_dtype']:
+        rtol = INITIAL_LOSS_RTOL.get(row['workload'], DEFAULT_INITIAL_LOSS_RTOL)
         same_start = abs(row['initial_loss'] - base['initial_loss']) <= \
-            INITIAL_LOSS_RTOL * abs(base['initial_loss'])
+            rtol * abs(base['initial_loss'])
       out.append(dict(
           workload=row['workload'], jaxlab=base['peer'], peer=row['peer'],
           accuracy_agrees=agree, same_device=base['device'] == row['device'],
@@ -246,7 +293,8 @@ def parse(argv):
 
 def main(argv=None):
   args = parse(sys.argv[1:] if argv is None else argv)
-  chosen = [w for w in args.only.split(',') if w] or [*WORKLOADS, *EXTRAS]
+  chosen = [w for w in args.only.split(',') if w] or [
+      *[w for w in WORKLOADS if w not in common.GPU_WORKLOADS], *EXTRAS]
   workloads = [w for w in chosen if w in WORKLOADS]
   extras = [w for w in chosen if w in EXTRAS]
   unknown = [w for w in chosen if w not in WORKLOADS and w not in EXTRAS]
@@ -264,7 +312,8 @@ def main(argv=None):
   print('GEMM peak: ' + ', '.join(f'{k} {v:.1f} GFLOP/s' for k, v in peaks.items()), flush=True)
   with tempfile.TemporaryDirectory() as tmp:
     runs, skipped = benchmark(workloads, repeats, args.short, peers,
-                              {'torch': [f'--device={args.torch_device}']}, tmp)
+                              {'torch': [f'--device={args.torch_device}']}, tmp,
+                              large_repeats=args.repeats or LARGE_REPEATS)
   rows = summarize(runs, peaks)
   measured_extras = {}
   for name in extras:

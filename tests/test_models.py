@@ -79,10 +79,34 @@ def test_canonical_vjp_convolution_matches_autodiff_bitwise(padding):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_canonical_vjp_falls_back_for_strided_convolutions():
-  x = jnp.ones((1, 8, 8, 2))
+# Strides with sizes they divide and do not (9 and 7 rows: the last rows unread),
+# ResNet's 3x3/2 and 1x1/2, and unequal strides.
+@pytest.mark.parametrize('window, strides, padding', [
+    (3, (2, 2), ((1, 1), (1, 1))), (1, (2, 2), 'VALID'), (3, (2, 2), 'SAME'),
+    (3, (2, 1), ((2, 0), (1, 1))), (2, (3, 3), 'VALID')])
+def test_canonical_vjp_of_strided_convolutions_matches_autodiff(window, strides, padding):
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 9, 7, 3))
+  w = jax.random.normal(jax.random.PRNGKey(1), (window, window, 3, 5))
+  numbers = lax.conv_dimension_numbers(x.shape, w.shape, conv.NHWC)
+
+  def reference(x, w):
+    return (lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=numbers) ** 2).sum()
+
+  def ours(x, w):
+    return (conv.conv_general_dilated_canonical_vjp(x, w, strides, padding,
+                                                    dimension_numbers=numbers) ** 2).sum()
+
+  assert ours(x, w) == reference(x, w)
+  for a, b in zip(jax.grad(reference, (0, 1))(x, w), jax.grad(ours, (0, 1))(x, w)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_canonical_vjp_falls_back_for_dilated_convolutions():
+  x = jax.random.normal(jax.random.PRNGKey(0), (1, 8, 8, 2))
   w = jnp.ones((3, 3, 2, 4))
   numbers = lax.conv_dimension_numbers(x.shape, w.shape, conv.NHWC)
-  ours = conv.conv_general_dilated_canonical_vjp(x, w, (2, 2), 'SAME', dimension_numbers=numbers)
-  reference = lax.conv_general_dilated(x, w, (2, 2), 'SAME', dimension_numbers=numbers)
+  ours = conv.conv_general_dilated_canonical_vjp(x, w, (1, 1), 'SAME', rhs_dilation=(2, 2),
+                                                 dimension_numbers=numbers)
+  reference = lax.conv_general_dilated(x, w, (1, 1), 'SAME', rhs_dilation=(2, 2),
+                                       dimension_numbers=numbers)
   np.testing.assert_array_equal(ours, reference)

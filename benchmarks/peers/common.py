@@ -31,11 +31,23 @@ INITIAL_LOGITS_EXAMPLES = 4
 @dataclasses.dataclass(frozen=True)
 class Workload:
   name: str
-  model: str  # "mlp" or "cnn"
-  optimizer: str  # "adam" or "sgd_momentum"
+  model: str  # "mlp", "cnn", "resnet18" or "transformer_lm"
+  optimizer: str  # "adam", "sgd_momentum" or "adamw"
   learning_rate: float
   batch_size: int
   epochs: int
+  # The larger workloads: their own data and sizes; lm_small has no shared INIT.npz
+  # (each framework draws its own weights from the same distributions).
+  data: str = "mnist"  # "mnist", "cifar" (32x32x3 images) or "python_docs" (byte rows)
+  options: tuple = ()  # (name, value) pairs: the model's sizes
+  n_train: int = 0  # training examples (0: the runner's MNIST size); whole batches
+  n_test: int = 0
+  weight_decay: float = 0.0
+  initial_examples: int = INITIAL_LOSS_EXAMPLES  # the initial loss is taken on x_train[:initial_examples]
+
+  @property
+  def shares_init(self):
+    return self.model in PARAM_SHAPES
 
 
 WORKLOADS = {
@@ -48,7 +60,31 @@ WORKLOADS = {
     # The quickstart model at a batch size where the framework, not Python,
     # should dominate. Same learning rate: this measures speed, not recipes.
     "mlp_large_batch": Workload("mlp_large_batch", "mlp", "adam", 1e-3, 4096, 5),
+    # ResNet-18 with the CIFAR stem on CIFAR-shaped synthetic images (jaxlab's
+    # synthetic cifar10: class prototypes in noise), SGD momentum as CIFAR recipes
+    # train it. A step is ~0.2 TFLOP: 3 epochs of 4 steps, steady over the last 8.
+    "resnet18_cifar": Workload(
+        "resnet18_cifar", "resnet18", "sgd_momentum", 0.05, 128, 3, data="cifar",
+        options=(("num_classes", 10),), n_train=4 * 128, n_test=256, weight_decay=5e-4),
+    # A ~10M-parameter decoder (6 x 320, 5 heads of 64, SwiGLU 1280, byte vocabulary)
+    # on 256-byte rows of Python's documentation; AdamW as nanoGPT sets it.
+    "lm_small": Workload(
+        "lm_small", "transformer_lm", "adamw", 1e-3, 16, 3, data="python_docs",
+        options=(("vocab_size", 259), ("num_layers", 6), ("embed_dim", 320),
+                 ("num_heads", 5), ("mlp_dim", 1280), ("seq_len", 256)),
+        n_train=4 * 16, n_test=32, weight_decay=0.1, initial_examples=32),
+    # lm_small scaled up for a GPU's bf16 MFU (benchmarks/gpu.sh; not in the CPU suite):
+    # 12 x 1024, 16 heads of 64, SwiGLU 4096 (~200M parameters), 1024-byte rows, batch 32.
+    "lm_large": Workload(
+        "lm_large", "transformer_lm", "adamw", 3e-4, 32, 3, data="python_docs",
+        options=(("vocab_size", 259), ("num_layers", 12), ("embed_dim", 1024),
+                 ("num_heads", 16), ("mlp_dim", 4096), ("seq_len", 1024)),
+        n_train=8 * 32, n_test=32, weight_decay=0.1, initial_examples=32),
 }
+# The larger workloads' sizes are their own (the others are MNIST-sized).
+LARGE_WORKLOADS = ("resnet18_cifar", "lm_small", "lm_large")
+GPU_WORKLOADS = ("lm_large",)  # run only when named (--only): hours on a CPU
+ADAMW_B2, GRAD_CLIP_NORM = 0.95, 1.0  # the LMs: nanoGPT's AdamW and clipping
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-7  # Keras defaults.
 SGD_MOMENTUM = 0.9
@@ -75,6 +111,32 @@ PARAM_SHAPES = {
 }
 
 
+def resnet18_shapes(num_classes=10, width=64):
+  """jaxlab's resnet18 (CIFAR stem) parameters, named by their paths in the model."""
+  shapes = [("stem/kernel", (3, 3, 3, width)), ("stem_norm/scale", (width,)),
+            ("stem_norm/bias", (width,))]
+  in_features = width
+  for index in range(8):
+    features = width * 2 ** (index // 2)
+    block = f"blocks/{index}"
+    shapes += [(f"{block}/conv1/kernel", (3, 3, in_features, features)),
+               (f"{block}/norm1/scale", (features,)), (f"{block}/norm1/bias", (features,)),
+               (f"{block}/conv2/kernel", (3, 3, features, features)),
+               (f"{block}/norm2/scale", (features,)), (f"{block}/norm2/bias", (features,))]
+    if in_features != features:
+      shapes += [(f"{block}/shortcut/conv/kernel", (1, 1, in_features, features)),
+                 (f"{block}/shortcut/norm/scale", (features,)),
+                 (f"{block}/shortcut/norm/bias", (features,))]
+    in_features = features
+  return tuple(shapes + [("head/kernel", (in_features, num_classes)),
+                         ("head/bias", (num_classes,))])
+
+
+# ResNet-18's initial loss varies by several percent from one draw to the next, so its
+# peers share one draw too (the LM's agrees within 1% from the distributions alone).
+PARAM_SHAPES["resnet18"] = resnet18_shapes()
+
+
 def get_workload(name: str) -> Workload:
   if name not in WORKLOADS:
     raise ValueError(
@@ -94,10 +156,47 @@ def glorot_uniform(shape, rng: np.random.Generator) -> np.ndarray:
   return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
 
+def truncated_normal(shape, fan_in, scale, rng):
+  """Flax's variance_scaling(scale, 'fan_in', 'truncated_normal'): a normal cut at 2
+  standard deviations, rescaled to variance scale / fan_in."""
+  std = np.sqrt(scale / fan_in) / 0.87962566103423978
+  return (std * _standard_truncated(shape, rng)).astype(np.float32)
+
+
+def _standard_truncated(shape, rng):
+  values = rng.standard_normal(shape)
+  while (outside := np.abs(values) > 2).any():
+    values[outside] = rng.standard_normal(outside.sum())
+  return values
+
+
+def make_resnet_init(rng, shapes=PARAM_SHAPES["resnet18"]) -> dict[str, np.ndarray]:
+  """jaxlab's resnet18 initialisation: he_normal convolutions, BatchNorm scale 1 (0
+  for each block's last), biases 0, a lecun_normal head."""
+  params = {}
+  for name, shape in shapes:
+    if name.endswith("/kernel"):
+      fan_in = int(np.prod(shape[:-1]))
+      params[name] = truncated_normal(shape, fan_in, 1.0 if name == "head/kernel" else 2.0, rng)
+    elif name.endswith("norm2/scale"):
+      params[name] = np.zeros(shape, np.float32)
+    elif name.endswith("/scale"):
+      params[name] = np.ones(shape, np.float32)
+    else:
+      params[name] = np.zeros(shape, np.float32)
+  return params
+
+
 def make_init(workload: str, seed: int) -> dict[str, np.ndarray]:
-  """Glorot-uniform kernels and zero biases, named as in PARAM_SHAPES."""
+  """Glorot-uniform kernels and zero biases, named as in PARAM_SHAPES (resnet18: its
+  own initialisation); empty for lm_small, whose frameworks draw their own weights."""
   rng = np.random.default_rng(seed)
   params = {}
+  model = get_workload(workload).model
+  if model == "resnet18":
+    return make_resnet_init(rng)
+  if not get_workload(workload).shares_init:
+    return params
   for name, shape in PARAM_SHAPES[get_workload(workload).model]:
     if name.endswith("/kernel"):
       params[name] = glorot_uniform(shape, rng)
@@ -108,7 +207,7 @@ def make_init(workload: str, seed: int) -> dict[str, np.ndarray]:
 
 def check_init(params: dict[str, np.ndarray], workload: Workload) -> None:
   """Fails with the expected layout when INIT.npz does not fit the workload."""
-  expected = dict(PARAM_SHAPES[workload.model])
+  expected = dict(PARAM_SHAPES.get(workload.model, ()))
   got = {name: tuple(value.shape) for name, value in params.items()}
   if got != expected:
     raise ValueError(
@@ -174,6 +273,43 @@ def make_synthetic_mnist(n_train: int, n_test: int,
   x_test, y_test = _draw(shifted, n_test, rng)
   return {"x_train": x_train, "y_train": y_train,
           "x_test": x_test, "y_test": y_test}
+
+
+def make_workload_data(workload: Workload, seed: int, cache_dir=None) -> dict[str, np.ndarray]:
+  """The data of a larger workload (the MNIST ones share make_synthetic_mnist's).
+
+  cifar: jaxlab's synthetic cifar10 images as float32 in [0, 1], NHWC. python_docs:
+  the packed byte rows jaxlab's loader makes (`tokens`, `segment_ids`, `positions`,
+  int32 N x seq_len, train and test), tokenized into `cache_dir`, where jaxlab's own
+  run finds them again (`text_data_fields`).
+  """
+  if workload.data == "cifar":
+    from jaxlab.data import synthetic  # pylint: disable=g-import-not-at-top
+    train, test = synthetic.arrays("cifar10", workload.n_train, workload.n_test, seed)
+    return {"x_train": train["image"].astype(np.float32) / 255.0, "y_train": train["label"],
+            "x_test": test["image"].astype(np.float32) / 255.0, "y_test": test["label"]}
+  from jaxlab import data as data_lib  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import sources  # pylint: disable=g-import-not-at-top
+  from jaxlab import config as config_lib  # pylint: disable=g-import-not-at-top
+  data_config = config_lib.defaults().data
+  data_config.update(text_data_fields(workload, cache_dir))
+  splits = data_lib.load(data_config)
+  out = {}
+  for split, source in (("train", splits.train), ("test", splits.test)):
+    rows = sources.read_rows(source, 0, len(source))
+    out.update({f"{key}_{split}": np.asarray(rows[key], np.int32) for key in rows})
+  return out
+
+
+def text_data_fields(workload: Workload, cache_dir) -> dict:
+  """jaxlab's data fields of a python_docs workload: byte rows cached in cache_dir."""
+  return dict(name="python_docs", tokenizer="byte", seq_len=dict(workload.options)["seq_len"],
+              num_train=workload.n_train, num_test=workload.n_test, cache_dir=str(cache_dir))
+
+
+def text_cache_dir(data_path) -> str:
+  """Where the tokenized rows of DATA.npz's text workload are cached: beside it."""
+  return os.path.join(os.path.dirname(os.path.abspath(data_path)), "text_cache")
 
 
 def save_npz(path, arrays: dict[str, np.ndarray]) -> None:
