@@ -13,7 +13,7 @@ from jaxlab.errors import UserError
 
 # Names the checks accept, listed here so that loading a config stays light.
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
-              'lm1b', 'imdb_reviews')
+              'lm1b', 'imdb_reviews', 'python_snippets')
 SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -112,6 +112,16 @@ def defaults():
 
   _declare(field)
   return config
+
+
+def variant(arg, choices, default):
+  """An experiment's config argument 'CHOICE', 'smoke' or 'CHOICE,smoke' -> (choice, smoke)."""
+  words = [w for w in (arg or '').split(',') if w]
+  chosen = [w for w in words if w in choices]
+  if len(chosen) > 1 or any(w not in choices and w != 'smoke' for w in words):
+    raise ValueError(f'Unknown config argument {arg!r}; use one of {", ".join(choices)} and/or '
+                     f'"smoke", separated by a comma (e.g. "{choices[-1]},smoke").')
+  return (chosen or [default])[0], 'smoke' in words
 
 
 def rules():

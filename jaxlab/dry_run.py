@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
 from jaxlab import modeling, tasks
-from jaxlab.data import pipeline
+from jaxlab.data import pipeline, text_sets
 from jaxlab.data import placement as placement_lib
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.parallel import sharding
@@ -22,6 +22,8 @@ def shape_info(data_config):
   """DatasetInfo and train size: from the known shapes (no data is loaded), or from
   the data set itself."""
   name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
+  if name in text_sets.SHAPES:
+    return text_sets.SHAPES[name](data_config)
   if name not in data_lib.KNOWN_SHAPES:
     splits = data_lib.load(data_config)
     return splits.info, len(splits.train)
