@@ -33,7 +33,7 @@ def test_user_model_by_import_path_trains(tmp_path):
 
 
 @pytest.mark.parametrize('name,message', [
-    ('resnet9000', 'Registered models: cnn, mlp, transformer_lm'),
+    ('resnet9000', 'Registered models: cnn, gru, lstm, mlp, transformer_encoder, transformer_lm'),
     ('tests.fixtures.user_models:Nope', 'has no \'Nope\''),
     ('no_such_pkg.mod:Net', 'Cannot import'),
 ])
