@@ -176,6 +176,14 @@ def snippets():
   for snippet, labels in found.items():
     if len(labels) == 1:
       by_label[labels.pop()].append((_hash(snippet), snippet))
+  missing = [SNIPPET_PACKAGES[label] for label in range(len(SNIPPET_PACKAGES))
+             if len(by_label[label]) < SNIPPETS_PER_PACKAGE // 2]
+  if missing:
+    from jaxlab.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError(f'python_snippets reads the source of Python\'s standard library, but '
+                    f'{sysconfig.get_paths()["stdlib"]} lacks most of {", ".join(missing)} '
+                    '(a Python installed without its .py sources?). Use a full CPython install '
+                    'or another --config.data.name.')
   result = {'train': [], 'test': []}
   for label in range(len(SNIPPET_PACKAGES)):
     for digest, snippet in sorted(by_label[label])[:SNIPPETS_PER_PACKAGE]:
