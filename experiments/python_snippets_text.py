@@ -9,7 +9,9 @@ multiprocessing, unittest and xml (500 per package, ~20% held out by text hash),
 as UTF-8 bytes: no download. The config argument picks the model, optionally with
 `smoke` (seconds, for tests): `:gru` (the default), `:lstm`, `:transformer` (a
 Transformer encoder), e.g. `--config=experiments/python_snippets_text.py:lstm,smoke`.
-Chance is 12.5%.
+Chance is 12.5%. Measured with the full configs on 2 CPU cores shared with other jobs
+(wall times are upper bounds): `:gru` 81.8% test accuracy in 19.8 min, `:lstm` 79.4% in
+25.8 min, `:transformer` 61.8% in 10.2 min (the encoder overfits this little byte-level data).
 """
 
 from jaxlab import config as config_lib
