@@ -13,8 +13,8 @@ from jaxlab.errors import UserError
 
 # Names the checks accept, listed here so that loading a config stays light.
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
-              'lm1b', 'imdb_reviews', 'synthetic_speech', 'spoken_digits', 'speech_commands',
-              'imagenet2012')
+              'lm1b', 'imdb_reviews', 'python_snippets', 'synthetic_speech', 'spoken_digits',
+              'speech_commands', 'imagenet2012')
 SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'imagenet2012')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -113,6 +113,16 @@ def defaults():
 
   _declare(field)
   return config
+
+
+def variant(arg, choices, default):
+  """An experiment's config argument 'CHOICE', 'smoke' or 'CHOICE,smoke' -> (choice, smoke)."""
+  words = [w for w in (arg or '').split(',') if w]
+  chosen = [w for w in words if w in choices]
+  if len(chosen) > 1 or any(w not in choices and w != 'smoke' for w in words):
+    raise ValueError(f'Unknown config argument {arg!r}; use one of {", ".join(choices)} and/or '
+                     f'"smoke", separated by a comma (e.g. "{choices[-1]},smoke").')
+  return (chosen or [default])[0], 'smoke' in words
 
 
 def rules():

@@ -60,7 +60,7 @@ def build(config, task, key):
   """The NNX model that config.model names, shaped for the task."""
   input_shape, num_outputs = task.model_signature()
   return models.build(config.model, input_shape, num_outputs, nnx.Rngs(params=key, dropout=key),
-                      compute_dtype(config))
+                      compute_dtype(config), vocab_size=task.info.vocab_size)
 
 
 def model_def(config, task):

@@ -3,6 +3,8 @@
   python_docs    Python's bundled documentation topics (no download): language model
   lm1b           TFDS One Billion Words, prepared in ArrayRecord format: language model
   imdb_reviews   TFDS IMDB reviews: sentiment classification of the first seq_len tokens
+  python_snippets  8-line snippets of Python's standard library (no download), labelled
+                 with the package they come from (asyncio, email, ...): 8 classes
 
 Text is tokenized by data.tokenizer: 'byte' (UTF-8 bytes, vocabulary 259) or
 'sentencepiece' (data.vocab_size pieces, trained on the training text at the run's first
@@ -11,8 +13,11 @@ Language-model text is packed into rows of data.seq_len tokens with document bou
 marked (`jaxlab.data.text`) and cached, memory-mapped, under data.cache_dir.
 """
 
+import collections
+import hashlib
 import os
 import sys
+import sysconfig
 import tempfile
 
 import numpy as np
@@ -89,6 +94,9 @@ def lm1b(data_config, workdir=None):
                          lambda split: text.tfds_cache_key('lm1b', split, data_dir))
 
 
+IMDB_TRAIN_SIZE = 25_000  # reviews in TFDS imdb_reviews' train split
+
+
 def imdb_reviews(data_config, workdir=None):
   """Reviews as their first seq_len tokens (zero-padded) with the sentiment label."""
   data_dir = data_config.data_dir
@@ -99,14 +107,111 @@ def imdb_reviews(data_config, workdir=None):
   for split in ('train', 'test'):
     records = tfds_source.source('imdb_reviews', split, data_dir)
     labels = np.asarray([records[i]['label'] for i in range(len(records))], np.int32)
-    tokens = np.zeros((len(labels), seq_len), np.int32)
-    for index, ids in enumerate(text.tokenize(documents(split), tokenizer)):
-      tokens[index, :min(len(ids), seq_len)] = ids[:seq_len]
+    tokens = first_tokens(documents(split), tokenizer, seq_len)
     splits[split] = sources.ArraySource(dict(tokens=tokens, label=labels), f'imdb_reviews {split}')
-  info = DatasetInfo('imdb_reviews', {'tokens': ((seq_len,), 'int32'), 'label': ((), 'int32')},
-                     num_classes=2, class_names=('negative', 'positive'),
+  return Splits(_imdb_info(seq_len, tokenizer.vocab_size, spec), splits['train'], splits['test'])
+
+
+def _imdb_info(seq_len, vocab_size, spec):
+  return DatasetInfo('imdb_reviews', {'tokens': ((seq_len,), 'int32'), 'label': ((), 'int32')},
+                     num_classes=2, class_names=('negative', 'positive'), vocab_size=vocab_size,
+                     tokenizer=spec)
+
+
+def imdb_reviews_shapes(data_config):
+  """(DatasetInfo, number of training examples) without the data: for --dry_run."""
+  spec = tokenizer_spec(data_config)
+  vocab_size = spec.get('vocab_size', tokenizers.ByteTokenizer.vocab_size)
+  return (_imdb_info(int(data_config.seq_len), vocab_size, spec),
+          min(data_config.num_train or IMDB_TRAIN_SIZE, IMDB_TRAIN_SIZE))
+
+
+def first_tokens(documents, tokenizer, seq_len):
+  """Each document's first seq_len token ids, zero-padded (PAD_ID): an N x seq_len array."""
+  rows = [ids[:seq_len] for ids in text.tokenize(documents, tokenizer)]
+  tokens = np.full((len(rows), seq_len), tokenizers.PAD_ID, np.int32)
+  for index, ids in enumerate(rows):
+    tokens[index, :len(ids)] = ids
+  return tokens
+
+
+# python_snippets: which standard-library package a piece of source code comes from.
+SNIPPET_PACKAGES = ('asyncio', 'email', 'http', 'importlib', 'logging', 'multiprocessing',
+                    'unittest', 'xml')  # in every CPython from 3.9 on; the class names
+SNIPPET_LINES = 8  # a snippet is a file's lines [8 k, 8 k + 8)
+SNIPPET_MIN_CHARS = 120  # non-whitespace characters, so a snippet is never blank or trivial
+SNIPPETS_PER_PACKAGE = 500  # the same number per class (logging, the smallest, has ~540)
+SNIPPET_TEST_EVERY = 5  # a snippet whose text hash is 0 mod 5 is 'test': ~20%
+
+
+def python_snippets(data_config, workdir=None):
+  """Snippets of standard-library source labelled with their package (see `snippets`)."""
+  split_snippets = snippets()
+  spec, tokenizer = make_tokenizer(data_config, workdir,
+                                   lambda: [t for t, _ in split_snippets['train']])
+  seq_len = int(data_config.seq_len)
+  arrays = {split: dict(tokens=first_tokens([t for t, _ in pairs], tokenizer, seq_len),
+                        label=np.asarray([label for _, label in pairs], np.int32))
+            for split, pairs in split_snippets.items()}
+  info = DatasetInfo('python_snippets', {'tokens': ((seq_len,), 'int32'),
+                                         'label': ((), 'int32')},
+                     num_classes=len(SNIPPET_PACKAGES), class_names=SNIPPET_PACKAGES,
                      vocab_size=tokenizer.vocab_size, tokenizer=spec)
-  return Splits(info, splits['train'], splits['test'])
+  return Splits(info, *(sources.ArraySource(arrays[split], f'python_snippets {split}')
+                        for split in ('train', 'test')))
 
 
-LOADERS = {'python_docs': python_docs, 'lm1b': lm1b, 'imdb_reviews': imdb_reviews}
+def snippets():
+  """{'train' | 'test': [(text, label)]}: a fixed function of the installed Python's
+  standard library (so of its version, like python_docs).
+
+  A text found in two places (licence headers, boilerplate) is dropped; each package
+  keeps the SNIPPETS_PER_PACKAGE texts of lowest hash; the split is by text hash, so
+  no text is in both splits. Examples are in hash order (already shuffled)."""
+  found = collections.defaultdict(set)
+  for label, package in enumerate(SNIPPET_PACKAGES):
+    for snippet in _package_snippets(package):
+      found[snippet].add(label)
+  by_label = collections.defaultdict(list)
+  for snippet, labels in found.items():
+    if len(labels) == 1:
+      by_label[labels.pop()].append((_hash(snippet), snippet))
+  missing = [SNIPPET_PACKAGES[label] for label in range(len(SNIPPET_PACKAGES))
+             if len(by_label[label]) < SNIPPETS_PER_PACKAGE // 2]
+  if missing:
+    from jaxlab.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError(f'python_snippets reads the source of Python\'s standard library, but '
+                    f'{sysconfig.get_paths()["stdlib"]} lacks most of {", ".join(missing)} '
+                    '(a Python installed without its .py sources?). Use a full CPython install '
+                    'or another --config.data.name.')
+  result = {'train': [], 'test': []}
+  for label in range(len(SNIPPET_PACKAGES)):
+    for digest, snippet in sorted(by_label[label])[:SNIPPETS_PER_PACKAGE]:
+      result['test' if digest % SNIPPET_TEST_EVERY == 0 else 'train'].append((digest, snippet,
+                                                                                label))
+  return {split: [(snippet, label) for _, snippet, label in sorted(examples)]
+          for split, examples in result.items()}
+
+
+def _package_snippets(package):
+  root = sysconfig.get_paths()['stdlib']
+  paths = sorted(os.path.join(folder, name)
+                 for folder, _, names in os.walk(os.path.join(root, package))
+                 for name in names if name.endswith('.py'))
+  for path in paths:
+    with open(path, encoding='utf-8') as f:
+      lines = f.read().splitlines()
+    for start in range(0, len(lines), SNIPPET_LINES):
+      snippet = '\n'.join(lines[start:start + SNIPPET_LINES])
+      if len(''.join(snippet.split())) >= SNIPPET_MIN_CHARS:
+        yield snippet
+
+
+def _hash(snippet):
+  return int.from_bytes(hashlib.sha256(snippet.encode()).digest()[:8], 'big')
+
+
+LOADERS = {'python_docs': python_docs, 'lm1b': lm1b, 'imdb_reviews': imdb_reviews,
+           'python_snippets': python_snippets}
+# Data sets whose shapes are known without reading them, so --dry_run needs no data.
+SHAPES = {'imdb_reviews': imdb_reviews_shapes}

@@ -2,9 +2,10 @@
 
 A model is a Flax NNX module built as `Model(input_shape, num_outputs, rngs=...,
 **config.model)`, where the task gives input_shape and num_outputs (classes, or the
-vocabulary of a language model). Its `__call__` takes what the task's `model_inputs`
-returns (an image batch; or tokens with segment_ids= and positions=) and returns
-logits; it may accept a `rngs=` keyword for dropout.
+vocabulary of a language model); a factory that names a `vocab_size` parameter also gets
+the data set's vocabulary (text classifiers embed tokens but output classes). Its
+`__call__` takes what the task's `model_inputs` returns (an image batch; or tokens with
+segment_ids= and positions=) and returns logits; it may accept a `rngs=` keyword for dropout.
 """
 
 import inspect
@@ -13,7 +14,7 @@ from flax import nnx
 
 from jaxlab import registry
 from jaxlab.errors import UserError
-from jaxlab.models import cnn, mlp, resnet, speech, transformer, vit
+from jaxlab.models import cnn, mlp, resnet, rnn, speech, text_encoder, transformer, vit
 
 REGISTRY = {
     'mlp': mlp.create,
@@ -25,6 +26,9 @@ REGISTRY = {
     'resnet34': resnet.factory(34),
     'resnet50': resnet.factory(50),
     'vit': vit.create,
+    'lstm': rnn.create_for('lstm'),
+    'gru': rnn.create_for('gru'),
+    'transformer_encoder': text_encoder.create,
 }
 
 
@@ -33,12 +37,14 @@ def resolve(name):
   return registry.resolve(REGISTRY, name, 'model', '--config.model.name')
 
 
-def build(model_config, input_shape, num_classes, rngs, dtype):
+def build(model_config, input_shape, num_classes, rngs, dtype, vocab_size=0):
   """Builds the model that `model_config.name` names, with the rest as keyword arguments."""
   factory = resolve(model_config.name)
   kwargs = {k: _plain(v) for k, v in model_config.items() if k != 'name'}
   if _accepts(factory, 'dtype'):
     kwargs['dtype'] = dtype
+  if _names(factory, 'vocab_size'):
+    kwargs['vocab_size'] = vocab_size
   try:
     # jaxlab places parameters itself (jaxlab.parallel.sharding), from their logical axes.
     with nnx.use_eager_sharding(False):
@@ -61,6 +67,14 @@ def _accepts(function, name):
   except (TypeError, ValueError):
     return False
   return name in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+
+
+def _names(function, name):
+  """Whether `function` declares parameter `name` itself (not through **kwargs)."""
+  try:
+    return name in inspect.signature(function).parameters
+  except (TypeError, ValueError):
+    return False
 
 
 def _plain(value):
