@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
 from jaxlab import modeling, tasks
-from jaxlab.data import pipeline, text_sets
+from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.parallel import sharding
@@ -22,18 +22,11 @@ from jaxlab.train import programs as programs_lib
 def shape_info(data_config):
   """DatasetInfo and train size: from the known shapes (no data is loaded), or from
   the data set itself."""
-  name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
-  from jaxlab.data import audio_sets  # pylint: disable=g-import-not-at-top
-  if name in audio_sets.KNOWN_SIZES:  # without making the clips or reading TFDS
-    return audio_sets.known_info(data_config)
-  if name in text_sets.SHAPES:
-    return text_sets.SHAPES[name](data_config)
-  if name not in data_lib.KNOWN_SHAPES:
-    splits = data_lib.load(data_config)
-    return splits.info, len(splits.train)
-  known = data_lib.KNOWN_SHAPES[name]
-  info = data_lib.image_info(name, known['image_shape'], known['num_classes'])
-  return info, data_config.num_train or known['num_train']
+  known = data_lib.known_info(data_config)
+  if known is not None:
+    return known
+  splits = data_lib.load(data_config)
+  return splits.info, len(splits.train)
 
 
 def analyse(config):

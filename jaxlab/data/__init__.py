@@ -123,6 +123,22 @@ def load(data_config, workdir=None):
       test=sources.head(splits.test, data_config.num_test))
 
 
+def known_info(data_config):
+  """(DatasetInfo, number of training examples) of a data set whose shapes are known
+  without reading, downloading or generating it (what --dry_run needs), or None."""
+  from jaxlab.data import audio_sets, text_sets  # pylint: disable=g-import-not-at-top
+  name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
+  if name in audio_sets.KNOWN_SIZES:
+    return audio_sets.known_info(data_config)
+  if name in text_sets.SHAPES:
+    return text_sets.SHAPES[name](data_config)
+  if name in KNOWN_SHAPES:
+    known = KNOWN_SHAPES[name]
+    info = image_info(name, known['image_shape'], known['num_classes'])
+    return info, data_config.num_train or known['num_train']
+  return None
+
+
 def example_bytes(info):
   return sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in info.spec().values())
 

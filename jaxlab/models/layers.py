@@ -83,6 +83,12 @@ def check_options(model, options, *, sizes=(), counts=(), rates=(), choices=None
   problems += [f'{name}={options[name]!r} must be one of {", ".join(map(repr, allowed))}'
                for name, allowed in (choices or {}).items()
                if name in options and options[name] not in allowed]
+  reject(model, problems)
+
+
+def reject(model, problems):
+  """Raises UserError naming every problem with `model`'s config.model options, if any."""
+  from jaxlab.errors import UserError  # pylint: disable=g-import-not-at-top
   if problems:
     raise UserError(f'Invalid options for model {model!r}: {"; ".join(problems)}. Fix them with '
                     '--config.model.OPTION=VALUE or in the experiment file.')

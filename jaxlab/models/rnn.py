@@ -17,7 +17,6 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlab.data import tokenizers
-from jaxlab.errors import UserError
 from jaxlab.models import layers
 
 CELLS = {'lstm': nnx.OptimizedLSTMCell, 'gru': nnx.GRUCell}
@@ -128,9 +127,7 @@ def check(kind, input_shape, num_classes, vocab_size, settings):
                        choices=dict(pool=POOLS, bidirectional=(False, True),
                                     kernel_init=tuple(layers.INITIALIZERS)))
   problems = token_input_problems(input_shape, num_classes, vocab_size)
-  if problems:
-    raise UserError(f'Invalid options for model {kind!r}: {"; ".join(problems)}. Fix them with '
-                    '--config.model.OPTION=VALUE or in the experiment file.')
+  layers.reject(kind, problems)
 
 
 def token_input_problems(input_shape, num_classes, vocab_size):

@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlab.errors import UserError
 from jaxlab.models import layers, rnn, transformer
 
 POOLS = ('mean', 'cls')
@@ -134,9 +133,7 @@ def check(input_shape, num_classes, vocab_size, settings):
   rope_base = settings['rope_base']
   if isinstance(rope_base, bool) or not isinstance(rope_base, (int, float)) or rope_base <= 1:
     problems.append(f'rope_base={rope_base!r} must be a number above 1')
-  if problems:
-    raise UserError(f'Invalid options for model \'transformer_encoder\': {"; ".join(problems)}. '
-                    'Fix them with --config.model.OPTION=VALUE or in the experiment file.')
+  layers.reject('transformer_encoder', problems)
 
 
 def num_params(vocab_size, num_classes, settings):

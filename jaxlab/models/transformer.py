@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlab.errors import UserError
 from jaxlab.models import layers
 
 # None lets JAX choose (XLA today, on every backend); 'cudnn' asks for cuDNN flash
@@ -256,9 +255,7 @@ def check(input_shape, num_classes, settings):
                    attention_implementation=ATTENTION_IMPLEMENTATIONS,
                    remat=tuple(layers.REMAT_POLICIES)))
   problems = _shape_problems(input_shape, num_classes, settings)
-  if problems:
-    raise UserError(f'Invalid options for model \'transformer_lm\': {"; ".join(problems)}. Fix '
-                    'them with --config.model.OPTION=VALUE or in the experiment file.')
+  layers.reject('transformer_lm', problems)
 
 
 def _shape_problems(input_shape, num_classes, s):

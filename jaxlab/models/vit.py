@@ -228,6 +228,4 @@ def check(input_shape, s):
     problems.append(f'width={s["width"]} is not a multiple of num_heads={s["num_heads"]}')
   if s['posemb'] == 'sincos2d' and s['width'] % 4:
     problems.append(f'posemb=\'sincos2d\' needs a width divisible by 4, got {s["width"]}')
-  if problems:
-    raise UserError(f'Invalid options for model \'vit\': {"; ".join(problems)}. Fix them with '
-                    '--config.model.OPTION=VALUE or in the experiment file.')
+  layers.reject('vit', problems)
