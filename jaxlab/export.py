@@ -204,7 +204,8 @@ def write_stablehlo(run, out, platforms):
   outputs = _output_specs(exported)
   signature = _signature(run, 'stablehlo', platforms, dims, outputs, program,
                          model_file=MODEL_FILE, weights_file=WEIGHTS_FILE, loader=LOADER_FILE)
-  _write_workdir_files(run, out, signature)
+  write_signature(out, signature)
+  copy_workdir_files(run.workdir, run.info, out)
   return signature
 
 
@@ -217,6 +218,12 @@ def tensorflow():
     raise UserError('--format=savedmodel needs TensorFlow, which is not installed: '
                     "pip install 'jaxlab[savedmodel]' (or tensorflow-cpu), or export "
                     '--format=stablehlo, which needs jax alone.') from None
+  # Writing the SavedModel needs no accelerator; a GPU build of TensorFlow would
+  # otherwise take the GPU memory that JAX holds.
+  try:
+    tf.config.set_visible_devices([], 'GPU')
+  except RuntimeError:  # TensorFlow already started in this process: leave it as it is
+    pass
   return tf, jax2tf
 
 
@@ -247,7 +254,8 @@ def write_savedmodel(run, out, platforms):
   signature = _signature(run, 'savedmodel', platforms, dims, outputs, program,
                          saved_model=dict(tags=[SAVEDMODEL_TAG],
                                           signature_def=SAVEDMODEL_SIGNATURE))
-  _write_workdir_files(run, out, signature)
+  write_signature(out, signature)
+  copy_workdir_files(run.workdir, run.info, out)
   return signature
 
 
@@ -334,19 +342,21 @@ def checkpoint_metrics(workdir, step):
                             if k.startswith('eval/')})
 
 
-def _write_workdir_files(run, out, signature):
-  """signature.json, and what jaxlab's loaders read from a workdir."""
+def write_signature(out, signature):
   with open(os.path.join(out, SIGNATURE), 'w', encoding='utf-8') as f:
     f.write(json.dumps(signature, indent=2) + '\n')
-  config_text = storage.read_text(workdir_files.path(run.workdir, workdir_files.CONFIG))
+
+
+def copy_workdir_files(workdir, info, out):
+  """What jaxlab's loaders read from a workdir: its config, data set info and tokenizer."""
+  config_text = storage.read_text(workdir_files.path(workdir, workdir_files.CONFIG))
   with open(os.path.join(out, workdir_files.CONFIG), 'w', encoding='utf-8') as f:
     f.write(config_text)
-  info = run.info
   if info.tokenizer and info.tokenizer.get('kind') == 'sentencepiece':
     from jaxlab.data import tokenizers  # pylint: disable=g-import-not-at-top
-    model_bytes = storage.epath.Path(tokenizers.model_path(info.tokenizer, run.workdir)).read_bytes()
+    model = storage.epath.Path(tokenizers.model_path(info.tokenizer, workdir)).read_bytes()
     with open(os.path.join(out, workdir_files.TOKENIZER), 'wb') as f:
-      f.write(model_bytes)
+      f.write(model)
     # A tokenizer shared between runs (an absolute 'file') is read from the copy.
     info = dataclasses.replace(info, tokenizer=dict(info.tokenizer, file=workdir_files.TOKENIZER))
   data_lib.save_info(info, out)

@@ -59,7 +59,7 @@ def _inputs(kind, folder):
     if kind == 'image':  # noise at a size other than 8x8: predict resizes it
       path = folder / f'{index}.png'
       Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(path)
-    else:  # the LM's three: shorter than, about and longer than its 64-token rows
+    else:  # text: for the LM one shorter than its 64-token rows, two longer
       path = folder / f'{index}.txt'
       path.write_text(SNIPPETS[index][:40] if index == 0 else SNIPPETS[index])
     paths.append(path)
@@ -240,3 +240,32 @@ def test_loader_refuses_an_export_for_other_platforms(exports, tmp_path):
   export.main(str(exports['image']['workdir']), str(tmp_path / 'tpu'), platforms='tpu')
   with pytest.raises(RuntimeError, match='exported for tpu, but JAX runs on cpu here'):
     exported_model.load(tmp_path / 'tpu')
+
+
+def test_predict_spec_is_what_predict_inputs_make_for_images_and_audio():
+  from jaxlab.data import DatasetInfo
+  from jaxlab.tasks import classification
+  config = load_config('digits_cnn')
+  for feature, shape, stored in (('image', (8, 8, 1), 'uint8'), ('audio', (16000,), 'float32')):
+    info = DatasetInfo('toy', {feature: (shape, stored), 'label': ((), 'int32')}, num_classes=3,
+                       sample_rate=16000)
+    # Images are read as float32 in the raw pixel range, whatever the set stores.
+    assert classification.Classification(config, info).predict_spec() == {
+        feature: (shape, np.dtype(np.float32))}
+
+
+def test_a_sentencepiece_tokenizer_is_copied_and_read_from_the_copy(tmp_path):
+  from jaxlab import data as data_lib
+  from jaxlab.data import DatasetInfo
+  shared = tmp_path / 'shared.model'  # a tokenizer shared between runs: an absolute 'file'
+  shared.write_bytes(b'sentencepiece model bytes')
+  workdir, out = tmp_path / 'run', tmp_path / 'out'
+  workdir.mkdir()
+  out.mkdir()
+  (workdir / 'config.json').write_text('{"seed": 3}')
+  spec = {'kind': 'sentencepiece', 'vocab_size': 512, 'file': str(shared)}
+  info = DatasetInfo('toy', {'tokens': ((8,), 'int32')}, vocab_size=512, tokenizer=spec)
+  export.copy_workdir_files(str(workdir), info, str(out))
+  assert (out / 'tokenizer.model').read_bytes() == b'sentencepiece model bytes'
+  assert data_lib.load_info(str(out)).tokenizer == dict(spec, file='tokenizer.model')
+  assert (out / 'config.json').read_text() == '{"seed": 3}'
