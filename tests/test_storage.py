@@ -70,12 +70,28 @@ def test_validate_local_workdir_passes(tmp_path):
 
 
 @pytest.mark.parametrize('workdir, words', [
-    ('s3://bucket/run', 'not supported yet'),
-    ('az://container/run', 'not a supported storage'),
+    ('hf://user/run', 'not a supported storage'),
     ('gs:///run', 'names no bucket'),
+    ('s3:///run', 'names no bucket'),
 ])
 def test_validate_rejects_unsupported_workdirs(workdir, words):
   with pytest.raises(storage.StorageError, match=words):
+    storage.validate_workdir(workdir)
+
+
+def test_abfs_is_read_as_az_and_both_are_staged():
+  assert storage.absolute('abfs://container/run') == 'az://container/run'
+  assert storage.is_staged('abfs://container/run') and storage.is_staged('s3://b/run')
+  assert not storage.is_staged('gs://b/run') and not storage.is_staged('/tmp/run')
+
+
+@pytest.mark.parametrize('workdir, extra', [('s3://b/run', 's3'), ('az://c/run', 'azure')])
+def test_validate_without_the_cloud_package_names_the_extra(monkeypatch, workdir, extra):
+  from jaxlab import cloud_checks  # pylint: disable=g-import-not-at-top
+  find_spec = cloud_checks.importlib.util.find_spec
+  monkeypatch.setattr(cloud_checks.importlib.util, 'find_spec',
+                      lambda name: None if name in ('s3fs', 'adlfs') else find_spec(name))
+  with pytest.raises(storage.StorageError, match=rf"pip install 'jaxlab\[{extra}\]'"):
     storage.validate_workdir(workdir)
 
 
