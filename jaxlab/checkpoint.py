@@ -91,8 +91,9 @@ class Checkpointer:
       metrics = None
     integrity = dict(state=digest.tree_digests(state), meta=digest.json_digest(meta),
                      data=digest.json_digest(data))
-    if self._staging:
-      self._staging.wait()  # the previous step's upload: one in flight, as Orbax's saves
+    if self._staging:  # one upload in flight, as Orbax has one save in flight
+      self._manager.wait_until_finished()  # raises if the previous save failed
+      self._staging.wait()
     self._manager.save(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
         data=ocp.args.JsonSave(data), integrity=ocp.args.JsonSave(integrity)),

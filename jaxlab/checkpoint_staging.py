@@ -118,12 +118,12 @@ class StagedCheckpoints:
     self._prune()
 
   def close(self):
-    try:
-      self.wait()
-    finally:
-      self._closed.set()
-      self._queue.put(None)
-      shutil.rmtree(self._staging, ignore_errors=True)
+    """Finishes the queued uploads whose step Orbax finalized (call after Orbax's own
+    close) and removes the staging folder. Failures were raised by `wait`."""
+    self._closed.set()  # a step that is not there now never will be
+    self._queue.join()
+    self._queue.put(None)
+    shutil.rmtree(self._staging, ignore_errors=True)
 
   # --- the bucket side -----------------------------------------------------------------
 
@@ -167,6 +167,7 @@ class StagedCheckpoints:
           return
         if self._failure is None:
           self._upload(step)
+          self._prune()
       except Exception as error:  # pylint: disable=broad-except
         self._failure = UploadFailed(f'Could not upload the checkpoint at step {step} to '
                                      f'{self.remote}: {type(error).__name__}: {error}')
@@ -177,7 +178,7 @@ class StagedCheckpoints:
     local = os.path.join(self.directory, str(step))
     while not os.path.isdir(local):  # Orbax renames a finished step into place
       if self._closed.is_set():
-        return
+        return  # its save failed: nothing to upload
       time.sleep(0.02)
     files = {}
     for folder, _, names in os.walk(local):
@@ -193,7 +194,6 @@ class StagedCheckpoints:
     self._fs.pipe_file(f'{prefix}/{COMMIT_MARKER}', json.dumps(marker, sort_keys=True).encode())
     self._committed.add(step)
     self._complete.add(step)
-    self._prune()
 
   def _prune(self):
     """Deletes from the bucket the committed steps Orbax has dropped locally."""

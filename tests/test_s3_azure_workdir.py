@@ -3,13 +3,18 @@ train, kill -9 during a checkpoint upload, resume, evaluate; the up-front check'
 three failures. Each emulator starts once for the module."""
 
 import json
+import os
 import posixpath
 import subprocess
 import sys
+import time
 
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
-from jaxlab import checkpoint_staging, storage
+from jaxlab import checkpoint_staging, storage, workdir_lock
+from jaxlab.errors import UserError
 from tests import cloud_emulators
 from tests.conftest import ROOT, run_cli
 
@@ -42,8 +47,7 @@ def _committed_steps(workdir):
 def test_train_killed_during_upload_resumes_and_evaluates(emulator):
   workdir = emulator.fresh_url()
   args = ['--config=experiments/digits_cnn.py:smoke', f'--workdir={workdir}',
-          '--config.num_steps=22', '--config.checkpoint_every_steps=11',
-          '--config.eval_every_steps=11']
+          '--config.num_steps=22', '--config.checkpoint_every_steps=11']
   killed = subprocess.run([sys.executable, 'tests/kill_during_upload.py', '22', 'train', *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert killed.returncode == -9, killed.stderr
@@ -99,3 +103,51 @@ def test_unusable_workdir_exits_2_with_the_fix(emulator, case, words):
     result = run_cli('train', '--config=experiments/digits_cnn.py:smoke', f'--workdir={workdir}')
   assert result.returncode == 2, result.stderr
   assert words[emulator.scheme] in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_a_live_lock_of_another_host_is_respected_and_ours_is_released(emulator):
+  workdir = emulator.fresh_url('lock')
+  lock_path = posixpath.join(workdir, workdir_lock.LOCK_FILE_NAME)
+  with workdir_lock.hold(workdir):
+    assert json.loads(storage.read_text(lock_path))['pid'] == os.getpid()
+    with pytest.raises(UserError, match=f'process {os.getpid()}'):
+      workdir_lock._BucketLock(workdir).acquire()  # pylint: disable=protected-access
+  assert not storage.exists(lock_path)
+  record = dict(host='another-host', pid=4242, started='just now', heartbeat=time.time())
+  storage.write_text(lock_path, json.dumps(record))
+  with pytest.raises(UserError, match='process 4242 on host another-host'):
+    with workdir_lock.hold(workdir):
+      pass
+  assert json.loads(storage.read_text(lock_path))['pid'] == 4242
+
+
+def test_dropped_steps_leave_the_bucket_and_a_reader_downloads_one_step(emulator):
+  directory = posixpath.join(emulator.fresh_url('orbax'), 'checkpoints')
+  staged = checkpoint_staging.StagedCheckpoints(directory)
+  options = ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=True)
+  with ocp.CheckpointManager(staged.directory, options=options) as manager:
+    for step in (1, 2, 3):
+      staged.wait()
+      manager.save(step, args=ocp.args.StandardSave({'w': np.full(4, step, np.float32)}))
+      staged.upload(step)
+    manager.wait_until_finished()
+  staged.wait()  # uploads done, then the bucket loses what Orbax dropped
+  staged.close()
+  assert not os.path.exists(staged.directory)  # the staging folder is removed
+  root = storage.bucket_path(directory)
+  fs = storage.filesystem(directory)
+  assert _committed_steps(directory.rsplit('/', 1)[0]) == [2, 3]  # step 1 pruned
+  assert not fs.exists(f'{root}/1')
+
+  reader = checkpoint_staging.StagedCheckpoints(directory, read_only=True)
+  # Only the step metadata is local until a step is fetched.
+  assert os.listdir(os.path.join(reader.directory, '2')) == ['_CHECKPOINT_METADATA']
+  reader.fetch(3)
+  with ocp.CheckpointManager(reader.directory, options=ocp.CheckpointManagerOptions(
+      read_only=True)) as manager:
+    assert manager.all_steps() == [2, 3]
+    restored = manager.restore(3, args=ocp.args.StandardRestore(
+        {'w': np.zeros(4, np.float32)}))
+  np.testing.assert_array_equal(restored['w'], np.full(4, 3, np.float32))
+  assert os.listdir(os.path.join(reader.directory, '2')) == ['_CHECKPOINT_METADATA']
+  reader.close()
