@@ -22,6 +22,7 @@ Single-process runs only: in a multi-process run each host would stage only its 
 shards, which Orbax's local finalization cannot merge.
 """
 
+import atexit
 import json
 import os
 import queue
@@ -56,6 +57,8 @@ class StagedCheckpoints:
     self._fs = storage.filesystem(self.remote)
     self._root = storage.bucket_path(self.remote)
     self._staging = tempfile.mkdtemp(prefix='jaxlab-checkpoints-')
+    # Also when a run ends in an error before `close` (a kill -9 leaves it behind).
+    atexit.register(shutil.rmtree, self._staging, ignore_errors=True)
     self.directory = os.path.join(self._staging, 'checkpoints')  # what Orbax sees
     os.makedirs(self.directory)
     self._complete = set()  # steps whose every file is in the staging folder

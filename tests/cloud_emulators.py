@@ -125,6 +125,16 @@ def azure_emulator(container='jaxlab-test', startup_timeout_s=30.0):
 
 
 @contextlib.contextmanager
+def refused_endpoint(path=''):
+  """http://127.0.0.1:PORT{path} where nothing answers: the port is bound by this
+  process and never listened on, so connections are refused (a fixed port such as 1
+  may be in use: root may bind it)."""
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    sock.bind(('127.0.0.1', 0))
+    yield f'http://127.0.0.1:{sock.getsockname()[1]}{path}'
+
+
+@contextlib.contextmanager
 def _server(command, port, startup_timeout_s):
   log = tempfile.NamedTemporaryFile(prefix='cloud-emulator-', suffix='.log', delete=False)
   process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,

@@ -77,10 +77,9 @@ def test_train_killed_during_upload_resumes_and_evaluates(emulator):
   assert json.loads(storage.read_text(posixpath.join(workdir, 'eval_22.json')))['step'] == 22
 
 
-def _failure_env(emulator, case):
+def _failure_env(emulator, case, dead):
   if case == 'missing bucket':
     return {}, emulator.url('run').replace(emulator.bucket, 'no-such-bucket-jaxlab')
-  dead = 'http://127.0.0.1:1' + ('/devstoreaccount1' if emulator.scheme == 'az' else '')
   env = dict(emulator.env)
   if case == 'unreachable endpoint':
     env.update(cloud_emulators.s3_env(dead) if emulator.scheme == 's3'
@@ -98,9 +97,12 @@ def _failure_env(emulator, case):
     ('unreachable endpoint', dict(s3='could not connect', az='could not connect')),
 ])
 def test_unusable_workdir_exits_2_with_the_fix(emulator, case, words):
-  env, workdir = _failure_env(emulator, case)
-  with cloud_emulators.patched_env(env):
-    result = run_cli('train', '--config=experiments/digits_cnn.py:smoke', f'--workdir={workdir}')
+  account = '/' + cloud_emulators.AZURITE_ACCOUNT if emulator.scheme == 'az' else ''
+  with cloud_emulators.refused_endpoint(account) as dead:
+    env, workdir = _failure_env(emulator, case, dead)
+    with cloud_emulators.patched_env(env):
+      result = run_cli('train', '--config=experiments/digits_cnn.py:smoke',
+                       f'--workdir={workdir}')
   assert result.returncode == 2, result.stderr
   assert words[emulator.scheme] in result.stderr and 'Traceback' not in result.stderr
 

@@ -19,8 +19,9 @@ import pytest
 from jaxlab import storage
 
 try:
-  from tests import storage_emulators
+  from tests import cloud_emulators, storage_emulators
 except ImportError:
+  import cloud_emulators
   import storage_emulators
 
 
@@ -241,12 +242,11 @@ def test_validate_missing_bucket_is_a_clear_error(gcs_emulator):  # pylint: disa
 
 
 def test_validate_unreachable_endpoint_times_out(gcs_emulator):  # pylint: disable=unused-argument
-  dead = 'http://127.0.0.1:1'  # nothing listens on port 1
   # The abandoned probe thread keeps retrying after the test and would log its final
   # failure (a traceback) when pytest exits: quiet gcsfs for the rest of the session.
   logging.getLogger('gcsfs').setLevel(logging.CRITICAL)
-  with storage_emulators.patched_env({'STORAGE_EMULATOR_HOST': dead,
-                                      'TENSORSTORE_GCS_HTTP_URL': dead}):
+  with cloud_emulators.refused_endpoint() as dead, storage_emulators.patched_env(
+      {'STORAGE_EMULATOR_HOST': dead, 'TENSORSTORE_GCS_HTTP_URL': dead}):
     with pytest.raises(storage.StorageError, match='unreachable'):
       storage.validate_workdir(gcs_emulator.url('run'), timeout_s=1)
 
