@@ -126,6 +126,14 @@ def _s3_probe_error(workdir, bucket, error):
 
 
 def _azure_client(workdir, timeout_s):
+  container = storage.bucket_path(workdir).partition('/')[0]
+  if '@' in container:  # abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH
+    name, _, host = container.partition('@')
+    path = storage.bucket_path(workdir).partition('/')[2]
+    raise StorageError(
+        f'--workdir={workdir} names the storage account in the URL, which jaxlab does not '
+        f'read. Write --workdir=az://{name}/{path} and set '
+        f'AZURE_STORAGE_ACCOUNT_NAME={host.split(".")[0]} (see {_DOCS}).')
   _require(workdir, 'adlfs', 'azure', 'Azure Blob Storage')
   _azure_credentials(workdir, timeout_s)
   _reachable(workdir, storage.filesystem(workdir).service_client.url, timeout_s, _AZURE_HINT)

@@ -74,6 +74,7 @@ def test_validate_local_workdir_passes(tmp_path):
     ('hf://user/run', 'not a supported storage'),
     ('gs:///run', 'names no bucket'),
     ('s3:///run', 'names no bucket'),
+    ('abfs://runs@myaccount.dfs.core.windows.net/a', 'AZURE_STORAGE_ACCOUNT_NAME=myaccount'),
 ])
 def test_validate_rejects_unsupported_workdirs(workdir, words):
   with pytest.raises(storage.StorageError, match=words):
