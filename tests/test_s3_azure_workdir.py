@@ -44,12 +44,13 @@ def _committed_steps(workdir):
 
 
 @pytest.mark.slow  # three CLI runs per scheme (about 15 s each scheme)
-def test_train_killed_during_upload_resumes_and_evaluates(emulator):
+def test_train_killed_during_upload_resumes_and_evaluates(emulator, tmp_path):
   workdir = emulator.fresh_url()
   args = ['--config=experiments/digits_cnn.py:smoke', f'--workdir={workdir}',
           '--config.num_steps=22', '--config.checkpoint_every_steps=11']
   killed = subprocess.run([sys.executable, 'tests/kill_during_upload.py', '22', 'train', *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TMPDIR=str(tmp_path)))  # its staging folder
   assert killed.returncode == -9, killed.stderr
   # Step 22's files are in the bucket, its marker is not: only step 11 counts.
   assert _committed_steps(workdir) == [11]
