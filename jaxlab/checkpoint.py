@@ -11,7 +11,9 @@ best by `best_metric`. Restores take an abstract target carrying the current
 shardings, so a checkpoint moves between device counts and meshes. Inference
 restores only the parameters and model state (`restore_variables`, an Orbax partial
 restore): no optimizer state is read. Reading a checkpoint runs no code from it:
-arrays go through TensorStore and the rest is JSON.
+arrays go through TensorStore and the rest is JSON. s3:// and az:// workdirs are saved
+in a local staging folder and uploaded step by step (jaxlab/checkpoint_staging.py);
+reading a step downloads it first (`_fetch`).
 """
 
 import dataclasses
@@ -25,7 +27,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from jaxlab import digest, storage, workdir_files
+from jaxlab import checkpoint_staging, digest, storage, workdir_files
 from jaxlab.errors import UserError
 from jaxlab.parallel import multihost
 
@@ -62,7 +64,11 @@ class Checkpointer:
     # partial restore; the bytes are the same as StandardCheckpointHandler's.
     state_handler = ocp.PyTreeCheckpointHandler() if read_only else \
         ocp.StandardCheckpointHandler()
-    self._manager = ocp.CheckpointManager(posixpath.join(workdir, DIRECTORY), options=options,
+    directory = posixpath.join(workdir, DIRECTORY)
+    self._staging = checkpoint_staging.StagedCheckpoints(directory, read_only=read_only) \
+        if storage.is_staged(workdir) else None
+    self._manager = ocp.CheckpointManager(self._staging.directory if self._staging else directory,
+                                          options=options,
                                           item_handlers=dict(
                                               state=state_handler,
                                               meta=ocp.JsonCheckpointHandler(),
@@ -85,10 +91,15 @@ class Checkpointer:
       metrics = None
     integrity = dict(state=digest.tree_digests(state), meta=digest.json_digest(meta),
                      data=digest.json_digest(data))
+    if self._staging:  # one upload in flight, as Orbax has one save in flight
+      self._manager.wait_until_finished()  # raises if the previous save failed
+      self._staging.wait()
     self._manager.save(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
         data=ocp.args.JsonSave(data), integrity=ocp.args.JsonSave(integrity)),
         metrics=metrics, force=True)
+    if self._staging:
+      self._staging.upload(step)
 
   def restore(self, step, target_layout):
     """(state, meta, data) at `step`, each array placed with the target's sharding and
@@ -111,8 +122,13 @@ class Checkpointer:
     state = restored.state
     return modeling.Variables(state['params'], state.get('model_state') or {}), restored.meta
 
+  def _fetch(self, step):
+    if self._staging:
+      self._staging.fetch(step)
+
   def _has_item(self, step, name):
     try:
+      self._fetch(step)
       return self._manager.item_metadata(step).get(name) is not None
     except Exception:  # pylint: disable=broad-except
       return True  # let the restore itself report the damage
@@ -120,6 +136,7 @@ class Checkpointer:
   def _restore_verified(self, step, target_params, items):
     failure = None
     try:
+      self._fetch(step)
       self._check_shapes(step, target_params)
       restored = self._manager.restore(step, args=ocp.args.Composite(
           **items, meta=ocp.args.JsonRestore(), integrity=ocp.args.JsonRestore()))
@@ -142,6 +159,7 @@ class Checkpointer:
 
   def restore_meta(self, step):
     try:
+      self._fetch(step)
       meta = self._manager.restore(step, args=ocp.args.Composite(
           meta=ocp.args.JsonRestore())).meta
     except Exception as error:  # pylint: disable=broad-except
@@ -156,6 +174,8 @@ class Checkpointer:
     source = posixpath.join(self.workdir, DIRECTORY, str(step))
     target = posixpath.join(self.workdir, DAMAGED_DIRECTORY,
                             f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
+    if self._staging:
+      self._staging.forget(step)
     if jax.process_index() == 0:
       storage.move_tree(source, target)
     multihost.barrier('jaxlab_checkpoint_set_aside')
@@ -167,9 +187,13 @@ class Checkpointer:
 
   def wait(self):
     self._manager.wait_until_finished()
+    if self._staging:
+      self._staging.wait()
 
   def close(self):
     self._manager.close()
+    if self._staging:
+      self._staging.close()
 
   def _check_shapes(self, step, target_params):
     """A checkpoint of another model is an error naming the parameters that differ."""

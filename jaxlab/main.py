@@ -193,8 +193,8 @@ def _config():
 
 def _workdir():
   if not FLAGS.workdir:
-    raise UserError('No --workdir given: pass --workdir=DIR (a local folder or gs://bucket/path) '
-                    'for checkpoints, metrics and plots.')
+    raise UserError('No --workdir given: pass --workdir=DIR (a local folder, gs://bucket/path, '
+                    's3://bucket/path or az://container/path) for checkpoints, metrics and plots.')
   from jaxlab import storage
   try:
     storage.validate_workdir(FLAGS.workdir)  # a bad bucket fails now, not after compiling

@@ -1,8 +1,10 @@
-"""File access for workdirs that may be local folders or gs:// buckets.
+"""File access for workdirs that may be local folders or buckets: gs://, s3://, az://.
 
 Everything goes through `etils.epath`, the layer Orbax itself uses, so checkpoints,
 config.json, metrics.jsonl, TensorBoard events and plots all take one route to the
-bucket (gcsfs for gs://). Callers never special-case remote paths.
+bucket (fsspec: gcsfs for gs://, s3fs for s3://, adlfs for az://; abfs:// is read as
+az://). Callers never special-case remote paths, except the checkpointer, which stages
+s3:// and az:// checkpoints locally (`is_staged`, jaxlab/checkpoint_staging.py).
 
 Object stores cannot append, so two writers here differ by destination:
 - `LineWriter` appends to a local file, but for a remote one keeps every line in
@@ -15,14 +17,11 @@ Object stores cannot append, so two writers here differ by destination:
   event files to the workdir on `flush()` and `close()`.
 
 `validate_workdir` checks a remote workdir up front (package, credentials, bucket,
-write permission) and raises `StorageError` with one paragraph saying what to do.
-
-s3:// is refused: Orbax 0.12.8 turns 's3://b/x' into 's3:/b/x', fails the save and
-leaves a local 's3:' folder behind (see docs/cloud_storage.md).
+write permission) and raises `StorageError` with one paragraph saying what to do; the
+S3 and Azure halves live in jaxlab/cloud_checks.py.
 """
 
 import importlib.util
-from importlib import metadata
 import os
 import posixpath
 import shutil
@@ -32,7 +31,11 @@ import time
 
 from etils import epath
 
-SUPPORTED_SCHEMES = ('gs',)
+SUPPORTED_SCHEMES = ('gs', 's3', 'az')
+# Orbax cannot write these natively (it rewrites 's3://b/x' as 's3:/b/x'); their
+# checkpoints are saved locally and uploaded (docs/cloud_storage.md).
+STAGED_SCHEMES = ('s3', 'az')
+_ALIASES = {'abfs': 'az'}  # adlfs serves both; epath knows only az://
 PROBE_TIMEOUT_S = 60.0
 _DOCS = 'docs/cloud_storage.md'
 
@@ -48,7 +51,7 @@ def configure():
 
 def _path(path):
   configure()
-  return epath.Path(path)
+  return epath.Path(normalize(path))
 
 
 class StorageError(ValueError):
@@ -65,10 +68,35 @@ def is_remote(path):
   return bool(scheme(path))
 
 
+def is_staged(path):
+  """True where checkpoints go through a local staging folder (s3://, az://)."""
+  return scheme(normalize(path)) in STAGED_SCHEMES
+
+
+def normalize(path):
+  """abfs://c/x as az://c/x; everything else unchanged."""
+  text = os.fspath(path)
+  kind = scheme(text)
+  return f'{_ALIASES[kind]}://{text[len(kind) + 3:]}' if kind in _ALIASES else text
+
+
 def absolute(path):
-  """Local paths made absolute (Orbax refuses relative ones); remote ones unchanged."""
+  """Local paths made absolute (Orbax refuses relative ones); remote ones normalized."""
   configure()  # every entry point makes its workdir absolute before Orbax sees it
-  return os.fspath(path) if is_remote(path) else os.path.abspath(os.fspath(path))
+  return normalize(path) if is_remote(path) else os.path.abspath(os.fspath(path))
+
+
+def filesystem(path):
+  """epath's own fsspec filesystem for a remote path, so that its listing cache (which
+  Orbax reads) sees what we write."""
+  from etils.epath import backend  # pylint: disable=g-import-not-at-top
+  configure()
+  return backend.fsspec_backend.fs(normalize(path))
+
+
+def bucket_path(path):
+  """'bucket/x/y' for 'gs://bucket/x/y': the form fsspec filesystems list and return."""
+  return normalize(path).split('://', 1)[1].rstrip('/')
 
 
 def make_dirs(path):
@@ -109,13 +137,11 @@ def move_tree(source, target):
     os.makedirs(os.path.dirname(target), exist_ok=True)
     os.rename(source, target)
     return
-  from etils.epath import backend  # pylint: disable=g-import-not-at-top
-  # epath's own filesystem object, so that its listing cache (which Orbax reads) sees it.
-  filesystem = backend.fsspec_backend.fs(source)
-  source_path, target_path = (path.split('://', 1)[1].rstrip('/') for path in (source, target))
-  for path in filesystem.find(source_path):
-    filesystem.pipe_file(f'{target_path}/{path[len(source_path) + 1:]}', filesystem.cat_file(path))
-  filesystem.rm(source_path, recursive=True)
+  store = filesystem(source)
+  source_path, target_path = bucket_path(source), bucket_path(target)
+  for path in store.find(source_path):
+    store.pipe_file(f'{target_path}/{path[len(source_path) + 1:]}', store.cat_file(path))
+  store.rm(source_path, recursive=True)
 
 
 def copy_file(local_path, destination):
@@ -224,35 +250,32 @@ class SyncedScalarWriter:
 def validate_workdir(workdir, timeout_s=PROBE_TIMEOUT_S):
   """Fails fast, with a StorageError that says what to do, if `workdir` is unusable.
 
-  Local paths pass (their folder is created later). For gs:// it checks, in order:
-  gcsfs is installed; the emulator settings are complete when one is configured;
-  Google credentials are found; the bucket exists and a probe object can be written
-  and deleted within `timeout_s`.
+  Local paths pass (their folder is created later). For a bucket it checks, in order:
+  the client package is installed; credentials are found (for gs://, also that the
+  emulator settings are complete when one is configured); the bucket exists and a
+  probe object can be written and deleted within `timeout_s`.
   """
-  kind = scheme(workdir)
+  kind = scheme(normalize(workdir))
   if not kind:
     return
-  if kind == 's3':
-    raise StorageError(
-        f'--workdir={workdir}: s3:// workdirs are not supported yet, because Orbax '
-        f'{_orbax_version()} cannot checkpoint to s3:// paths. Use a local folder or a '
-        f'gs://bucket/path workdir (see {_DOCS}).')
   if kind not in SUPPORTED_SCHEMES:
     raise StorageError(
-        f'--workdir={workdir}: {kind}:// is not a supported storage. Use a local folder '
-        f'or gs://bucket/path.')
-  bucket, _, prefix = os.fspath(workdir)[len('gs://'):].partition('/')
+        f'--workdir={workdir}: {kind}:// is not a supported storage. Use a local folder, '
+        f'gs://bucket/path, s3://bucket/path or az://container/path (see {_DOCS}).')
+  bucket = bucket_path(workdir).partition('/')[0]
   if not bucket:
-    raise StorageError(f'--workdir={workdir} names no bucket; write gs://BUCKET/PATH.')
-  _check_gcs_client(workdir)
-  _probe_write(workdir, bucket, timeout_s)
+    raise StorageError(f'--workdir={workdir} names no bucket; write {kind}://BUCKET/PATH.')
+  if kind == 'gs':
+    _check_gcs_client(workdir)
+    _probe_write(workdir, timeout_s, _probe_error, _UNREACHABLE_HINTS['gs'])
+    return
+  from jaxlab import cloud_checks  # pylint: disable=g-import-not-at-top
+  check = cloud_checks.CHECKS[kind]
+  check.client(workdir, timeout_s)
+  _probe_write(workdir, timeout_s, check.probe_error, check.unreachable_hint)
 
 
-def _orbax_version():
-  try:
-    return metadata.version('orbax-checkpoint')
-  except metadata.PackageNotFoundError:
-    return '(not installed)'
+_UNREACHABLE_HINTS = dict(gs='STORAGE_EMULATOR_HOST if you use an emulator')
 
 
 def _has_module(name):
@@ -285,8 +308,10 @@ def _check_gcs_client(workdir):
         f'the bucket. See {_DOCS}.') from None
 
 
-def _probe_write(workdir, bucket, timeout_s):
-  """Writes and deletes one small object, in a thread so that a dead endpoint cannot hang us."""
+def _probe_write(workdir, timeout_s, explain, unreachable_hint):
+  """Writes and deletes one small object, in a thread so that a dead endpoint cannot hang
+  us; `explain(workdir, bucket, error)` turns a failure into a StorageError."""
+  kind, bucket = scheme(normalize(workdir)), bucket_path(workdir).partition('/')[0]
   probe = _path(workdir) / f'.jaxlab-probe-{os.getpid()}-{time.time_ns()}'
   outcome = {}
 
@@ -302,12 +327,12 @@ def _probe_write(workdir, bucket, timeout_s):
   thread.join(timeout_s)
   if thread.is_alive():
     raise StorageError(
-        f'--workdir={workdir}: could not write to gs://{bucket} within {timeout_s:.0f} s; '
+        f'--workdir={workdir}: could not write to {kind}://{bucket} within {timeout_s:.0f} s; '
         f'the storage endpoint is unreachable or too slow. Check the network (and '
-        f'STORAGE_EMULATOR_HOST if you use an emulator) and rerun.')
+        f'{unreachable_hint}) and rerun.')
   error = outcome.get('error')
   if error is not None:
-    raise _probe_error(workdir, bucket, error) from None
+    raise explain(workdir, bucket, error) from None
 
 
 def _probe_error(workdir, bucket, error):

@@ -4,11 +4,12 @@ The lock names its holder (host, pid, start time), so a second `jaxlab train` on
 live workdir can say who has it. A lock left by a killed run never blocks a rerun:
 - local workdirs use `flock` on <workdir>/jaxlab.lock; the kernel releases it when the
   holder dies, even by kill -9, so the file left behind is harmless;
-- gs:// workdirs create the lock object only if it does not exist (a generation-match
-  precondition, atomic in the bucket). The holder refreshes it every HEARTBEAT_S; a
-  lock whose holder is gone (same host, dead pid) or that has not been refreshed for
-  STALE_AFTER_S is taken over, again under a generation precondition, so two runs
-  racing for a stale lock cannot both win.
+- bucket workdirs (gs://, s3://, az://) create the lock object only if it does not
+  exist (a precondition on its generation or ETag, atomic in the bucket:
+  jaxlab.lock_objects). The holder refreshes it every HEARTBEAT_S; a lock whose holder
+  is gone (same host, dead pid) or that has not been refreshed for STALE_AFTER_S is
+  taken over, again under a precondition, so two runs racing for a stale lock cannot
+  both win.
 In a multi-process run only process 0 holds the lock; the outcome is shared with all.
 """
 
@@ -93,15 +94,14 @@ class _LocalLock:
 
 
 class _BucketLock:
-  """A create-only object in a gs:// workdir, refreshed by a heartbeat thread."""
+  """A create-only object in a bucket workdir, refreshed by a heartbeat thread."""
 
   def __init__(self, workdir):
-    import gcsfs  # pylint: disable=g-import-not-at-top
+    from jaxlab import lock_objects  # pylint: disable=g-import-not-at-top
     self.workdir = workdir
-    self.fs = gcsfs.GCSFileSystem()
-    path = posixpath.join(workdir, LOCK_FILE_NAME)[len('gs://'):]
-    self.bucket, _, self.key = path.partition('/')
-    self._generation = None
+    self.store = lock_objects.for_url(posixpath.join(workdir, LOCK_FILE_NAME))
+    self.fs, self.bucket, self.key = self.store.fs, self.store.bucket, self.store.key
+    self._version = None
     self._stop = threading.Event()
     self._thread = None
 
@@ -112,8 +112,8 @@ class _BucketLock:
                                         name='jaxlab-workdir-lock')
         self._thread.start()
         return
-      holder, generation = self._read()
-      if generation is None:
+      holder, version = self._read()
+      if version is None:
         continue  # released meanwhile: try again
       reason = self._stale_reason(holder)
       if not reason:
@@ -121,7 +121,7 @@ class _BucketLock:
         raise _busy_error(self.workdir, holder,
                           f' (last seen {age:.0f} s ago; a lock not refreshed for '
                           f'{STALE_AFTER_S:.0f} s is taken over)')
-      if self._delete(generation):
+      if self.store.delete(version):
         print(f'jaxlab: warning: took over the lock of {self.workdir} from '
               f'{_describe(holder)} ({reason}).', flush=True)
     raise _busy_error(self.workdir, None, ' (the lock kept changing hands)')
@@ -130,40 +130,19 @@ class _BucketLock:
     self._stop.set()
     if self._thread is not None:
       self._thread.join()
-    if self._generation is not None:
-      self._delete(self._generation)
-      self._generation = None
-
-  def _upload(self, **precondition):
-    result = self.fs.call('POST', f'{self.fs._location}/upload/storage/v1/b/{self.bucket}/o',  # pylint: disable=protected-access
-                          uploadType='media', name=self.key,
-                          data=json.dumps(_holder_record()).encode(), json_out=True,
-                          headers={'Content-Type': 'application/octet-stream'},
-                          **precondition)
-    self._generation = result['generation']
+    if self._version is not None:
+      self.store.delete(self._version)
+      self._version = None
 
   def _create(self):
-    try:
-      self._upload(ifGenerationMatch='0')
-      return True
-    except FileExistsError:  # gcsfs's name for 412 Precondition Failed
-      return False
+    self._version = self.store.create(json.dumps(_holder_record()).encode())
+    return self._version is not None
 
   def _read(self):
-    try:
-      info = self.fs.call('GET', 'b/{}/o/{}', self.bucket, self.key, json_out=True)
-      _, content = self.fs.call('GET', 'b/{}/o/{}', self.bucket, self.key, alt='media',
-                                generation=info['generation'])
-    except FileNotFoundError:
+    content, version = self.store.read()
+    if version is None:
       return None, None
-    return _parse(content.decode('utf-8', errors='replace')), info['generation']
-
-  def _delete(self, generation):
-    try:
-      self.fs.call('DELETE', 'b/{}/o/{}', self.bucket, self.key, ifGenerationMatch=generation)
-      return True
-    except (FileNotFoundError, FileExistsError):
-      return False
+    return _parse(content.decode('utf-8', errors='replace')), version
 
   @staticmethod
   def _stale_reason(holder):
@@ -177,13 +156,14 @@ class _BucketLock:
     return ''
 
   def _heartbeat(self):
+    from jaxlab import lock_objects  # pylint: disable=g-import-not-at-top
     while not self._stop.wait(HEARTBEAT_S):
       try:
-        self._upload(ifGenerationMatch=str(self._generation))
-      except FileExistsError:
+        self._version = self.store.replace(self._version, json.dumps(_holder_record()).encode())
+      except lock_objects.Changed:
         print(f'jaxlab: warning: the lock of {self.workdir} was taken over by another run.',
               flush=True)
-        self._generation = None
+        self._version = None
         return
       except Exception:  # pylint: disable=broad-except
         pass  # a passing network fault: the next beat retries, well within STALE_AFTER_S
@@ -198,7 +178,7 @@ def _parse(text):
 
 
 def _make_lock(workdir):
-  return _BucketLock(workdir) if storage.scheme(workdir) == 'gs' else _LocalLock(workdir)
+  return _BucketLock(workdir) if storage.is_remote(workdir) else _LocalLock(workdir)
 
 
 @contextlib.contextmanager

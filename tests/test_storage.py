@@ -19,8 +19,9 @@ import pytest
 from jaxlab import storage
 
 try:
-  from tests import storage_emulators
+  from tests import cloud_emulators, storage_emulators
 except ImportError:
+  import cloud_emulators
   import storage_emulators
 
 
@@ -70,12 +71,29 @@ def test_validate_local_workdir_passes(tmp_path):
 
 
 @pytest.mark.parametrize('workdir, words', [
-    ('s3://bucket/run', 'not supported yet'),
-    ('az://container/run', 'not a supported storage'),
+    ('hf://user/run', 'not a supported storage'),
     ('gs:///run', 'names no bucket'),
+    ('s3:///run', 'names no bucket'),
+    ('abfs://runs@myaccount.dfs.core.windows.net/a', 'AZURE_STORAGE_ACCOUNT_NAME=myaccount'),
 ])
 def test_validate_rejects_unsupported_workdirs(workdir, words):
   with pytest.raises(storage.StorageError, match=words):
+    storage.validate_workdir(workdir)
+
+
+def test_abfs_is_read_as_az_and_both_are_staged():
+  assert storage.absolute('abfs://container/run') == 'az://container/run'
+  assert storage.is_staged('abfs://container/run') and storage.is_staged('s3://b/run')
+  assert not storage.is_staged('gs://b/run') and not storage.is_staged('/tmp/run')
+
+
+@pytest.mark.parametrize('workdir, extra', [('s3://b/run', 's3'), ('az://c/run', 'azure')])
+def test_validate_without_the_cloud_package_names_the_extra(monkeypatch, workdir, extra):
+  from jaxlab import cloud_checks  # pylint: disable=g-import-not-at-top
+  find_spec = cloud_checks.importlib.util.find_spec
+  monkeypatch.setattr(cloud_checks.importlib.util, 'find_spec',
+                      lambda name: None if name in ('s3fs', 'adlfs') else find_spec(name))
+  with pytest.raises(storage.StorageError, match=rf"pip install 'jaxlab\[{extra}\]'"):
     storage.validate_workdir(workdir)
 
 
@@ -225,12 +243,11 @@ def test_validate_missing_bucket_is_a_clear_error(gcs_emulator):  # pylint: disa
 
 
 def test_validate_unreachable_endpoint_times_out(gcs_emulator):  # pylint: disable=unused-argument
-  dead = 'http://127.0.0.1:1'  # nothing listens on port 1
   # The abandoned probe thread keeps retrying after the test and would log its final
   # failure (a traceback) when pytest exits: quiet gcsfs for the rest of the session.
   logging.getLogger('gcsfs').setLevel(logging.CRITICAL)
-  with storage_emulators.patched_env({'STORAGE_EMULATOR_HOST': dead,
-                                      'TENSORSTORE_GCS_HTTP_URL': dead}):
+  with cloud_emulators.refused_endpoint() as dead, storage_emulators.patched_env(
+      {'STORAGE_EMULATOR_HOST': dead, 'TENSORSTORE_GCS_HTTP_URL': dead}):
     with pytest.raises(storage.StorageError, match='unreachable'):
       storage.validate_workdir(gcs_emulator.url('run'), timeout_s=1)
 

@@ -478,6 +478,17 @@ def test_sbatch_requires_config_and_workdir(args):
   assert not result.stdout
 
 
+@pytest.mark.parametrize("nodes, code", [("1", 0), ("2", 2)])
+def test_sbatch_takes_an_s3_workdir_on_one_node_only(nodes, code):
+  args = ["--config=experiments/cifar10_cnn.py", "--workdir=s3://my-bucket/runs/cifar"]
+  result = sbatch(*args, env={"SLURM_JOB_NUM_NODES": nodes})
+  assert result.returncode == code, result.stderr
+  if code:
+    assert "one-node job only" in result.stderr and "--nodes=1" in result.stderr
+  else:
+    assert result.stdout.rstrip().endswith(shlex.join(args))
+
+
 def test_sbatch_outside_a_slurm_job_exits_2():
   result = sbatch("--config=experiments/cifar10_cnn.py", "--workdir=/shared/cifar", dry_run=False)
   assert result.returncode == 2
