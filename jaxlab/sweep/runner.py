@@ -19,6 +19,7 @@ its own workdir's checkpoint.
 import contextlib
 import os
 import posixpath
+import signal
 import socket
 import sys
 import time
@@ -37,7 +38,7 @@ def quiet():
   one line per trial itself."""
   import warnings
   import optuna
-  optuna.logging.set_verbosity(optuna.logging.WARNING)
+  optuna.logging.set_verbosity(optuna.logging.ERROR)
   warnings.filterwarnings('ignore', category=optuna.exceptions.ExperimentalWarning)
 
 
@@ -157,6 +158,7 @@ def run(config, config_spec, sweep, sweep_spec, workdir, trials, workers, storag
         f'{remaining} on {workers} worker(s). Trial logs: {workdir}/{TRIALS_DIR}/*/train.log',
         flush=True)
   jobs = [share for share in shares(remaining, workers) if share]
+  signal.signal(signal.SIGTERM, signal.default_int_handler)  # a preempted sweep, as Ctrl-C
   context = multiprocessing.get_context('spawn')  # JAX does not survive a fork
   started = len(study.trials)  # with the worker's index, seeds its sampler
   processes = [context.Process(target=worker, args=(config, sweep, name, url, workdir, share,
@@ -164,8 +166,14 @@ def run(config, config_spec, sweep, sweep_spec, workdir, trials, workers, storag
                for index, share in enumerate(jobs)]
   for process in processes:
     process.start()
-  for process in processes:
-    process.join()
+  try:
+    for process in processes:
+      process.join()
+  except KeyboardInterrupt:  # Ctrl-C reached the workers too: each checkpoints its trial
+    for process in processes:
+      process.join()
+    raise UserError(f'Interrupted: the running trials saved checkpoints and are queued again. '
+                    'Rerun the same command to continue the study.') from None
   failed = [p.exitcode for p in processes if p.exitcode]
   if failed:
     raise UserError(f'{len(failed)} sweep worker(s) failed (exit codes {failed}); see the '
@@ -229,9 +237,11 @@ def run_trial(trial, config, sweep, workdir):
   if summary['status'] == 'stopped':
     print(f'trial {trial.number}: {shown}: pruned at step {summary["step"]}', flush=True)
     raise optuna.TrialPruned()
-  if summary['status'] != 'finished':
-    raise UserError(f'trial {trial.number} stopped ({summary["status"]}); rerun the sweep '
-                    'to continue it.')
+  if summary['status'] != 'finished':  # preempted (SIGTERM, Ctrl-C): checkpointed
+    frozen = trial.study._storage.get_trial(trial._trial_id)  # pylint: disable=protected-access
+    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(trial.study, frozen)
+    raise UserError(f'trial {trial.number} was stopped at step {summary["step"]} '
+                    f'({summary["status"]}) and is queued again; rerun the sweep to resume it.')
   value = final_metric(summary, directory, sweep.metric)
   print(f'trial {trial.number}: {shown}: {sweep.metric} {value:.4f}', flush=True)
   return value
