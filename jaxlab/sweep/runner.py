@@ -9,14 +9,16 @@ stop the run there (checkpointed, as any stop). `workers` processes each run tri
 after another against the shared study: SQLite under the workdir by default, or any
 SQLAlchemy URL, so workers on other machines can join the same study.
 
-Rerunning the same command continues the study: its name comes from the command's files,
-finished trials count towards --trials, and a trial whose process was killed (left
-RUNNING: same host and a dead pid, or, from another machine, no heartbeat for
-GRACE_PERIOD_S) is marked failed and queued again with the same values, resuming from
-its own workdir's checkpoint.
+Rerunning the same command continues the study: its name comes from the command's files
+and its resolved config; finished (complete or pruned) trials count towards --trials; and
+a trial whose process was killed (left RUNNING: same host and a dead pid, or, from another
+machine, no heartbeat for GRACE_PERIOD_S) or stopped by SIGTERM/Ctrl-C is marked failed
+and queued again with the same values, resuming from its own workdir's checkpoint. A
+diverged trial fails and is not retried; a rerun tops the finished count up.
 """
 
 import contextlib
+import hashlib
 import os
 import posixpath
 import signal
@@ -42,11 +44,13 @@ def quiet():
   warnings.filterwarnings('ignore', category=optuna.exceptions.ExperimentalWarning)
 
 
-def study_name(config_spec, sweep_spec):
-  """Stable across reruns and machines: the experiment and sweep files (with args)."""
+def study_name(config, config_spec, sweep_spec):
+  """Stable across reruns and machines: the experiment and sweep files (with args) and a
+  digest of the resolved config, so other --config overrides start another study."""
   stem = lambda spec: os.path.splitext(os.path.basename(spec.partition(':')[0]))[0] + (
       f':{spec.partition(":")[2]}' if spec.partition(':')[2] else '')
-  return f'{stem(config_spec)} / {stem(sweep_spec)}'
+  digest = hashlib.sha256(config.to_json_best_effort(sort_keys=True).encode()).hexdigest()[:8]
+  return f'{stem(config_spec)} / {stem(sweep_spec)} / {digest}'
 
 
 def default_storage(workdir):
@@ -144,7 +148,7 @@ def run(config, config_spec, sweep, sweep_spec, workdir, trials, workers, storag
   sweep.check_keys(config)
   os.makedirs(workdir, exist_ok=True)
   url = storage_url or default_storage(workdir)
-  name = study_name(config_spec, sweep_spec)
+  name = study_name(config, config_spec, sweep_spec)
   study = create_study(sweep, name, url)
   if not study.trials:  # a new study: the given first trials run first
     for values in sweep.first_trials:
