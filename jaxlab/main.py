@@ -265,6 +265,11 @@ def _sweep(args):
     raise UserError('sweep needs a sweep file: --sweep=experiments/sweeps/digits_cnn.py.')
   if FLAGS.trials < 1 or FLAGS.workers < 1:
     raise UserError(f'--trials={FLAGS.trials} and --workers={FLAGS.workers} must be at least 1.')
+  try:
+    import optuna  # pylint: disable=unused-import,import-outside-toplevel
+  except ImportError:
+    raise UserError('jaxlab sweep needs Optuna: pip install \'jaxlab[sweep]\' (or pip install '
+                    'optuna).') from None
   config = _config()
   config_spec = _config_spec(sys.argv)
   config_spec = ':'.join(p for p in config_spec if p is not None)
