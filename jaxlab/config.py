@@ -136,7 +136,7 @@ def _declare(field):
   """Every shared field: field(key, default, allowed values)  # what it does.
 
   Sections in order: data, model, optimizer, training loop, evaluation, checkpoints,
-  parallelism. `placeholder(T)` is a field that is unset (None) unless given.
+  parallelism, cost. `placeholder(T)` is a field that is unset (None) unless given.
   """
   placeholder = ml_collections.config_dict.placeholder
   field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
@@ -204,6 +204,9 @@ def _declare(field):
   field('mesh.fsdp', 1, checks.mesh_axis())  # fully sharded data-parallel axis size
   field('mesh.tensor', 1, checks.mesh_axis())  # tensor-parallel axis size
   field('sharding_rules', DEFAULT_SHARDING_RULES, checks.sharding_rules(MESH_AXES))  # logical parameter axis -> mesh axis
+
+  field('cost.price_per_device_hour', placeholder(float), checks.optional(checks.number(minimum=0)))  # $ per device-hour for the cost estimate (default: jaxlab.device_prices' table)
+  field('cost.assumed_mfu', 0.35, checks.number(above=0, maximum=1))  # --dry_run: the MFU its time and cost estimate assumes
 
 
 def validate(config):

@@ -1,7 +1,8 @@
 """`jaxlab train --dry_run`: compile one training block without data or training, and
 report what a run would need: parameters, model FLOPs per step and per run and the
-peak MFU would be measured against, memory per device, and how every parameter is
-sharded over the mesh."""
+peak MFU would be measured against, the estimated training time, device-hours and cloud
+cost (at config.cost.assumed_mfu), memory per device, and how every parameter is sharded
+over the mesh."""
 
 import math
 
@@ -58,6 +59,7 @@ def analyse(config):
       param_bytes=int(sum(math.prod(p.shape) * p.dtype.itemsize for p in params)),
       flops_per_step=meter.flops_per_step, flops_source=meter.flops_source,
       flops_per_run=meter.flops_per_step * programs.num_steps, **meter.peak.to_json(),
+      estimate=meter.estimate(programs.num_steps, config.cost.assumed_mfu),
       steps_per_loop=length, num_steps=programs.num_steps, mesh=dict(mesh.shape),
       memory_per_device=_memory(memory),
       sharding_table=[(path, shape, str(spec)) for path, shape, spec in programs.layout.param_table])
@@ -81,6 +83,14 @@ def _memory(memory):
   return {f.replace('_in_bytes', ''): int(getattr(memory, f, 0)) for f in fields}
 
 
+def _estimate_line(estimate):
+  if estimate is None:
+    return 'estimated time and cost: none (no peak to divide the FLOPs by)'
+  return (f'estimated (FLOPs per run / (peak x assumed MFU {estimate["assumed_mfu"]:.0%}), an '
+          f'estimate, not a measurement): {estimate["estimated_seconds"]:.4g} s of training, '
+          f'{estimate["examples_per_second"]:.4g} examples/s, {mfu.describe_cost(estimate)}')
+
+
 def report(config):
   print(f'config:\n{config}')
   result = analyse(config)
@@ -93,6 +103,7 @@ def report(config):
         f'{result["flops_per_run"]:.4g}')
   peak = result['peak_flops_per_second']
   print(f'MFU peak: {f"{peak / 1e12:.4g} TFLOP/s, " if peak else "none, "}{result["peak_source"]}')
+  print(_estimate_line(result['estimate']))
   if result['memory_per_device']:
     memory = result['memory_per_device']
     total = memory['argument_size'] + memory['output_size'] + memory['temp_size'] - \

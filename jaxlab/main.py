@@ -8,9 +8,12 @@ Usage:
   jaxlab sample  --workdir=DIR --prompt=TEXT [--max_tokens=200] [--temperature=0.8] [--top_k=40] [--top_p=0.9] [--seed=0]
   jaxlab export  --workdir=DIR --out=DIR [--checkpoint=best] [--format=stablehlo|savedmodel] [--platforms=cpu,cuda,tpu]
   jaxlab bench   [--only=NAME] [--out=FILE.json]
+  jaxlab sweep   --config=experiments/X.py --sweep=experiments/sweeps/Y.py --trials=N [--workers=K] [--workdir=DIR] [--storage=URL]
 
 `sample` continues a prompt with a trained language model, printing as it goes
 (--temperature=0 is greedy; --top_k and --top_p default to keeping every token).
+`sweep` searches the config fields the sweep file names with Optuna, each trial a
+training run under DIR/trials/; rerunning it continues the same study.
 The same as `python -m jaxlab.main ...`; without a command, `train` is meant.
 Rerunning the same train command on the same workdir resumes it.
 """
@@ -23,7 +26,7 @@ from ml_collections import config_flags
 
 from jaxlab.errors import UserError
 
-COMMANDS = ('train', 'eval', 'predict', 'sample', 'export', 'bench')
+COMMANDS = ('train', 'eval', 'predict', 'sample', 'export', 'sweep', 'bench')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/digits_cnn.py[:smoke].',
@@ -43,6 +46,11 @@ flags.DEFINE_float('temperature', 0.8, 'sample: softmax temperature; 0 picks the
 flags.DEFINE_float('top_p', 1.0, 'sample: draw from the smallest set of likeliest tokens whose '
                    'probability reaches P (nucleus sampling); 1 keeps all.')
 flags.DEFINE_integer('seed', 0, 'sample: random seed; the same seed gives the same text.')
+flags.DEFINE_string('sweep', None, 'sweep: the sweep file, experiments/sweeps/NAME.py[:smoke].')
+flags.DEFINE_integer('trials', 20, 'sweep: finished trials to reach (a rerun counts those done).')
+flags.DEFINE_integer('workers', 1, 'sweep: trials run at once, each in its own process.')
+flags.DEFINE_string('storage', None, 'sweep: SQLAlchemy URL of the Optuna study (default: '
+                    'SQLite in the workdir); one URL lets machines share a study.')
 flags.DEFINE_bool('json', False, 'predict: print one JSON object per image.')
 flags.DEFINE_string('out', None, 'export: the new (or empty) folder to write the model to.')
 flags.DEFINE_string('format', 'stablehlo', 'export: stablehlo (jax.export, runs with jax alone) '
@@ -217,6 +225,8 @@ def run_command(command, args):
       raise UserError(f'train takes no positional arguments, got {args}.')
     config = _config()
     workdir = None if FLAGS.dry_run else _workdir()
+  elif command == 'sweep':
+    return _sweep(args)
   elif FLAGS.dry_run:
     raise UserError(f'--dry_run applies to `jaxlab train` only, not to `jaxlab {command}`.')
   from jaxlab import runtime
@@ -260,6 +270,32 @@ def run_command(command, args):
     return 0
   from benchmarks import run as bench
   return bench.main(args)
+
+
+def _sweep(args):
+  if args:
+    raise UserError(f'sweep takes no positional arguments, got {args}.')
+  if not FLAGS.sweep:
+    raise UserError('sweep needs a sweep file: --sweep=experiments/sweeps/digits_cnn.py.')
+  if FLAGS.trials < 1 or FLAGS.workers < 1:
+    raise UserError(f'--trials={FLAGS.trials} and --workers={FLAGS.workers} must be at least 1.')
+  try:
+    import optuna  # pylint: disable=unused-import,import-outside-toplevel
+  except ImportError:
+    raise UserError('jaxlab sweep needs Optuna: pip install \'jaxlab[sweep]\' (or pip install '
+                    'optuna).') from None
+  config = _config()
+  config_spec = _config_spec(sys.argv)
+  config_spec = ':'.join(p for p in config_spec if p is not None)
+  from jaxlab.sweep import space
+  sweep = space.load(FLAGS.sweep)
+  stem = lambda spec: os.path.splitext(os.path.basename(spec.partition(':')[0]))[0]
+  workdir = FLAGS.workdir or f'/tmp/jaxlab/sweep_{stem(config_spec)}_{stem(FLAGS.sweep)}'
+  from jaxlab.sweep import report, runner
+  _, _, study = runner.run(config, config_spec, sweep, FLAGS.sweep, workdir, FLAGS.trials,
+                           FLAGS.workers, FLAGS.storage)
+  print(report.write(study, sweep, config, config_spec, workdir), flush=True)
+  return 0
 
 
 def _sample(args):

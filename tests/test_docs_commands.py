@@ -38,7 +38,11 @@ EXPERIMENTS = sorted(p.stem for p in (ROOT / 'experiments').glob('*.py'))
 
 # Placeholder -> real value, applied to each word of a command in this order.
 PLACEHOLDERS = (
-    (r'experiments/NAME\.py', 'experiments/digits_cnn.py'),
+    (r'experiments/sweeps/(NAME|Y)\.py', 'experiments/sweeps/digits_cnn.py'),
+    (r'experiments/(NAME|X)\.py', 'experiments/digits_cnn.py'),
+    (r'^--storage=URL$', '--storage=sqlite:///runs/example/study.db'),
+    (r'^--trials=N$', '--trials=3'),
+    (r'^--workers=K$', '--workers=2'),
     (r'^--only=NAME$', '--only=seed_mlp'),
     (r':ARG$', ':smoke'),
     (r'^--config\.KEY=VALUE$', '--config.seed=1'),

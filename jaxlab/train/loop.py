@@ -16,7 +16,7 @@ from jaxlab import config as config_lib
 from jaxlab import storage, workdir_lock
 from jaxlab.data import sources
 from jaxlab.errors import UserError
-from jaxlab.train import preemption
+from jaxlab.train import mfu, preemption
 from jaxlab.train.session import Session
 
 
@@ -55,35 +55,38 @@ def crossed(every, start, end):
   return bool(every) and end // every > start // every
 
 
-def run(config, workdir, init_params=None):
+def run(config, workdir, init_params=None, on_eval=None):
   """Trains (or resumes) the experiment; returns a summary dict with the final state.
 
   `init_params` (a pure dict shaped like the model's parameters) replaces the random
   initialisation of a fresh run, e.g. to start from pretrained or shared weights.
+  `on_eval(step, scalars)` sees every evaluation's record ({'eval/accuracy': ...});
+  returning True stops the run there, checkpointed, with status 'stopped' (a sweep's
+  pruner uses it).
   The workdir is locked for the whole run: a second run on it fails with UserError.
   """
   config_lib.validate(config)
   workdir = storage.absolute(workdir)
   with workdir_lock.hold(workdir):
-    return _run(config, workdir, init_params)
+    return _run(config, workdir, init_params, on_eval)
 
 
-def _run(config, workdir, init_params):
+def _run(config, workdir, init_params, on_eval):
   session = Session.create(config, workdir, init_params)
   try:
-    return _run_session(session, workdir)
+    return _run_session(session, workdir, on_eval)
   finally:
     session.input.close()  # stops a stream's background reading, also on errors
 
 
-def _run_session(session, workdir):
+def _run_session(session, workdir, on_eval):
   if session.start_step >= session.num_steps:
     session.log(f'Training already finished at step {session.start_step} in {workdir}; '
                 'nothing to do. Use `jaxlab eval` or `jaxlab predict` on it.')
     return session.summary(status='finished')
   started = time.perf_counter()
   with preemption.watch() as stop:
-    status = _train(session, stop)
+    status = _train(session, stop, on_eval)
   waited = time.perf_counter()
   session.checkpointer.wait()  # the last asynchronous save
   timings = session.timings
@@ -104,9 +107,13 @@ def _log_throughput(session, summary):
   session.log(f'Trained {trained} steps in {seconds:.1f}s: {meter.describe(trained / seconds)}. '
               f'Model FLOPs per step: {meter.flops_per_step:.4g} ({meter.flops_source}); '
               f'peak: {meter.peak.source}.')
+  throughput = summary['throughput']
+  session.log(f'Model FLOPs per run: {throughput["model_flops"]:.4g}; '
+              f'{throughput["examples_per_second"]:.4g} examples/s; cost: '
+              f'{mfu.describe_cost(throughput)}.')
 
 
-def _train(session, stop):
+def _train(session, stop, on_eval):
   config, step = session.config, session.start_step
   session.precompile()  # so that no compilation lands inside a timed window
   session.progress.restart_clock()
@@ -129,7 +136,8 @@ def _train(session, stop):
     while len(pending) > (0 if needs_state or session.host_is_device else 1):
       window = _consume(session, window, *pending.pop(0))
     eval_metrics = session.evaluate(end) if evaluate_now else None
-    if save_now:
+    stop_early = bool(eval_metrics and on_eval and on_eval(end, eval_metrics))
+    if save_now or stop_early:
       session.save(end, eval_metrics)
     if (evaluate_now or save_now) and not window.parts:
       window.start_time = time.perf_counter()  # steps/s counts training, not eval or saves
@@ -139,6 +147,8 @@ def _train(session, stop):
       session.log(f'Stopped by {stop.signal_name} at step {step}: checkpoint saved in '
                   f'{session.workdir}; rerun the same command to resume.', always=True)
       return 'preempted'
+    if stop_early and step < session.num_steps:
+      return 'stopped'
   return 'finished'
 
 

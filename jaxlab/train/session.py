@@ -216,7 +216,8 @@ class Session:
     return dict(status=status, step=self.current_step(), num_steps=self.num_steps, state=self.state,
                 eval=self.last_eval, timings=dict(self.timings), placement=self.input.placement,
                 steps_per_second=trained / self.timings['train'] if self.timings['train'] else None,
-                throughput=self.meter.summary(trained, self.timings['train']))
+                throughput=self.meter.summary(trained, self.timings['train'],
+                                              wall_seconds=sum(self.timings.values())))
 
   def current_step(self):
     return int(jax.device_get(self.state.step))

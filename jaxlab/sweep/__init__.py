@@ -1,0 +1,1 @@
+"""`jaxlab sweep`: hyperparameter search over an experiment's config with Optuna."""
