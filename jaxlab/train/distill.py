@@ -46,7 +46,12 @@ def load(config, task, mesh):
   if not c.teacher_workdir:
     return None, None
   from jaxlab import inference
-  teacher = inference.load(c.teacher_workdir, c.checkpoint)
+  try:
+    teacher = inference.load(c.teacher_workdir, c.checkpoint)
+  except UserError as error:
+    raise UserError(f'--config.distill.teacher_workdir={c.teacher_workdir} is not a trained run '
+                    f'to distil from ({error}) Train the teacher there first, or fix the path.'
+                    ) from None
   _check_compatible(teacher, task, c.teacher_workdir)
   variables = jax.device_put(teacher.variables, sharding.replicated(mesh))
   return Distillation(teacher.programs.model, float(c.temperature), float(c.alpha)), variables
