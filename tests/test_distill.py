@@ -13,7 +13,7 @@ SEEDS = (0, 1, 2)
 def _student(workdir, seed, teacher=''):
   """An MLP with one hidden layer of 32 on 150 of the digits, trained to convergence (it
   fits them all): alone it generalises from their labels, taught from the teacher's too."""
-  config = load_config('digits_cnn', seed=seed, num_epochs=100, plots=False,
+  config = load_config('digits_cnn', seed=seed, num_epochs=60, plots=False,
                        eval_every_steps=0, checkpoint_every_steps=0, data__num_train=150,
                        optimizer__learning_rate=1e-2, distill__teacher_workdir=teacher,
                        distill__alpha=0.9, distill__temperature=3.0)
@@ -24,10 +24,11 @@ def _student(workdir, seed, teacher=''):
 @pytest.mark.slow
 def test_distilled_student_beats_the_same_student_alone_over_seeds(tmp_path):
   teacher = tmp_path / 'teacher'
-  loop.run(load_config('digits_cnn', num_epochs=6, plots=False), str(teacher))
+  loop.run(load_config('digits_cnn', num_epochs=4, plots=False, eval_every_steps=0,
+                       checkpoint_every_steps=0), str(teacher))  # 97% accurate
   alone = [_student(tmp_path / f'alone{seed}', seed) for seed in SEEDS]
   taught = [_student(tmp_path / f'taught{seed}', seed, str(teacher)) for seed in SEEDS]
-  # Measured: 0.944 ± 0.004 taught vs 0.906 ± 0.008 alone.
+  # Measured: 0.946 taught vs 0.909 alone (means of these seeds).
   assert np.mean(taught) > np.mean(alone) + 0.02, (taught, alone)
 
 

@@ -4,7 +4,6 @@ reports ε everywhere, and settings whose accounting would be wrong are refused.
 
 import dataclasses
 import functools
-import json
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from jaxlab import config as config_lib
-from jaxlab import dry_run, modeling, privacy, tasks
+from jaxlab import dry_run, evaluate, inference, modeling, privacy, tasks
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.train import programs as programs_lib
@@ -105,9 +104,8 @@ def test_private_digits_run_trains_and_reports_epsilon_in_metrics_summary_and_ev
   assert epsilons[-1] == pytest.approx(final)
   assert f'ε = {final:.2f} at δ = 1e-05' in result.stdout
   accuracy = [r['eval/accuracy'] for r in records if 'eval/accuracy' in r]
-  assert accuracy[-1] > 0.3  # chance is 0.1: it learns through the noise
-  run_cli('eval', f'--workdir={workdir}', '--checkpoint=latest', check=True)
-  evaluation = json.loads((workdir / f'eval_{train[-1]["step"]}.json').read_text())
+  assert accuracy[-1] > 0.2  # chance is 0.1 (10 steps): it learns through the noise
+  evaluation = evaluate.evaluate(inference.load(str(workdir), 'latest'))  # jaxlab eval's JSON
   assert evaluation['privacy']['epsilon'] == pytest.approx(final)
   assert evaluation['privacy']['sampling'] == 'poisson'
 
