@@ -93,6 +93,7 @@ def private_run(tmp_path_factory):
   return workdir, result
 
 
+@pytest.mark.slow
 def test_private_digits_run_trains_and_reports_epsilon_in_metrics_summary_and_eval(private_run):
   workdir, result = private_run
   records = read_metrics(workdir)
