@@ -200,6 +200,18 @@ def _declare(field):
   field('checkpoint.best_mode', 'max', checks.one_of('max', 'min'))
   field('checkpoint.async_save', True, checks.boolean())  # write checkpoints in the background
 
+  field('privacy.enabled', False, checks.boolean())  # DP-SGD: per-example clipping, Gaussian noise, sampling, ε accounting (README: Differential privacy)
+  field('privacy.l2_clip_norm', 1.0, checks.number(above=0))  # each example's gradient is clipped to this L2 norm
+  field('privacy.noise_multiplier', 1.1, checks.number(above=0))  # noise std / l2_clip_norm, added to the summed clipped gradients
+  field('privacy.sampling', 'poisson', checks.one_of('poisson', 'fixed'))  # poisson: each example joins a step with rate batch/N; fixed: batch_size drawn uniformly without replacement
+  field('privacy.delta', 1e-5, checks.number(above=0, below=1))  # the δ of the reported (ε, δ); keep it below 1/N
+  field('privacy.accountant', 'rdp', checks.one_of('rdp', 'pld'))  # dp_accounting's Rényi DP or privacy-loss-distribution accountant
+
+  field('distill.teacher_workdir', '', checks.optional_text())  # a trained run whose softened outputs the model learns from ('': off)
+  field('distill.checkpoint', 'best', checks.text())  # the teacher's checkpoint: best, latest or a step
+  field('distill.temperature', 4.0, checks.number(above=0))  # softmax temperature of teacher and student in the distillation term
+  field('distill.alpha', 0.5, checks.number(minimum=0, maximum=1))  # loss = alpha * T² KL(teacher_T || student_T) + (1 - alpha) * label loss
+
   field('mesh.data', -1, checks.mesh_axis())  # data-parallel axis size (-1: all remaining devices)
   field('mesh.fsdp', 1, checks.mesh_axis())  # fully sharded data-parallel axis size
   field('mesh.tensor', 1, checks.mesh_axis())  # tensor-parallel axis size
@@ -241,7 +253,32 @@ def _cross_field_problems(config):
   if sum(config.mesh[axis] == -1 for axis in MESH_AXES) > 1:
     problems.append('at most one of --config.mesh.data/fsdp/tensor may be -1 (it fills the '
                     'remaining devices)')
+  problems += _privacy_problems(config)
   return problems
+
+
+def _privacy_problems(config):
+  """DP-SGD settings whose ε would not describe what training does."""
+  if not config.privacy.enabled:
+    return []
+  why = []
+  if config.grad_accum_steps != 1:
+    why.append(f'--config.grad_accum_steps={config.grad_accum_steps} (DP-SGD clips and noises '
+               'one sampled batch per step; set it to 1 and lower data.batch_size to fit memory)')
+  if config.data.mixup_alpha:
+    why.append(f'--config.data.mixup_alpha={config.data.mixup_alpha} (mixup blends examples, so '
+               'one example reaches others\' gradients past the clipping; set it to 0)')
+  if config.data.placement == 'stream':
+    why.append('--config.data.placement=stream (DP-SGD draws its samples on the devices from the '
+               'whole resident set; use device or auto)')
+  if config.distill.teacher_workdir:
+    why.append('--config.distill.teacher_workdir (a teacher trained on the same data without '
+               'privacy leaks it to the student; turn one of them off)')
+  if config.privacy.sampling == 'fixed' and config.privacy.accountant == 'pld':
+    why.append('--config.privacy.sampling=fixed with --config.privacy.accountant=pld '
+               '(dp_accounting\'s PLD accountant cannot account for sampling without replacement; '
+               'use accountant=rdp or sampling=poisson)')
+  return [f'--config.privacy.enabled=True cannot be combined with {w}' for w in why]
 
 
 def has_key(config, dotted):

@@ -50,6 +50,11 @@ def text():
   return lambda value: None if isinstance(value, str) and value else 'must be a non-empty string'
 
 
+def optional_text():
+  """'' (off) or a non-empty string: a str either way."""
+  return lambda value: None if isinstance(value, str) else "must be a string ('' for off)"
+
+
 def one_of(*choices):
   def check(value):
     return None if value in choices else f'must be one of {", ".join(map(repr, choices))}'

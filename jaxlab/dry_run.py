@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
-from jaxlab import modeling, tasks
+from jaxlab import modeling, privacy, tasks
 from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.parallel import mesh as mesh_lib
@@ -39,7 +39,7 @@ def analyse(config):
   inputs.check_batch_spec(task, info)
   steps_per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
   programs = programs_lib.TrainPrograms(config, task, mesh,
-                                        config_lib.total_steps(config, steps_per_epoch))
+                                        config_lib.total_steps(config, steps_per_epoch), num_train)
   length = max(1, min(int(config.steps_per_loop), programs.num_steps))
   placement = placement_lib.choose(config.data, info, num_train, mesh)
   if placement == 'device':
@@ -49,7 +49,7 @@ def analyse(config):
     block = programs.streamed_block()
     args = (programs_lib.abstract_batches(task, length, config.data.batch_size, mesh,
                                           with_mask=True),)
-  compiled = block.lower(programs.layout.abstract(), *args).compile()
+  compiled = block.lower(programs.layout.abstract(), *args, *programs.teacher_args).compile()
   meter = mfu.Meter.create(config, task, programs)
   memory = compiled.memory_analysis()
   params = jax.tree.leaves(programs.layout.shapes.params)
@@ -62,6 +62,7 @@ def analyse(config):
       estimate=meter.estimate(programs.num_steps, config.cost.assumed_mfu),
       steps_per_loop=length, num_steps=programs.num_steps, mesh=dict(mesh.shape),
       memory_per_device=_memory(memory),
+      privacy=privacy.report(config, num_train, programs.num_steps),
       sharding_table=[(path, shape, str(spec)) for path, shape, spec in programs.layout.param_table])
 
 
@@ -101,6 +102,8 @@ def report(config):
   print(f'model FLOPs per train step (global batch): {result["flops_per_step"]:.4g} '
         f'({result["flops_source"]}); per run of {result["num_steps"]} steps: '
         f'{result["flops_per_run"]:.4g}')
+  if result['privacy']:
+    print(f'privacy budget of the whole run: {privacy.describe(result["privacy"])}')
   peak = result['peak_flops_per_second']
   print(f'MFU peak: {f"{peak / 1e12:.4g} TFLOP/s, " if peak else "none, "}{result["peak_source"]}')
   print(_estimate_line(result['estimate']))

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from jaxlab import data as data_lib
-from jaxlab import inference, storage, workdir_files
+from jaxlab import inference, privacy, storage, workdir_files
 from jaxlab import metrics as metrics_lib
 from jaxlab.data import pipeline, placement, sources
 from jaxlab.parallel import mesh as mesh_lib
@@ -64,7 +64,9 @@ def evaluate(run):
   eval_batch = mesh_lib.eval_batch_size(run.config, run.programs.mesh)
   result = run.task.eval_metrics(outputs(run.programs, run.variables, splits.test, run.task,
                                          eval_batch, run.config.data, splits.test_transform))
-  return dict(step=run.step, num_examples=len(splits.test), **result)
+  result = dict(step=run.step, num_examples=len(splits.test), **result)
+  report = privacy.report(run.config, len(splits.train), run.step)
+  return result if report is None else dict(result, privacy=report)
 
 
 def main(workdir, which):

@@ -238,6 +238,7 @@ def run_command(command, args):
       from jaxlab import dry_run
       dry_run.report(config)
       return 0
+    from jaxlab import privacy
     from jaxlab.train import loop
     try:
       summary = loop.run(config, workdir)
@@ -245,7 +246,9 @@ def run_command(command, args):
       print(f'jaxlab: {error}', file=sys.stderr, flush=True)
       return 1
     if summary['eval'] and summary['status'] == 'finished':
-      print(f'Done: step {summary["step"]}, {_final_metrics(summary["eval"])}. '
+      spent = summary.get('privacy')
+      budget = f', {privacy.describe(spent)}' if spent else ''
+      print(f'Done: step {summary["step"]}, {_final_metrics(summary["eval"])}{budget}. '
             f'Outputs in {FLAGS.workdir}.', flush=True)
     return 0
   if command == 'eval':

@@ -186,8 +186,9 @@ def _consume(session, window, start, end, metrics):
   for point in log_points(session.config.log_every_steps, start, end, session.num_steps):
     window.parts.append({k: v[offset - start:point - start] for k, v in metrics.items()})
     point_time = window.start_time + (point - window.start_step) * seconds_per_step
-    session.writer.write(point, window.summary(point, session.config.data.batch_size, point_time,
-                                               session.meter))
+    session.writer.write(point, {**window.summary(point, session.config.data.batch_size,
+                                                  point_time, session.meter),
+                                 **session.privacy_scalars(point)})
     window, offset = Window(start_step=point, start_time=point_time), point
   if offset < end:
     window.parts.append({k: v[offset - start:] for k, v in metrics.items()})

@@ -8,22 +8,27 @@ import jax
 import numpy as np
 
 from jaxlab import flops
+from jaxlab.errors import UserError
 from jaxlab import programs as inference_programs
 from jaxlab import modeling
 from jaxlab.parallel import sharding
-from jaxlab.train import optimizer, state as state_lib, step as step_lib
+from jaxlab.train import distill, optimizer, privacy, state as state_lib, step as step_lib
 
 
 class TrainPrograms:
 
-  def __init__(self, config, task, mesh, num_steps):
+  def __init__(self, config, task, mesh, num_steps, num_examples=None):
     self.config, self.task, self.mesh, self.num_steps = config, task, mesh, num_steps
     tx, learning_rate = optimizer.create(config.optimizer, num_steps)
     model, self.layout = state_lib.layout(config, task, tx, mesh)
+    dp_sgd = privacy.DpSgd.from_config(config, num_examples) if config.privacy.enabled else None
+    if dp_sgd is not None:
+      _check_private(self.layout, config)
+    distillation, self.teacher = distill.load(config, task, mesh)
     self.step_config = step_lib.StepConfig(
         model=model, task=task, tx=tx, learning_rate=learning_rate,
         grad_accum_steps=int(config.grad_accum_steps), remat=config.remat,
-        batch_sharding=sharding.batch_sharding(mesh))
+        batch_sharding=sharding.batch_sharding(mesh), privacy=dp_sgd, distill=distillation)
     variables_layout = modeling.Layout(
         modeling.Variables(self.layout.shapes.params, self.layout.shapes.model_state),
         modeling.Variables(self.layout.shardings.params, self.layout.shardings.model_state),
@@ -34,6 +39,14 @@ class TrainPrograms:
   def tx(self):
     return self.step_config.tx
 
+  @property
+  def teacher_args(self):
+    """The blocks' arguments after the data: the distillation teacher's Variables."""
+    return () if self.teacher is None else (self.teacher,)
+
+  def _teacher_shardings(self):
+    return tuple(sharding.replicated(self.mesh) for _ in self.teacher_args)
+
   def resident_block(self, length, steps_per_epoch, batch_size):
     """The jitted `length`-step block over the device-resident set (state donated)."""
     replicated = sharding.replicated(self.mesh)
@@ -41,25 +54,42 @@ class TrainPrograms:
     return jax.jit(
         functools.partial(step_lib.train_block, block_len=length, steps_per_epoch=steps_per_epoch,
                           batch_size=batch_size, step_config=self.step_config),
-        in_shardings=(self.layout.shardings, replicated, by_example),
+        in_shardings=(self.layout.shardings, replicated, by_example, *self._teacher_shardings()),
         out_shardings=(self.layout.shardings, replicated), donate_argnums=0)
 
   def streamed_block(self):
     """The jitted block over stacked streamed batches (its length from their shape)."""
     return jax.jit(
         functools.partial(step_lib.train_block_streamed, step_config=self.step_config),
-        in_shardings=(self.layout.shardings, inference_programs.block_sharding(self.mesh)),
+        in_shardings=(self.layout.shardings, inference_programs.block_sharding(self.mesh),
+                      *self._teacher_shardings()),
         out_shardings=(self.layout.shardings, sharding.replicated(self.mesh)),
         donate_argnums=0)
 
   def step_flops(self, batch_size):
     """Model FLOPs of one train step on the whole global batch (jaxlab.flops): counted
-    without remat and in one micro-batch, which change the work but not the model's."""
+    without remat and in one micro-batch, which change the work but not the model's
+    (nor do DP-SGD's per-example gradients; a distillation teacher's forward pass is
+    not the model's either)."""
     batch = {name: jax.ShapeDtypeStruct((batch_size, *shape), dtype)
              for name, (shape, dtype) in self.task.batch_spec().items()}
-    plain = dataclasses.replace(self.step_config, remat='none', grad_accum_steps=1)
+    plain = dataclasses.replace(self.step_config, remat='none', grad_accum_steps=1, privacy=None,
+                                distill=None)
     return flops.traced_flops(functools.partial(step_lib.train_step, step_config=plain),
                               self.layout.shapes, batch)
+
+
+def _check_private(layout, config):
+  """Refuses DP-SGD where its accounting would not hold."""
+  if jax.tree.leaves(layout.shapes.model_state):
+    raise UserError(f'--config.privacy.enabled=True cannot train the model '
+                    f'{config.model.name!r}: it keeps state computed across the batch (e.g. '
+                    'BatchNorm statistics), so one example affects the others\' outputs past '
+                    'the per-example clipping. Pick a model without batch statistics (e.g. '
+                    'GroupNorm or LayerNorm variants, or the cnn and mlp models).')
+  if jax.process_count() > 1:
+    raise UserError('--config.privacy.enabled=True runs on one process (any number of its '
+                    'devices): multi-process DP-SGD is not supported yet. Train on one host.')
 
 
 def abstract_batches(task, length, batch_size, mesh, with_mask):

@@ -11,7 +11,7 @@ import jax
 from jaxlab import checkpoint as checkpoint_lib
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
-from jaxlab import modeling, plots, progress, storage, tasks, writers
+from jaxlab import modeling, plots, privacy, progress, storage, tasks, writers
 from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.errors import UserError
@@ -69,7 +69,8 @@ class Session:
       raise UserError(f'--config.data.batch_size={config.data.batch_size} is larger than the '
                       f'{num_train} training examples; lower it.')
     programs = programs_lib.TrainPrograms(config, task, mesh,
-                                          config_lib.total_steps(config, steps_per_epoch))
+                                          config_lib.total_steps(config, steps_per_epoch),
+                                          num_train)
     checkpointer = checkpoint_lib.Checkpointer(
         workdir, keep=config.checkpoint.keep, best_metric=config.checkpoint.best_metric,
         best_mode=config.checkpoint.best_mode, async_save=config.checkpoint.async_save)
@@ -100,6 +101,12 @@ class Session:
     placement = placement_lib.choose(self.config.data, self.splits.info, len(self.splits.train),
                                      self.programs.mesh)
     spec = self.task.batch_spec()
+    if self.config.privacy.enabled and placement != 'device':
+      raise UserError('--config.privacy.enabled=True samples each batch on the devices from the '
+                      f'whole training set, but {self.splits.info.name!r} is too large to place '
+                      'there (data.placement chose stream). Raise '
+                      '--config.data.device_memory_share, use fewer examples '
+                      '(--config.data.num_train), or train without privacy.')
     if placement == 'device':
       return inputs.ResidentInput(self.splits.train, spec, seed=self.config.seed,
                                   steps_per_epoch=self.steps_per_epoch, mesh=self.programs.mesh)
@@ -141,7 +148,8 @@ class Session:
         block = self.programs.streamed_block()
         args = (programs_lib.abstract_batches(self.task, length, self.config.data.batch_size,
                                               self.programs.mesh, with_mask=True),)
-      self._blocks[length] = block.lower(self.state, *args).compile()
+      self._blocks[length] = block.lower(self.state, *args,
+                                         *self.programs.teacher_args).compile()
       self.timings['compile'] += time.perf_counter() - started
     return self._blocks[length]
 
@@ -154,7 +162,7 @@ class Session:
     block = self.compiled_block(end - start)
     args = self.input.block_args(start, end)
     with jax.transfer_guard('disallow'):  # the loop must not copy data behind our back
-      return block(self.state, *args)
+      return block(self.state, *args, *self.programs.teacher_args)
 
   # --- evaluation and checkpoints ----------------------------------------------------
 
@@ -217,7 +225,16 @@ class Session:
                 eval=self.last_eval, timings=dict(self.timings), placement=self.input.placement,
                 steps_per_second=trained / self.timings['train'] if self.timings['train'] else None,
                 throughput=self.meter.summary(trained, self.timings['train'],
-                                              wall_seconds=sum(self.timings.values())))
+                                              wall_seconds=sum(self.timings.values())),
+                privacy=self.privacy_report(self.current_step()))
+
+  def privacy_report(self, step):
+    """ε spent by `step` steps and how it was accounted (None without privacy)."""
+    return privacy.report(self.config, len(self.splits.train), step)
+
+  def privacy_scalars(self, step):
+    report = self.privacy_report(step)
+    return {} if report is None else {'train/epsilon': report['epsilon']}
 
   def current_step(self):
     return int(jax.device_get(self.state.step))

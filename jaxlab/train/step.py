@@ -34,37 +34,43 @@ class StepConfig:
   grad_accum_steps: int = 1
   remat: str = 'none'
   batch_sharding: Any = None
+  privacy: Any = None  # train.privacy.DpSgd: per-example clipped, noised gradients
+  distill: Any = None  # train.distill.Distillation: the teacher's outputs in the loss
 
 
-def loss_fn(params, model_state, batch, key, step_config):
+def loss_fn(params, model_state, batch, key, step_config, teacher=None):
   batch = step_config.task.train_batch(batch, jax.random.fold_in(key, 2))
   args, kwargs = step_config.task.model_inputs(batch, jax.random.fold_in(key, 0), train=True)
   rngs = nnx.Rngs(dropout=jax.random.fold_in(key, 1))
   outputs, new_model_state = step_config.model.apply(params, model_state, args, kwargs,
                                                      train=True, rngs=rngs)
   loss, metrics = step_config.task.loss(outputs.astype(jnp.float32), batch)
+  if step_config.distill is not None:  # teacher: its Variables, a non-trained argument
+    loss, metrics = step_config.distill.loss(loss, metrics, outputs, teacher, args, kwargs, batch)
   return loss, (new_model_state, metrics)
 
 
-def _grads(params, model_state, batch, key, step_config):
-  loss_function = functools.partial(loss_fn, step_config=step_config)
+def _grads(params, model_state, batch, key, step_config, teacher=None):
+  loss_function = functools.partial(loss_fn, step_config=step_config, teacher=teacher)
   if step_config.remat != 'none':  # recompute activations in the backward pass
     loss_function = jax.checkpoint(loss_function, policy=REMAT_POLICIES[step_config.remat])
+  if step_config.privacy is not None:
+    return step_config.privacy.grads(loss_function, params, model_state, batch, key)
   return jax.value_and_grad(loss_function, has_aux=True)(params, model_state, batch, key)
 
 
-def _accumulated_grads(params, model_state, batch, key, step_config):
+def _accumulated_grads(params, model_state, batch, key, step_config, teacher=None):
   """Mean gradient over `grad_accum_steps` micro-batches, one at a time in memory."""
   n = step_config.grad_accum_steps
   if n == 1:
-    return _grads(params, model_state, batch, key, step_config)
+    return _grads(params, model_state, batch, key, step_config, teacher)
   micro_batches = jax.tree.map(lambda a: a.reshape(n, -1, *a.shape[1:]), batch)
 
   def body(carry, micro):
     grad_sum, loss_sum, metric_sum, state = carry
     index, micro_batch = micro
     (loss, (state, metrics)), grads = _grads(params, state, micro_batch,
-                                             jax.random.fold_in(key, index), step_config)
+                                             jax.random.fold_in(key, index), step_config, teacher)
     return (jax.tree.map(jnp.add, grad_sum, grads), loss_sum + loss,
             jax.tree.map(jnp.add, metric_sum, metrics), state), None
 
@@ -73,7 +79,7 @@ def _accumulated_grads(params, model_state, batch, key, step_config):
       lambda s: jnp.zeros(s.shape, s.dtype),
       jax.eval_shape(lambda: _grads(params, model_state, jax.tree.map(lambda a: a[0],
                                                                       micro_batches),
-                                    key, step_config)[0][1][1]))
+                                    key, step_config, teacher)[0][1][1]))
   (grads, loss, metrics, model_state), _ = lax.scan(
       body, (zeros, 0.0, metric_zeros, model_state), (jnp.arange(n), micro_batches))
   mean = lambda tree: jax.tree.map(lambda x: x / n, tree)
@@ -88,10 +94,10 @@ def global_norm(tree):
                       for leaf in jax.tree.leaves(tree)))
 
 
-def train_step(state, batch, step_config):
+def train_step(state, batch, step_config, teacher=None):
   key = jax.random.fold_in(state.rng, state.step)
   (loss, (model_state, task_metrics)), grads = _accumulated_grads(
-      state.params, state.model_state, batch, key, step_config)
+      state.params, state.model_state, batch, key, step_config, teacher)
   updates, opt_state = step_config.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {'loss': loss, **task_metrics, 'grad_norm': global_norm(grads),
@@ -101,24 +107,30 @@ def train_step(state, batch, step_config):
   return new_state, metrics
 
 
-def train_block(state, epoch_perms_KxN, data, *, block_len, steps_per_epoch, batch_size,
-                step_config):
+def train_block(state, epoch_perms_KxN, data, teacher=None, *, block_len, steps_per_epoch,
+                batch_size, step_config):
   """`block_len` train steps in one scan; step t's batch is gathered from the
-  device-resident `data` (a dict of arrays) at its rows of the epoch permutations."""
+  device-resident `data` (a dict of arrays) at its rows of the epoch permutations (or,
+  under DP-SGD, at the rows its own sampling draws)."""
   indices_SxB = pipeline.block_indices(epoch_perms_KxN, state.step, block_len,
                                        steps_per_epoch, batch_size)
 
   def body(state, indices_B):
+    extra = {}
+    if step_config.privacy is not None:
+      key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 4)
+      indices_B, extra['mask'], extra['dp_dropped'] = step_config.privacy.sample(key)
     batch = forward.constrain({k: v[indices_B] for k, v in data.items()},
                               step_config.batch_sharding)
-    return train_step(state, batch, step_config)
+    return train_step(state, {**batch, **extra}, step_config, teacher)
 
   return lax.scan(body, state, indices_SxB)
 
 
-def train_block_streamed(state, batches, *, step_config):
+def train_block_streamed(state, batches, teacher=None, *, step_config):
   """One train step per leading index of `batches` (a dict of [block_len, batch, ...])."""
   def body(state, batch):
-    return train_step(state, forward.constrain(batch, step_config.batch_sharding), step_config)
+    return train_step(state, forward.constrain(batch, step_config.batch_sharding), step_config,
+                      teacher)
 
   return lax.scan(body, state, batches)
