@@ -6,10 +6,13 @@ Usage:
   jaxlab eval    --workdir=DIR [--checkpoint=best|latest|STEP]
   jaxlab predict --workdir=DIR [--top_k=3] [--json] IMAGE [IMAGE ...]
   jaxlab sample  --workdir=DIR --prompt=TEXT [--max_tokens=200] [--temperature=0.8] [--top_k=40] [--top_p=0.9] [--seed=0]
+  jaxlab serve   --workdir=DIR | --export=DIR [--host=127.0.0.1] [--port=8000] [--max_batch=32] [--max_wait_ms=5]
   jaxlab bench   [--only=NAME] [--out=FILE.json]
 
 `sample` continues a prompt with a trained language model, printing as it goes
 (--temperature=0 is greedy; --top_k and --top_p default to keeping every token).
+`serve` answers POST /v1/predict (and /v1/generate for language models) over HTTP,
+batching requests that arrive within --max_wait_ms (needs `pip install 'jaxlab[serve]'`).
 The same as `python -m jaxlab.main ...`; without a command, `train` is meant.
 Rerunning the same train command on the same workdir resumes it.
 """
@@ -22,7 +25,7 @@ from ml_collections import config_flags
 
 from jaxlab.errors import UserError
 
-COMMANDS = ('train', 'eval', 'predict', 'sample', 'bench')
+COMMANDS = ('train', 'eval', 'predict', 'sample', 'serve', 'bench')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/digits_cnn.py[:smoke].',
@@ -42,6 +45,15 @@ flags.DEFINE_float('top_p', 1.0, 'sample: draw from the smallest set of likelies
                    'probability reaches P (nucleus sampling); 1 keeps all.')
 flags.DEFINE_integer('seed', 0, 'sample: random seed; the same seed gives the same text.')
 flags.DEFINE_bool('json', False, 'predict: print one JSON object per image.')
+flags.DEFINE_string('export', None, 'serve: a directory written by `jaxlab export` (instead '
+                    'of --workdir).')
+flags.DEFINE_string('host', '127.0.0.1', 'serve: the address to listen on (0.0.0.0: every '
+                    'interface).')
+flags.DEFINE_integer('port', 8000, 'serve: the TCP port to listen on.')
+flags.DEFINE_integer('max_batch', 32, 'serve: the most examples run in one batch; requests '
+                     'are padded to powers of two up to it, each size compiled at start-up.')
+flags.DEFINE_float('max_wait_ms', 5.0, 'serve: how long the first request of a batch waits '
+                   'for others to join it.')
 flags.DEFINE_bool('jax_distributed', False, 'Call jax.distributed.initialize() first '
                   '(auto-detected on Cloud TPU and SLURM); also JAXLAB_DISTRIBUTED=1.')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host: HOST:PORT of process 0.')
@@ -244,6 +256,8 @@ def run_command(command, args):
                         as_json=FLAGS.json)
   if command == 'sample':
     return _sample(args)
+  if command == 'serve':
+    return _serve(args)
   from benchmarks import run as bench
   return bench.main(args)
 
@@ -261,6 +275,16 @@ def _sample(args):
   return sample.main(_workdir(), FLAGS.prompt, checkpoint=FLAGS.checkpoint,
                      max_tokens=FLAGS.max_tokens, temperature=FLAGS.temperature, top_k=top_k,
                      top_p=FLAGS.top_p, seed=FLAGS.seed)
+
+
+def _serve(args):
+  if args:
+    raise UserError(f'serve takes no positional arguments, got {args}.')
+  from jaxlab import serve
+  serve.require_stack()
+  return serve.main(workdir=FLAGS.workdir and _workdir(), export=FLAGS.export,
+                    checkpoint=FLAGS.checkpoint, host=FLAGS.host, port=FLAGS.port,
+                    max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms)
 
 
 def main(argv):
