@@ -261,14 +261,14 @@ def test_batcher_groups_waiting_requests_pads_and_splits_the_rows_back():
   seen.clear()
 
   async def ask(rows):
-    return await asyncio.gather(*[batcher.predict({'x': np.full((n, 3), n, np.float32)})
-                                  for n in rows])
+    batcher.start()
+    try:
+      return await asyncio.gather(*[batcher.predict({'x': np.full((n, 3), n, np.float32)})
+                                    for n in rows])
+    finally:
+      batcher.stop()
 
-  batcher.start()
-  try:
-    answers = asyncio.run(ask([1, 2, 2, 11]))  # 11 > max_batch: 8 + 3
-  finally:
-    batcher.stop()
+  answers = asyncio.run(ask([1, 2, 2, 11]))  # 11 > max_batch: 8 + 3
   for n, (outputs, timing) in zip([1, 2, 2, 11], answers):
     np.testing.assert_array_equal(outputs['double'], np.full((n, 3), 2 * n))
     assert timing['model_ms'] > 0
@@ -290,3 +290,28 @@ def test_server_sent_events_framing_and_generate_request_checks():
                       ({'prompt': 'x', 'top_p': 0}, 'top_p')):
     with pytest.raises(generate.BadInput, match=words):
       generate.parse(body)
+
+
+def test_load_benchmark_summary_and_the_reports_serving_section():
+  from benchmarks import report, serve_load
+  timing = dict(decode=0.5, queue=2.0, model=3.0, total=6.0)
+  results = [(0.010, timing)] * 95 + [(0.150, timing)] * 5  # latencies 10 ms, 5 of 150 ms
+  stats = lambda batches, examples, ms: dict(batches=batches, examples=examples,
+                                            model_ms_total=ms)
+  model = dict(max_batch=32, max_wait_ms=5.0, batch_sizes=[1, 2, 4, 8, 16, 32], compilations=6)
+  rows = [serve_load.summary('mnist_cnn', mode, 32, 50, seconds, results, stats(0, 0, 0),
+                             stats(batches, 100, 30.0), model, 0, dict(server=0.1, client=0.01))
+          for mode, seconds, batches in (('batched', 0.5, 10), ('unbatched', 1.0, 100))]
+  batched = rows[0]
+  assert batched['throughput_rps'] == 200 and batched['examples_per_batch'] == 10
+  assert batched['latency_ms']['p50'] == pytest.approx(10.0)
+  assert batched['per_request_ms']['server_other'] == pytest.approx(0.5)
+  assert batched['latency_ms']['p99'] == pytest.approx(150.0)
+  assert batched['per_request_ms']['http'] == pytest.approx(17.0 - 6.0)
+  assert batched['model_ms_per_batch'] == 3.0 and batched['server_cpu_ms_per_request'] == 1.0
+  target = serve_load.targets(rows)
+  assert target['measured_speedup'] == 2.0 and target['met'] is False  # p99 150 ms
+  section = report.serving_section(dict(command='x', context=dict(date='d', load_average=1.0),
+                                        rows=rows, target=target))
+  assert '| mnist_cnn | batched (max_batch 32) | 32 | 100 | 200 |' in section
+  assert 'Measured: 2.00x' in section and 'NOT met' in section

@@ -12,6 +12,7 @@ SIGTERM (or Ctrl+C) stops accepting connections, lets the requests in flight fin
 and exits 0. Needs `pip install 'jaxlab[serve]'` (the base install does not).
 """
 
+import gc
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ from jaxlab.errors import UserError
 
 STACK = ('fastapi', 'uvicorn', 'multipart')
 GRACEFUL_SHUTDOWN_S = 30  # how long requests in flight may take after SIGTERM
+SWITCH_INTERVAL_S = 0.0002
 
 
 def require_stack():
@@ -67,6 +69,14 @@ def main(*, workdir=None, export=None, checkpoint='best', host='127.0.0.1', port
         f'(docs: /docs): batch sizes {batcher.sizes} compiled in '
         f'{time.perf_counter() - started:.1f} s, max_wait_ms={max_wait_ms:g}. SIGTERM or '
         'Ctrl+C stops it after the requests in flight.', file=out, flush=True)
+  # The event loop and the model thread share the GIL: a thread waiting for it (the model
+  # thread back from XLA, the loop with a batch's answers) waits up to this interval
+  # (5 ms by default) while the other runs Python.
+  sys.setswitchinterval(SWITCH_INTERVAL_S)
+  # The objects of start-up (JAX, Flax, the compiled programs) are never freed: keep the
+  # garbage collector from walking them again, which would pause requests for tens of ms.
+  gc.collect()
+  gc.freeze()
   server = uvicorn.Server(uvicorn.Config(
       app, host=host, port=port, log_level='warning', access_log=False,
       timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))

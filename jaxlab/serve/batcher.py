@@ -45,7 +45,7 @@ def pad_rows(batch, size):
 class _Request:
   inputs: dict
   count: int
-  future: concurrent.futures.Future
+  future: asyncio.Future  # of the event loop, settled there
   arrived: float  # time.perf_counter()
   model_seconds: float = 0.0  # of the batch this request ran in
   queue_seconds: float = 0.0  # from arrival to the start of its batch
@@ -92,6 +92,7 @@ class Batcher:
     self._queue = queue.SimpleQueue()
     self._held = None  # a request taken from the queue that did not fit the last batch
     self._thread = None
+    self._loop = None  # the event loop whose requests' futures the batches settle
 
   def warm_up(self, example):
     """Runs every batch size once (compiling each) on copies of one example's inputs."""
@@ -99,6 +100,8 @@ class Batcher:
       self.model({k: np.repeat(v[None], size, axis=0) for k, v in example.items()})
 
   def start(self):
+    """Starts the model thread; call from the event loop that will submit requests."""
+    self._loop = asyncio.get_running_loop()
     self._thread = threading.Thread(target=self._work, name='jaxlab-model', daemon=True)
     self._thread.start()
 
@@ -116,11 +119,11 @@ class Batcher:
     requests = []
     for start in range(0, count, self.max_batch):  # larger requests go in several batches
       part = {k: v[start:start + self.max_batch] for k, v in inputs.items()}
-      request = _Request(part, min(self.max_batch, count - start),
-                         concurrent.futures.Future(), time.perf_counter())
+      request = _Request(part, min(self.max_batch, count - start), self._loop.create_future(),
+                         time.perf_counter())
       self._queue.put(request)
       requests.append(request)
-    parts = [await asyncio.wrap_future(r.future) for r in requests]
+    parts = [await r.future for r in requests]
     outputs = parts[0] if len(parts) == 1 else {
         k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     timing = dict(queue_ms=1000 * max(r.queue_seconds for r in requests),
@@ -169,17 +172,19 @@ class Batcher:
     try:
       outputs = self.model(pad_rows(batch, size))
     except Exception as error:  # pylint: disable=broad-except
-      for request in group:
-        request.future.set_exception(error)
+      self._loop.call_soon_threadsafe(_settle_all, [(r.future, None, error) for r in group])
       return
     seconds = time.perf_counter() - started
     self._count(group, count, size, seconds)
-    offset = 0
+    settled, offset = [], 0
     for request in group:
       request.queue_seconds = started - request.arrived
       request.model_seconds = seconds
-      request.future.set_result({k: v[offset:offset + request.count] for k, v in outputs.items()})
+      rows = {k: v[offset:offset + request.count] for k, v in outputs.items()}
+      settled.append((request.future, rows, None))
       offset += request.count
+    # One wake-up of the event loop per batch, not one per request.
+    self._loop.call_soon_threadsafe(_settle_all, settled)
 
   def _count(self, group, count, size, seconds):
     stats = self.stats
@@ -189,6 +194,17 @@ class Batcher:
     stats.padded_examples += size - count
     stats.model_seconds += seconds
     stats.batch_size_counts[size] = stats.batch_size_counts.get(size, 0) + 1
+
+
+def _settle_all(settled):
+  """On the event loop: each (future, result, error)."""
+  for future, result, error in settled:
+    if future.cancelled():  # its client went away
+      continue
+    if error is not None:
+      future.set_exception(error)
+    else:
+      future.set_result(result)
 
 
 def _settle(future, function):

@@ -56,7 +56,7 @@ class Generator:
   async def start(self, body):
     """The stream of events for a request; raises BadInput before any event."""
     request = parse(body)
-    prompt_ids = self.tokenizer.encode(request['prompt']) if request['prompt'] else []
+    prompt_ids = list(self.tokenizer.encode(request['prompt']))
     room = self.sampler.max_len - len(prompt_ids)
     if not prompt_ids:
       raise BadInput('The prompt is empty; give at least one character.')
