@@ -43,14 +43,9 @@ def _wait_until_healthy(url, process, timeout=120):
 @pytest.fixture(scope='module')
 def server(trained_digits):
   """(base URL, Popen) of `jaxlab serve` on the trained run."""
-  port = portpicker.pick_unused_port()
-  process = subprocess.Popen(
-      [sys.executable, '-m', 'jaxlab.main', 'serve', f'--workdir={trained_digits}',
-       f'--port={port}', f'--max_batch={MAX_BATCH}', '--max_wait_ms=20'],
-      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-  url = f'http://127.0.0.1:{port}'
+  url, process = _start(f'--workdir={trained_digits}', f'--max_batch={MAX_BATCH}',
+                        '--max_wait_ms=20')
   try:
-    _wait_until_healthy(url, process)
     yield url, process
   finally:
     if process.poll() is None:
@@ -63,16 +58,37 @@ def digit_pngs(tmp_path_factory):
   return _write_digit_pngs(tmp_path_factory.mktemp('pngs'), count=12)[0]
 
 
+@pytest.fixture(scope='module')
+def predicted(trained_digits, digit_pngs):
+  """{path: top_k} as `jaxlab predict --json` prints them for digit_pngs."""
+  lines = run_cli('predict', f'--workdir={trained_digits}', '--json', *digit_pngs,
+                  check=True).stdout.splitlines()
+  return {json.loads(line)['file']: json.loads(line)['top_k'] for line in lines}
+
+
+def _start(*args):
+  """(base URL, Popen) of `jaxlab serve ARGS` on a free port, once healthy."""
+  port = portpicker.pick_unused_port()
+  process = subprocess.Popen([sys.executable, '-m', 'jaxlab.main', 'serve', f'--port={port}',
+                              *args], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+  url = f'http://127.0.0.1:{port}'
+  try:
+    _wait_until_healthy(url, process)
+  except BaseException:
+    process.kill()
+    raise
+  return url, process
+
+
 def _post_file(url, path):
   with open(path, 'rb') as f:
     return requests.post(f'{url}/v1/predict', files={'file': (path.name, f.read())}, timeout=30)
 
 
-def test_concurrent_requests_answer_as_jaxlab_predict(server, trained_digits, digit_pngs):
-  url, _ = server
-  expected = {json.loads(line)['file']: json.loads(line)['top_k'] for line in run_cli(
-      'predict', f'--workdir={trained_digits}', '--json', *digit_pngs,
-      check=True).stdout.splitlines()}
+def test_concurrent_requests_answer_as_jaxlab_predict(server, trained_digits, digit_pngs,
+                                                      predicted):
+  url, expected = server[0], predicted
   # 16 threads at once: single files, and a few multi-file and JSON requests.
   with concurrent.futures.ThreadPoolExecutor(16) as pool:
     singles = list(pool.map(lambda path: _post_file(url, path), digit_pngs + digit_pngs[:4]))
@@ -238,6 +254,28 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(server, digit_pngs):
     requests.get(f'{url}/healthz', timeout=5)
 
 
+def test_an_export_serves_the_same_answers_and_no_generate(trained_digits, tmp_path,
+                                                            digit_pngs, predicted):
+  pytest.importorskip('jaxlab.exported_model')  # `jaxlab export` (its own branch)
+  run_cli('export', f'--workdir={trained_digits}', f'--out={tmp_path / "export"}', check=True)
+  url, process = _start(f'--export={tmp_path / "export"}', '--max_batch=4')
+  try:
+    answers = requests.post(f'{url}/v1/predict', timeout=30, files=[
+        ('file', (p.name, p.read_bytes())) for p in digit_pngs[:6]]).json()['predictions']
+    for path, answer in zip(digit_pngs[:6], answers):
+      _assert_same(answer['top_k'], predicted[str(path)])
+    refused = requests.post(f'{url}/v1/generate', json={'prompt': 'x'}, timeout=5)
+    assert refused.status_code == 501 and 'forward pass only' in refused.json()['error']
+    model = requests.get(f'{url}/v1/model', timeout=5).json()
+    assert model['signature']['exported']['checkpoint_step'] == model['checkpoint_step']
+    assert model['batching']['batch_sizes'] == [1, 2, 4]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+  finally:
+    if process.poll() is None:
+      process.kill()
+
+
 # --- in-process: the batcher and the event framing ---------------------------------------
 
 
@@ -315,3 +353,43 @@ def test_load_benchmark_summary_and_the_reports_serving_section():
                                         rows=rows, target=target))
   assert '| mnist_cnn | batched (max_batch 32) | 32 | 100 | 200 |' in section
   assert 'Measured: 2.00x' in section and 'NOT met' in section
+
+
+@pytest.mark.slow
+def test_generate_streams_the_text_sampling_makes_and_text_predicts_as_files(tmp_path):
+  from jaxlab import sampling
+  from jaxlab.serve import inputs, sources
+  from jaxlab.tasks import text_inputs
+  workdir = tmp_path / 'lm'
+  run_cli('train', '--config=experiments/python_docs_lm.py:smoke', f'--workdir={workdir}',
+          check=True)
+  source = sources.WorkdirSource(str(workdir), 'best')
+  batcher = batcher_lib.Batcher(source, max_batch=2, max_wait_ms=1)
+  generator = generate.Generator(source, batcher)
+  request = dict(prompt='The for statement', max_tokens=20, temperature=0.7, seed=3)
+
+  async def stream():
+    batcher.start()
+    try:
+      with pytest.raises(generate.BadInput, match='max_tokens=999 must be between 1 and'):
+        await generator.start(dict(request, max_tokens=999))
+      return [event async for event in await generator.start(request)]
+    finally:
+      batcher.stop()
+
+  events = asyncio.run(stream())
+  pieces = [json.loads(e.decode().split('data: ', 1)[1]) for e in events]
+  sampler, tokenizer = source.sampler
+  settings = dict(request)
+  prompt = settings.pop('prompt')
+  ids = sampler.sample(source.run.variables, tokenizer.encode(prompt),
+                       sampling.Settings.create(**settings))
+  assert ''.join(p['text'] for p in pieces[:-1]) == tokenizer.decode(ids)
+  assert events[-1].startswith(b'event: done\n') and pieces[-1]['tokens'] == len(ids)
+  # Text in a request is tokenized as `jaxlab predict` tokenizes a text file.
+  path = tmp_path / 'notes.txt'
+  path.write_text('The while loop')
+  from_file, _, _ = text_inputs.language_model_inputs(source.task, [path])
+  from_request = inputs.Decoder(source).texts(['The while loop'])
+  for name in from_file:
+    np.testing.assert_array_equal(from_request[name], from_file[name])
