@@ -1,17 +1,22 @@
-"""Dynamic batching on one model thread.
+"""Dynamic batching: requests gathered on the event loop, run on one model thread.
 
-Requests (each a dict of arrays with a leading example axis) wait in a queue; the model
-thread takes the first, then keeps taking more until `max_wait_ms` have passed since the
-first arrived or `max_batch` examples are in hand, pads the group to the next of a few
-fixed batch sizes (`batch_sizes`), runs the model once and hands each request its rows.
-Every size is compiled by `warm_up` before the server opens its port, so a request never
-meets a compilation. The event loop only enqueues and awaits: it never runs the model.
+Requests (each a dict of arrays with a leading example axis) wait in a list on the event
+loop. While the model thread is free, the first waiting request starts a `max_wait_ms`
+timer; when it fires, or once `max_batch` examples wait, the waiting requests (up to
+`max_batch` examples) go to the model thread as one batch, padded to the next of a few
+fixed sizes (`batch_sizes`). While the model is busy, requests keep gathering; when it is
+done, the next batch leaves at once if its first request has waited `max_wait_ms`
+already. Every size is compiled by `warm_up` before the server opens its port, so no
+request meets a compilation.
 
-The same thread runs other model work in turn (`call`: a language model's generation
-chunks), so the model is used by one thread only.
+Only the event loop touches the waiting list (no locks), the model thread wakes once per
+batch, and the loop is woken once per finished batch, so neither pays per request for
+the other. The model thread runs other work in turn (`call`: a language model's
+generation chunks), so the model is used by one thread only.
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
 import queue
@@ -52,12 +57,6 @@ class _Request:
 
 
 @dataclasses.dataclass
-class _Call:
-  function: object
-  future: concurrent.futures.Future
-
-
-@dataclasses.dataclass
 class Stats:
   """What the model thread has done since start-up (read by GET /v1/stats)."""
   batches: int = 0
@@ -80,7 +79,7 @@ class Stats:
 
 
 class Batcher:
-  """Groups `submit`ted requests into padded batches for `model` (a callable of a dict
+  """Groups `predict`ed requests into padded batches for `model` (a callable of a dict
   of arrays returning a dict of arrays with the same leading axis)."""
 
   def __init__(self, model, *, max_batch, max_wait_ms, multiple=1):
@@ -89,10 +88,14 @@ class Batcher:
     self.max_wait = max_wait_ms / 1000
     self.sizes = batch_sizes(max_batch, multiple)
     self.stats = Stats()
-    self._queue = queue.SimpleQueue()
-    self._held = None  # a request taken from the queue that did not fit the last batch
+    self._work_queue = queue.SimpleQueue()  # to the model thread: batches, calls, None
     self._thread = None
-    self._loop = None  # the event loop whose requests' futures the batches settle
+    self._loop = None
+    # Event-loop side:
+    self._waiting = collections.deque()  # requests not yet sent to the model
+    self._waiting_rows = 0
+    self._model_busy = False
+    self._timer = None
 
   def warm_up(self, example):
     """Runs every batch size once (compiling each) on copies of one example's inputs."""
@@ -106,9 +109,9 @@ class Batcher:
     self._thread.start()
 
   def stop(self):
-    """Lets the thread finish what is queued, then end."""
+    """Lets the model thread finish what it was given, then end."""
     if self._thread:
-      self._queue.put(None)
+      self._work_queue.put(None)
       self._thread.join()
       self._thread = None
 
@@ -121,8 +124,10 @@ class Batcher:
       part = {k: v[start:start + self.max_batch] for k, v in inputs.items()}
       request = _Request(part, min(self.max_batch, count - start), self._loop.create_future(),
                          time.perf_counter())
-      self._queue.put(request)
+      self._waiting.append(request)
+      self._waiting_rows += request.count
       requests.append(request)
+    self._schedule()
     parts = [await r.future for r in requests]
     outputs = parts[0] if len(parts) == 1 else {
         k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -132,38 +137,67 @@ class Batcher:
 
   async def call(self, function):
     """function() run on the model thread, between batches."""
-    call = _Call(function, concurrent.futures.Future())
-    self._queue.put(call)
-    return await asyncio.wrap_future(call.future)
+    future = concurrent.futures.Future()
+    self._work_queue.put((function, future))
+    return await asyncio.wrap_future(future)
+
+  # --- on the event loop --------------------------------------------------------------
+
+  def _schedule(self):
+    """Sends a batch if the model is free and one is due; else sets the timer."""
+    if self._model_busy or not self._waiting:
+      return
+    due = self._waiting[0].arrived + self.max_wait
+    if self._waiting_rows >= self.max_batch or time.perf_counter() >= due:
+      self._send()
+    elif self._timer is None:
+      self._timer = self._loop.call_later(due - time.perf_counter(), self._on_timer)
+
+  def _on_timer(self):
+    self._timer = None
+    self._schedule()
+
+  def _send(self):
+    if self._timer is not None:
+      self._timer.cancel()
+      self._timer = None
+    group, rows = [], 0
+    while self._waiting and rows + self._waiting[0].count <= self.max_batch:
+      request = self._waiting.popleft()
+      group.append(request)
+      rows += request.count
+    self._waiting_rows -= rows
+    self._model_busy = True
+    self._work_queue.put(group)
+
+  def _finished(self, settled):
+    """A batch is done: answer its requests, and send the next."""
+    self._model_busy = False
+    for future, result, error in settled:
+      if future.cancelled():  # its client went away
+        continue
+      if error is not None:
+        future.set_exception(error)
+      else:
+        future.set_result(result)
+    self._schedule()
+
+  # --- on the model thread ------------------------------------------------------------
 
   def _work(self):
-    while True:
-      item = self._held if self._held is not None else self._queue.get()
-      self._held = None
-      if item is None:
-        return
-      if isinstance(item, _Call):
-        _settle(item.future, item.function)
-        continue
-      self._run(self._gather(item))
-
-  def _gather(self, first):
-    """`first` and the requests that arrive within max_wait of it, up to max_batch rows."""
-    group, count = [first], first.count
-    deadline = first.arrived + self.max_wait
-    while count < self.max_batch:
-      try:
-        item = self._queue.get(timeout=max(deadline - time.perf_counter(), 0))
-      except queue.Empty:
-        break
-      if item is None or isinstance(item, _Call) or count + item.count > self.max_batch:
-        self._held = item
-        break
-      group.append(item)
-      count += item.count
-    return group
+    while (item := self._work_queue.get()) is not None:
+      if isinstance(item, tuple):
+        function, future = item
+        try:
+          future.set_result(function())
+        except Exception as error:  # pylint: disable=broad-except
+          future.set_exception(error)
+      else:
+        # One wake-up of the event loop per batch, not one per request.
+        self._loop.call_soon_threadsafe(self._finished, self._run(item))
 
   def _run(self, group):
+    """[(future, outputs or None, error or None)] of a group of requests."""
     count = sum(r.count for r in group)
     size = next(s for s in self.sizes if s >= count)
     batch = {k: np.concatenate([r.inputs[k] for r in group]) if len(group) > 1
@@ -172,19 +206,17 @@ class Batcher:
     try:
       outputs = self.model(pad_rows(batch, size))
     except Exception as error:  # pylint: disable=broad-except
-      self._loop.call_soon_threadsafe(_settle_all, [(r.future, None, error) for r in group])
-      return
+      return [(r.future, None, error) for r in group]
     seconds = time.perf_counter() - started
     self._count(group, count, size, seconds)
     settled, offset = [], 0
     for request in group:
       request.queue_seconds = started - request.arrived
       request.model_seconds = seconds
-      rows = {k: v[offset:offset + request.count] for k, v in outputs.items()}
-      settled.append((request.future, rows, None))
+      settled.append((request.future,
+                      {k: v[offset:offset + request.count] for k, v in outputs.items()}, None))
       offset += request.count
-    # One wake-up of the event loop per batch, not one per request.
-    self._loop.call_soon_threadsafe(_settle_all, settled)
+    return settled
 
   def _count(self, group, count, size, seconds):
     stats = self.stats
@@ -194,21 +226,3 @@ class Batcher:
     stats.padded_examples += size - count
     stats.model_seconds += seconds
     stats.batch_size_counts[size] = stats.batch_size_counts.get(size, 0) + 1
-
-
-def _settle_all(settled):
-  """On the event loop: each (future, result, error)."""
-  for future, result, error in settled:
-    if future.cancelled():  # its client went away
-      continue
-    if error is not None:
-      future.set_exception(error)
-    else:
-      future.set_result(result)
-
-
-def _settle(future, function):
-  try:
-    future.set_result(function())
-  except Exception as error:  # pylint: disable=broad-except
-    future.set_exception(error)
