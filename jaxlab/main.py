@@ -50,8 +50,9 @@ flags.DEFINE_string('export', None, 'serve: a directory written by `jaxlab expor
 flags.DEFINE_string('host', '127.0.0.1', 'serve: the address to listen on (0.0.0.0: every '
                     'interface).')
 flags.DEFINE_integer('port', 8000, 'serve: the TCP port to listen on.')
-flags.DEFINE_integer('max_batch', 32, 'serve: the most examples run in one batch; requests '
-                     'are padded to powers of two up to it, each size compiled at start-up.')
+flags.DEFINE_integer('max_batch', 32, 'serve: the most examples run in one batch; batches '
+                     'are padded to a few sizes up to it (1, 2, 4, 8, 12, 16, 24, 32, ...), '
+                     'each compiled at start-up.')
 flags.DEFINE_float('max_wait_ms', 5.0, 'serve: how long the first request of a batch waits '
                    'for others to join it.')
 flags.DEFINE_bool('jax_distributed', False, 'Call jax.distributed.initialize() first '

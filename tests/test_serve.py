@@ -279,11 +279,12 @@ def test_an_export_serves_the_same_answers_and_no_generate(trained_digits, tmp_p
 # --- in-process: the batcher and the event framing ---------------------------------------
 
 
-def test_batch_sizes_are_powers_of_two_up_to_max_batch_in_shard_multiples():
+def test_batch_sizes_are_powers_of_two_and_midpoints_up_to_max_batch_in_shard_multiples():
   assert batcher_lib.batch_sizes(1) == [1]
-  assert batcher_lib.batch_sizes(32) == [1, 2, 4, 8, 16, 32]
-  assert batcher_lib.batch_sizes(24) == [1, 2, 4, 8, 16, 24]
-  assert batcher_lib.batch_sizes(8, multiple=4) == [4, 8]
+  assert batcher_lib.batch_sizes(8) == [1, 2, 4, 8]
+  assert batcher_lib.batch_sizes(32) == [1, 2, 4, 8, 12, 16, 24, 32]
+  assert batcher_lib.batch_sizes(20) == [1, 2, 4, 8, 12, 16, 20]
+  assert batcher_lib.batch_sizes(16, multiple=4) == [4, 8, 12, 16]
 
 
 def test_batcher_groups_waiting_requests_pads_and_splits_the_rows_back():

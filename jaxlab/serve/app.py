@@ -180,8 +180,11 @@ async def _read_predict(request, decoder):
   """(batch, file names or None, top_k) of a predict request."""
   content_type = request.headers.get('content-type', '').split(';')[0].strip().lower()
   top_k = _top_k(request.query_params.get('top_k', DEFAULT_TOP_K))
+  body = await request.body()
+  if not body:
+    raise BadInput('The request body is empty; send image files, text or JSON instances.')
   if content_type == 'multipart/form-data':
-    files, fields = await _form(request)
+    files, fields = inputs_lib.multipart(body, request.headers['content-type'])
     unknown = sorted(set(fields) - {'top_k'})
     if unknown:
       raise BadInput(f'Unknown form field(s) {unknown}: send the inputs as files, and '
@@ -189,9 +192,6 @@ async def _read_predict(request, decoder):
     top_k = _top_k(fields.get('top_k', top_k))
     size = sum(len(data) for _, data in files)
     return await _decode(decoder.files, files, size), [name for name, _ in files], top_k
-  body = await request.body()
-  if not body:
-    raise BadInput('The request body is empty; send image files, text or JSON instances.')
   if content_type == 'application/json':
     payload = _json_object(body)
     unknown = sorted(set(payload) - set(PREDICT_FIELDS))
@@ -217,21 +217,6 @@ async def _read_predict(request, decoder):
   raise BadInput(f'Unsupported content type {content_type or "(none)"!r}; use '
                  'multipart/form-data (files), application/json ({"instances": [...]} or '
                  '{"texts": [...]}), text/plain, image/png, image/jpeg or audio/wav.', 415)
-
-
-async def _form(request):
-  """([(file name, bytes)], {field: value}) of a multipart body."""
-  form = await request.form(max_files=inputs_lib.MAX_INSTANCES, max_fields=16)
-  files, fields = [], {}
-  try:
-    for key, value in form.multi_items():
-      if isinstance(value, str):
-        fields[key] = value
-      else:
-        files.append((value.filename or key, await value.read()))
-  finally:
-    await form.close()
-  return files, fields
 
 
 async def _decode(function, payload, size):
