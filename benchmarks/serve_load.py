@@ -215,7 +215,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--out', default='benchmarks/results_serve_cpu.json')
   parser.add_argument('--clients', type=int, default=32)
-  parser.add_argument('--requests', type=int, default=40, help='requests per client')
+  parser.add_argument('--requests', type=int, default=100, help='requests per client')
   parser.add_argument('--only', default='', help='comma-separated workloads')
   args = parser.parse_args(argv)
   import portpicker
