@@ -42,3 +42,9 @@ def eval_outputs_resident(variables, arrays, *, eval_batch_size, model, task,
 def predict_outputs(variables, batch, *, model, task, batch_sharding=None):
   batch = constrain(batch, batch_sharding)
   return task.predict_outputs(logits(variables, batch, model=model, task=task), batch)
+
+
+def export_outputs(variables, batch, *, model, task):
+  """What an exported model returns: the logits and the task's prediction outputs."""
+  logits_ = logits(variables, batch, model=model, task=task)
+  return dict(task.predict_outputs(logits_, batch), logits=logits_)

@@ -6,6 +6,7 @@ Usage:
   jaxlab eval    --workdir=DIR [--checkpoint=best|latest|STEP]
   jaxlab predict --workdir=DIR [--top_k=3] [--json] IMAGE [IMAGE ...]
   jaxlab sample  --workdir=DIR --prompt=TEXT [--max_tokens=200] [--temperature=0.8] [--top_k=40] [--top_p=0.9] [--seed=0]
+  jaxlab export  --workdir=DIR --out=DIR [--checkpoint=best] [--format=stablehlo|savedmodel] [--platforms=cpu,cuda,tpu]
   jaxlab serve   --workdir=DIR | --export=DIR [--host=127.0.0.1] [--port=8000] [--max_batch=32] [--max_wait_ms=5]
   jaxlab bench   [--only=NAME] [--out=FILE.json]
 
@@ -25,7 +26,7 @@ from ml_collections import config_flags
 
 from jaxlab.errors import UserError
 
-COMMANDS = ('train', 'eval', 'predict', 'sample', 'serve', 'bench')
+COMMANDS = ('train', 'eval', 'predict', 'sample', 'export', 'serve', 'bench')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/digits_cnn.py[:smoke].',
@@ -33,7 +34,8 @@ _CONFIG = config_flags.DEFINE_config_file(
 flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and plots go (local or gs://).')
 flags.DEFINE_bool('dry_run', False, 'train: compile the step and print sizes, FLOPs, memory '
                   'and the parameter sharding table, without training.')
-flags.DEFINE_string('checkpoint', 'best', 'eval/predict/sample: best, latest, or a step number.')
+flags.DEFINE_string('checkpoint', 'best', 'eval/predict/sample/export: best, latest, or a step '
+                    'number.')
 flags.DEFINE_integer('top_k', 3, 'predict: how many classes to print per image. sample: draw '
                      'only from the K most likely tokens (not given: from all of them).')
 flags.DEFINE_string('prompt', None, 'sample: the text to continue.')
@@ -45,6 +47,11 @@ flags.DEFINE_float('top_p', 1.0, 'sample: draw from the smallest set of likelies
                    'probability reaches P (nucleus sampling); 1 keeps all.')
 flags.DEFINE_integer('seed', 0, 'sample: random seed; the same seed gives the same text.')
 flags.DEFINE_bool('json', False, 'predict: print one JSON object per image.')
+flags.DEFINE_string('out', None, 'export: the new (or empty) folder to write the model to.')
+flags.DEFINE_string('format', 'stablehlo', 'export: stablehlo (jax.export, runs with jax alone) '
+                    'or savedmodel (TensorFlow SavedModel for TF Serving / Vertex AI).')
+flags.DEFINE_string('platforms', None, 'export: comma-separated platforms to compile for, of '
+                    'cpu, cuda, rocm, tpu (default: cpu and this machine\'s backend).')
 flags.DEFINE_string('export', None, 'serve: a directory written by `jaxlab export` (instead '
                     'of --workdir).')
 flags.DEFINE_string('host', '127.0.0.1', 'serve: the address to listen on (0.0.0.0: every '
@@ -257,6 +264,13 @@ def run_command(command, args):
                         as_json=FLAGS.json)
   if command == 'sample':
     return _sample(args)
+  if command == 'export':
+    if args:
+      raise UserError(f'export takes no positional arguments, got {args}.')
+    from jaxlab import export
+    export.main(_workdir(), FLAGS.out, checkpoint=FLAGS.checkpoint, fmt=FLAGS.format,
+                platforms=FLAGS.platforms)
+    return 0
   if command == 'serve':
     return _serve(args)
   from benchmarks import run as bench

@@ -58,7 +58,7 @@ ENVIRONMENT = {'HOME': '/home/user'}
 LEFTOVER_PLACEHOLDER = re.compile(r'\$\{?\w|\.\.\.|<\w+>|\b[A-Z][A-Z0-9_]*[A-Z]\b|=~')
 # Text that names a jaxlab command: a snippet holding it must yield a checked command.
 LOOKS_LIKE_A_COMMAND = re.compile(
-    r'\bjaxlab (train|eval|predict|sample|bench)\b|-m jaxlab\.main|-m benchmarks\.run|'
+    r'\bjaxlab (train|eval|predict|sample|export|bench)\b|-m jaxlab\.main|-m benchmarks\.run|'
     r'launch\.py (create|install|run|logs|stop|copy|delete)\b|jaxlab\.sbatch --')
 # Flags that say how processes join, not what is trained: left out of the dry run, which
 # runs in one process.

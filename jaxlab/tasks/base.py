@@ -16,6 +16,7 @@ A task of your own: subclass `Task` in your package and pass
 """
 
 import jax.numpy as jnp
+import numpy as np
 
 
 class Task:
@@ -75,6 +76,16 @@ class Task:
   def predict_outputs(self, outputs, batch):
     """*compiled* {name: per-example array} that `predictions` reads."""
     raise NotImplementedError
+
+  def predict_spec(self):
+    """{feature: (shape of one example, numpy dtype)} of the batch that `predict_inputs`
+    makes and `predict_outputs` reads: an exported model's inputs. By default float32
+    images in the data set's raw pixel range, as `predict_inputs` reads them."""
+    if 'image' in self.info.features:
+      return {'image': (self.info.image_shape, np.dtype(np.float32))}
+    from jaxlab.errors import UserError
+    raise UserError(f'The task {type(self).__name__} does not say what its predictions take: '
+                    'define its predict_spec() (see jaxlab.tasks.base).')
 
   def predict_inputs(self, paths):
     """(batch dict of stacked numpy inputs, readable paths, {path: error}) from files.

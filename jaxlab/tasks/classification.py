@@ -108,6 +108,10 @@ class Classification(base.Task):
   def predict_outputs(self, logits, batch):
     return {'probabilities': jax.nn.softmax(logits.astype(jnp.float32))}
 
+  def predict_spec(self):
+    shape, dtype = self.info.spec()[self.input]
+    return {self.input: (shape, np.dtype(np.float32) if self.input == 'image' else dtype)}
+
   def predict_inputs(self, paths):
     if self.input == 'image':
       return super().predict_inputs(paths)  # image files

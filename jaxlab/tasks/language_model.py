@@ -91,6 +91,9 @@ class LanguageModel(base.Task):
     return {'loss_sum': (losses * weights).sum(-1), 'targets': weights.sum(-1),
             'next_token': jax.nn.softmax(next_logits.astype(jnp.float32))}
 
+  def predict_spec(self):
+    return self.batch_spec()
+
   def predict_inputs(self, paths):
     from jaxlab.tasks import text_inputs
     return text_inputs.language_model_inputs(self, paths)
