@@ -4,7 +4,8 @@ serialized model). Both give the same small interface:
 
   source(batch) -> outputs     numpy dicts with a leading example axis (any size)
   source.task                  the run's task: input names, `predictions`, tokenizer
-  source.input_spec            {input name: (shape of one example, numpy dtype)}
+  source.input_spec            {input: (shape of one example, numpy dtype)}: the task's
+                               predict_spec (images as float32 in the raw pixel range)
   source.signature             JSON-able description for GET /v1/model
   source.step                  the checkpoint's step
   source.multiple              batch sizes must be multiples of this (data shards)
@@ -13,15 +14,11 @@ serialized model). Both give the same small interface:
   source.no_sampler_reason     why not, when None
 """
 
-import json
-
 import jax
 import numpy as np
 
-from jaxlab import storage, workdir_files
+from jaxlab import storage
 from jaxlab.errors import UserError
-
-NOT_INPUTS = ('label', 'mask')
 
 
 def open_source(*, workdir=None, export=None, checkpoint='best'):
@@ -31,26 +28,10 @@ def open_source(*, workdir=None, export=None, checkpoint='best'):
   return WorkdirSource(workdir, checkpoint) if workdir else ExportSource(export)
 
 
-def input_spec(task):
-  """{input: (shape, dtype)} of the batches the server feeds the model. Images go in as
-  float32 in the raw pixel range, as `jaxlab predict` feeds them, so JSON arrays and image
-  files share one compiled program per batch size."""
-  return {k: (shape, np.dtype(np.float32) if k == 'image' else dtype)
-          for k, (shape, dtype) in task.batch_spec().items() if k not in NOT_INPUTS}
-
-
-def eval_metrics_at(directory, step):
-  """The scalar eval metrics that training logged at `step` ({} if none)."""
-  path = workdir_files.path(directory, workdir_files.METRICS)
-  if not storage.exists(path):
-    return {}
-  found = {}
-  for line in storage.read_lines(path):
-    record = json.loads(line) if line.strip() else {}
-    if record.get('step') == step and any(k.startswith('eval/') for k in record):
-      found = {k[len('eval/'):]: v for k, v in record.items()
-               if k.startswith('eval/') and isinstance(v, (int, float))}
-  return found
+def scalar_metrics(metrics):
+  """The numbers of a checkpoint's eval metrics (no confusion matrix, no step)."""
+  return {k: v for k, v in (metrics or {}).items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'step'}
 
 
 def describe(task, step, metrics):
@@ -58,7 +39,7 @@ def describe(task, step, metrics):
   info = task.info
   return dict(
       inputs={k: dict(shape=[None, *shape], dtype=str(dtype))
-              for k, (shape, dtype) in input_spec(task).items()},
+              for k, (shape, dtype) in task.predict_spec().items()},
       task=type(task).__name__, dataset=info.name, checkpoint_step=step,
       class_names=list(info.class_names), num_classes=info.num_classes,
       preprocessing=dict(pixel_max=info.pixel_max) if 'image' in info.features else
@@ -70,16 +51,16 @@ class WorkdirSource:
   """A checkpoint of a training workdir, run by the run's compiled predict program."""
 
   def __init__(self, workdir, checkpoint):
-    from jaxlab import inference
+    from jaxlab import export, inference
     from jaxlab.parallel import mesh as mesh_lib, sharding
     self.run = inference.load(workdir, checkpoint)
     self.task, self.step = self.run.task, self.run.step
-    self.input_spec = input_spec(self.task)
+    self.input_spec = self.task.predict_spec()
     self.multiple = mesh_lib.data_shards(self.run.programs.mesh)
     self._predict = self.run.programs.predict()
     self._replicated = sharding.replicated(self.run.programs.mesh)
-    self.signature = dict(describe(self.task, self.step,
-                                   eval_metrics_at(self.run.workdir, self.step)),
+    metrics = scalar_metrics(export.checkpoint_metrics(self.run.workdir, self.step))
+    self.signature = dict(describe(self.task, self.step, metrics),
                           source=dict(workdir=self.run.workdir))
     self.sampler, self.no_sampler_reason = self._sampler()
 
@@ -109,25 +90,17 @@ class ExportSource:
   predictions."""
 
   def __init__(self, directory):
-    from jaxlab import config as config_lib, data, modeling, tasks
-    try:
-      from jaxlab import exported_model
-    except ImportError:
-      raise UserError('This jaxlab has no `jaxlab export` (jaxlab.exported_model is missing); '
-                      'serve a training run with --workdir=DIR instead.') from None
+    from jaxlab import config as config_lib, data, exported_model, modeling, tasks
     directory = storage.absolute(directory)
     self.model = exported_model.load(directory)
     config = config_lib.load_from_workdir(directory)
     self.task = tasks.create(config, data.load_info(directory),
                              compute_dtype=modeling.compute_dtype(config), workdir=directory)
-    exported = dict(self.model.signature)
-    # The trained shapes (the export takes them, and maybe more) in the export's dtypes.
-    self.input_spec = {name: (shape, np.dtype(exported['inputs'][name]['dtype']))
-                       for name, (shape, _) in input_spec(self.task).items()}
+    exported = self.model.signature
+    self.input_spec = self.task.predict_spec()  # the trained shapes (an export takes them)
     self.multiple = 1
     self.step = exported['checkpoint_step']
-    metrics = {k: v for k, v in (exported.get('metrics') or {}).items()
-               if isinstance(v, (int, float)) and k != 'step'}
+    metrics = scalar_metrics(exported['metrics'])
     shown = {k: v for k, v in exported.items() if k != 'weights'}  # one entry per array
     self.signature = dict(describe(self.task, self.step, metrics), exported=shown,
                           source=dict(export=directory))
