@@ -318,6 +318,17 @@ def test_batcher_groups_waiting_requests_pads_and_splits_the_rows_back():
   assert batcher.stats.padded_examples == 3 + 1
 
 
+def test_without_the_server_packages_serve_says_what_to_install(monkeypatch):
+  import importlib.util
+  from jaxlab import serve
+  from jaxlab.errors import UserError
+  real = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, 'find_spec',
+                      lambda name, *a: None if name == 'uvicorn' else real(name, *a))
+  with pytest.raises(UserError, match=r"needs uvicorn: pip install 'jaxlab\[serve\]'"):
+    serve.require_stack()
+
+
 def test_server_sent_events_framing_and_generate_request_checks():
   assert generate.event({'text': 'a\nb'}) == b'data: {"text": "a\\nb"}\n\n'
   assert generate.event({'tokens': 3}, 'done') == b'event: done\ndata: {"tokens": 3}\n\n'

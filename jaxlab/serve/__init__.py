@@ -53,9 +53,10 @@ def main(*, workdir=None, export=None, checkpoint='best', host='127.0.0.1', port
          max_batch=32, max_wait_ms=5.0, out=sys.stdout):
   """Serves until SIGTERM or Ctrl+C; returns 0 once the requests in flight are answered."""
   require_stack()
+  from jaxlab.serve import app as app_lib, batcher as batcher_lib, generate, inputs, sources
+  sources.check_choice(workdir, export)
   check_options(host, port, max_batch, max_wait_ms)
   import uvicorn
-  from jaxlab.serve import app as app_lib, batcher as batcher_lib, generate, inputs, sources
   started = time.perf_counter()
   source = sources.open_source(workdir=workdir, export=export, checkpoint=checkpoint)
   batcher = batcher_lib.Batcher(source, max_batch=max_batch, max_wait_ms=max_wait_ms,

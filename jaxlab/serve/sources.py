@@ -21,10 +21,14 @@ from jaxlab import storage
 from jaxlab.errors import UserError
 
 
-def open_source(*, workdir=None, export=None, checkpoint='best'):
+def check_choice(workdir, export):
   if bool(workdir) == bool(export):
     raise UserError('serve needs exactly one model: --workdir=DIR (a training run) or '
                     '--export=DIR (from `jaxlab export`).')
+
+
+def open_source(*, workdir=None, export=None, checkpoint='best'):
+  check_choice(workdir, export)
   return WorkdirSource(workdir, checkpoint) if workdir else ExportSource(export)
 
 
