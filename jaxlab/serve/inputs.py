@@ -66,7 +66,8 @@ class Decoder:
       raise BadInput('Every text must be a non-empty string.')
     if self._encode is None:
       self._encode = text_inputs.tokenizer(self.task).encode
-    if hasattr(self.task, 'seq_len'):  # a language model
+    from jaxlab.tasks import language_model
+    if isinstance(self.task, language_model.LanguageModel):
       return text_inputs.language_model_batch(self.task, texts, self._encode)
     return text_inputs.classification_batch(self.task, texts, self._encode)
 
