@@ -256,7 +256,6 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(server, digit_pngs):
 
 def test_an_export_serves_the_same_answers_and_no_generate(trained_digits, tmp_path,
                                                             digit_pngs, predicted):
-  pytest.importorskip('jaxlab.exported_model')  # `jaxlab export` (its own branch)
   run_cli('export', f'--workdir={trained_digits}', f'--out={tmp_path / "export"}', check=True)
   url, process = _start(f'--export={tmp_path / "export"}', '--max_batch=4')
   try:
