@@ -6,6 +6,7 @@ file (the prose here holds none of its own).
 
 import argparse
 import json
+import os
 import sys
 
 WHOLE = 'whole_process'
@@ -15,6 +16,7 @@ LARGE = {'resnet18_cifar': ('images/s', 1), 'lm_small': ('tokens/s', 256)}
 LARGE_SPEEDUP_TARGET = 1.25
 JAXLAB_BASES = ('jaxlab', 'jaxlab_cli', 'jaxlab_cli_warm_cache')
 PEER_NAMES = ('flax_loop', 'torch', 'keras')
+SERVE_JSON = 'results_serve_cpu.json'  # benchmarks.serve_load's, read from beside the JSON
 
 
 def _fmt(value, spec):
@@ -501,6 +503,10 @@ jaxlab's own rows before this change ({before_source}) and now:
 
 {before_after}
 
+## Serving
+
+{serving}
+
 ## Targets on this basis
 
 {targets}
@@ -529,7 +535,44 @@ def _gpu_note(results):
           'bfloat16 GEMM peaks there.')
 
 
-def page(results, source, before=None, before_source=None):
+def serving_section(serve):
+  """The "Serving" section from `benchmarks.serve_load`'s JSON (None: not measured)."""
+  if not serve:
+    return ('Not measured: `python -m benchmarks.serve_load` writes '
+            f'{SERVE_JSON}, which this page then includes.')
+  lines = [f'`jaxlab serve` under load (`{serve["command"]}`, {serve["context"]["date"]}, '
+           f'load average {_fmt(serve["context"]["load_average"], ".1f")} when it finished): '
+           'concurrent clients on 127.0.0.1, one PNG per request, with dynamic batching and '
+           'with `--max_batch=1`. Per request (means, ms): the server decoding the upload, '
+           'waiting for its batch, the model call of its batch, the rest of the server '
+           '(parsing, routing, the answer), and HTTP (the client\'s latency less the server\'s '
+           'handling: the loopback and both HTTP stacks); and the server process\'s CPU time per '
+           'request (all its threads), which other load on the machine inflates less than '
+           'wall times.', '',
+           '| workload | mode | clients | requests | requests/s | p50 ms | p99 ms | '
+           'examples/batch | model ms/batch | decode | queue | model | server rest | HTTP | '
+           'server CPU ms/request |',
+           '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | '
+           '---: | ---: | ---: |']
+  for r in serve['rows']:
+    t = r['per_request_ms']
+    lines.append(
+        f'| {r["workload"]} | {r["mode"]} (max_batch {r["max_batch"]}) | {r["clients"]} | '
+        f'{r["requests"]} | {r["throughput_rps"]:,.0f} | {r["latency_ms"]["p50"]:.1f} | '
+        f'{r["latency_ms"]["p99"]:.1f} | {_fmt(r["examples_per_batch"], ".1f")} | '
+        f'{_fmt(r["model_ms_per_batch"], ".2f")} | {t["decode"]:.2f} | {t["queue"]:.2f} | '
+        f'{t["model"]:.2f} | {t["server_other"]:.2f} | {t["http"]:.2f} | '
+        f'{r["server_cpu_ms_per_request"]:.2f} |')
+  target = serve.get('target')
+  if target:
+    lines += ['', f'Target: {target["workload"]} at {target["clients"]} clients, batching '
+              f'>= {target["speedup"]}x the unbatched throughput and p99 < '
+              f'{target["p99_ms"]:.0f} ms. Measured: {target["measured_speedup"]:.2f}x, p99 '
+              f'{target["measured_p99_ms"]:.1f} ms: {"met" if target["met"] else "NOT met"}.']
+  return '\n'.join(lines)
+
+
+def page(results, source, before=None, before_source=None, serve=None):
   peaks = ', '.join(f'{dtype} {value:.1f} GFLOP/s'
                     for dtype, value in results['gemm_peaks_gflops'].items())
   short_note = ('\n\n**Short mode** (`--short`): tiny sizes that check that everything '
@@ -548,7 +591,7 @@ def page(results, source, before=None, before_source=None):
       host_pipeline=host_pipeline_table(results) or 'Not measured in this run.',
       tfds_start=tfds_start_table(results) or 'Not measured in this run.',
       before_after=before_after_table(results, before) or 'No earlier run given.',
-      before_source=before_source or '-')
+      before_source=before_source or '-', serving=serving_section(serve))
 
 
 def main(argv=None):
@@ -556,6 +599,9 @@ def main(argv=None):
   parser.add_argument('json', help='The --out file of `python -m benchmarks.run`.')
   parser.add_argument('--before', default='', help='An earlier --out file: jaxlab\'s rows '
                       'then and now, side by side.')
+  parser.add_argument('--serve', default=None, help='The JSON of `python -m '
+                      'benchmarks.serve_load` for the "Serving" section (default: '
+                      f'{SERVE_JSON} beside the first JSON, when it exists).')
   parser.add_argument('--add', action='append', default=[],
                       help='Another --out file whose rows join this one\'s (e.g. '
                       '--only=resnet18_cifar,lm_small measured on its own); repeatable.')
@@ -578,9 +624,15 @@ def main(argv=None):
       added.append(json.load(f))
   if added:
     results = merge(results, added)
+  serve_path = args.serve or os.path.join(os.path.dirname(args.json), SERVE_JSON)
+  serve = None
+  if os.path.exists(serve_path):
+    with open(serve_path) as f:
+      serve = json.load(f)
   source = ' '.join([args.json, *(f'--add={path}' for path in args.add),
-                     *([f'--before={args.before}'] if args.before else [])])
-  sys.stdout.write(page(results, source, before, args.before or None))
+                     *([f'--before={args.before}'] if args.before else []),
+                     *([f'--serve={args.serve}'] if args.serve else [])])
+  sys.stdout.write(page(results, source, before, args.before or None, serve))
   return 0
 
 

@@ -7,6 +7,7 @@ Usage:
   jaxlab predict --workdir=DIR [--top_k=3] [--json] IMAGE [IMAGE ...]
   jaxlab sample  --workdir=DIR --prompt=TEXT [--max_tokens=200] [--temperature=0.8] [--top_k=40] [--top_p=0.9] [--seed=0]
   jaxlab export  --workdir=DIR --out=DIR [--checkpoint=best] [--format=stablehlo|savedmodel] [--platforms=cpu,cuda,tpu]
+  jaxlab serve   --workdir=DIR | --export=DIR [--host=127.0.0.1] [--port=8000] [--max_batch=32] [--max_wait_ms=5]
   jaxlab bench   [--only=NAME] [--out=FILE.json]
   jaxlab sweep   --config=experiments/X.py --sweep=experiments/sweeps/Y.py --trials=N [--workers=K] [--workdir=DIR] [--storage=URL]
 
@@ -14,6 +15,8 @@ Usage:
 (--temperature=0 is greedy; --top_k and --top_p default to keeping every token).
 `sweep` searches the config fields the sweep file names with Optuna, each trial a
 training run under DIR/trials/; rerunning it continues the same study.
+`serve` answers POST /v1/predict (and /v1/generate for language models) over HTTP,
+batching requests that arrive within --max_wait_ms (needs `pip install 'jaxlab[serve]'`).
 The same as `python -m jaxlab.main ...`; without a command, `train` is meant.
 Rerunning the same train command on the same workdir resumes it.
 """
@@ -26,7 +29,7 @@ from ml_collections import config_flags
 
 from jaxlab.errors import UserError
 
-COMMANDS = ('train', 'eval', 'predict', 'sample', 'export', 'sweep', 'bench')
+COMMANDS = ('train', 'eval', 'predict', 'sample', 'export', 'serve', 'sweep', 'bench')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/digits_cnn.py[:smoke].',
@@ -57,6 +60,16 @@ flags.DEFINE_string('format', 'stablehlo', 'export: stablehlo (jax.export, runs 
                     'or savedmodel (TensorFlow SavedModel for TF Serving / Vertex AI).')
 flags.DEFINE_string('platforms', None, 'export: comma-separated platforms to compile for, of '
                     'cpu, cuda, rocm, tpu (default: cpu and this machine\'s backend).')
+flags.DEFINE_string('export', None, 'serve: a directory written by `jaxlab export` (instead '
+                    'of --workdir).')
+flags.DEFINE_string('host', '127.0.0.1', 'serve: the address to listen on (0.0.0.0: every '
+                    'interface).')
+flags.DEFINE_integer('port', 8000, 'serve: the TCP port to listen on.')
+flags.DEFINE_integer('max_batch', 32, 'serve: the most examples run in one batch; batches '
+                     'are padded to a few sizes up to it (1, 2, 4, 8, 12, 16, 24, 32, ...), '
+                     'each compiled at start-up.')
+flags.DEFINE_float('max_wait_ms', 5.0, 'serve: how long the first request of a batch waits '
+                   'for others to join it.')
 flags.DEFINE_bool('jax_distributed', False, 'Call jax.distributed.initialize() first '
                   '(auto-detected on Cloud TPU and SLURM); also JAXLAB_DISTRIBUTED=1.')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host: HOST:PORT of process 0.')
@@ -271,6 +284,8 @@ def run_command(command, args):
     export.main(_workdir(), FLAGS.out, checkpoint=FLAGS.checkpoint, fmt=FLAGS.format,
                 platforms=FLAGS.platforms)
     return 0
+  if command == 'serve':
+    return _serve(args)
   from benchmarks import run as bench
   return bench.main(args)
 
@@ -314,6 +329,16 @@ def _sample(args):
   return sample.main(_workdir(), FLAGS.prompt, checkpoint=FLAGS.checkpoint,
                      max_tokens=FLAGS.max_tokens, temperature=FLAGS.temperature, top_k=top_k,
                      top_p=FLAGS.top_p, seed=FLAGS.seed)
+
+
+def _serve(args):
+  if args:
+    raise UserError(f'serve takes no positional arguments, got {args}.')
+  from jaxlab import serve
+  serve.require_stack()
+  return serve.main(workdir=FLAGS.workdir and _workdir(), export=FLAGS.export,
+                    checkpoint=FLAGS.checkpoint, host=FLAGS.host, port=FLAGS.port,
+                    max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms)
 
 
 def main(argv):

@@ -18,6 +18,13 @@ from jaxlab.tasks import language_model, text_inputs
 def load(workdir, checkpoint='best'):
   """(TrainedRun, Sampler, tokenizer) of a language model's workdir; UserError otherwise."""
   run = inference.load(workdir, checkpoint)
+  sampler, tokenizer = sampler_of(run)
+  return run, sampler, tokenizer
+
+
+def sampler_of(run):
+  """(Sampler, tokenizer) of a loaded language model's run; UserError otherwise."""
+  workdir = run.workdir
   if not isinstance(run.task, language_model.LanguageModel):
     raise UserError(f'{workdir} holds a {run.config.task.name!r} run; `jaxlab sample` needs a '
                     'language model (task language_model, e.g. experiments/python_docs_lm.py). '
@@ -27,7 +34,7 @@ def load(workdir, checkpoint='best'):
   if not isinstance(model, transformer.TransformerLM):
     raise UserError(f'`jaxlab sample` supports the transformer_lm model; {workdir} holds a '
                     f'{type(model).__name__}.')
-  return run, sampling.Sampler(run.programs.model, model.max_len), text_inputs.tokenizer(run.task)
+  return sampling.Sampler(run.programs.model, model.max_len), text_inputs.tokenizer(run.task)
 
 
 def main(workdir, prompt, *, checkpoint='best', max_tokens=200, temperature=0.8, top_k=0,

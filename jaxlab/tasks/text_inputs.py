@@ -27,7 +27,13 @@ def _read(paths):
 def language_model_inputs(task, paths):
   """Each file's last seq_len tokens as one row (one document: segment 1)."""
   texts, readable, errors = _read(paths)
-  encode = tokenizer(task).encode
+  return language_model_batch(task, texts), readable, errors
+
+
+def language_model_batch(task, texts, encode=None):
+  """Each text's last seq_len tokens as one row (one document: segment 1); `encode`:
+  the run's tokenizer's (loaded when not given)."""
+  encode = encode or tokenizer(task).encode
   rows = [np.asarray(encode(text), np.int32)[-task.seq_len:] for text in texts]
   batch = {name: np.zeros((len(rows), task.seq_len), np.int32)
            for name in ('tokens', 'segment_ids', 'positions')}
@@ -35,16 +41,21 @@ def language_model_inputs(task, paths):
     batch['tokens'][index, :len(row)] = row
     batch['segment_ids'][index, :len(row)] = 1
     batch['positions'][index, :len(row)] = np.arange(len(row))
-  return batch, readable, errors
+  return batch
 
 
 def classification_inputs(task, paths):
   """Each file's first seq_len tokens (zero-padded) as the 'tokens' input."""
   texts, readable, errors = _read(paths)
+  return classification_batch(task, texts), readable, errors
+
+
+def classification_batch(task, texts, encode=None):
+  """Each text's first seq_len tokens (zero-padded) as the task's input."""
   (seq_len,), _ = task.info.spec()[task.input]
-  encode = tokenizer(task).encode
+  encode = encode or tokenizer(task).encode
   tokens = np.zeros((len(texts), seq_len), np.int32)
   for index, text in enumerate(texts):
     row = np.asarray(encode(text), np.int32)[:seq_len]
     tokens[index, :len(row)] = row
-  return {task.input: tokens}, readable, errors
+  return {task.input: tokens}
