@@ -7,11 +7,17 @@ Usage:
   jaxlab predict --workdir=DIR [--top_k=3] [--json] IMAGE [IMAGE ...]
   jaxlab sample  --workdir=DIR --prompt=TEXT [--max_tokens=200] [--temperature=0.8] [--top_k=40] [--top_p=0.9] [--seed=0]
   jaxlab bench   [--only=NAME] [--out=FILE.json]
+  jaxlab quantize --workdir=DIR [--checkpoint=best] [--mode=w8|w8a8] [--calibration_batches=N]
+  jaxlab explain --workdir=DIR [--method=saliency|integrated_gradients|gradcam]
+                 [--target=predicted|CLASS] [--out=DIR] IMAGE [IMAGE ...]
 
 `sample` continues a prompt with a trained language model, printing as it goes
 (--temperature=0 is greedy; --top_k and --top_p default to keeping every token).
 The same as `python -m jaxlab.main ...`; without a command, `train` is meant.
 Rerunning the same train command on the same workdir resumes it.
+`quantize` writes an int8 copy of a trained model to DIR/quantized_<mode>, itself a
+workdir for eval and predict, and compares it with the float model. `explain` writes
+attribution overlays and a summary to DIR/explanations.
 """
 
 import os
@@ -22,7 +28,7 @@ from ml_collections import config_flags
 
 from jaxlab.errors import UserError
 
-COMMANDS = ('train', 'eval', 'predict', 'sample', 'bench')
+COMMANDS = ('train', 'eval', 'predict', 'sample', 'bench', 'quantize', 'explain')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/digits_cnn.py[:smoke].',
@@ -42,6 +48,19 @@ flags.DEFINE_float('top_p', 1.0, 'sample: draw from the smallest set of likelies
                    'probability reaches P (nucleus sampling); 1 keeps all.')
 flags.DEFINE_integer('seed', 0, 'sample: random seed; the same seed gives the same text.')
 flags.DEFINE_bool('json', False, 'predict: print one JSON object per image.')
+flags.DEFINE_string('mode', 'w8', 'quantize: w8 (int8 weights) or w8a8 (int8 weights and '
+                    'activations, with scales calibrated on training batches).')
+flags.DEFINE_integer('calibration_batches', None, 'quantize --mode=w8a8: how many training '
+                     'batches set the activation scales (default 10).')
+flags.DEFINE_string('method', 'saliency', 'explain: saliency, integrated_gradients or gradcam.')
+flags.DEFINE_string('target', 'predicted', 'explain: the class to explain: predicted, or a '
+                    'class index or name.')
+flags.DEFINE_string('out', None, 'explain: where overlays and the summary go (default '
+                    'WORKDIR/explanations).')
+flags.DEFINE_integer('steps', 64, 'explain --method=integrated_gradients: integration '
+                     'intervals (more: closer completeness).')
+flags.DEFINE_bool('sanity_check', False, 'explain: also explain a randomly initialised model '
+                  'and report the rank correlation with the trained one (low is good).')
 flags.DEFINE_bool('jax_distributed', False, 'Call jax.distributed.initialize() first '
                   '(auto-detected on Cloud TPU and SLURM); also JAXLAB_DISTRIBUTED=1.')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host: HOST:PORT of process 0.')
@@ -244,6 +263,18 @@ def run_command(command, args):
                         as_json=FLAGS.json)
   if command == 'sample':
     return _sample(args)
+  if command == 'quantize':
+    if args:
+      raise UserError(f'quantize takes no positional arguments, got {args}.')
+    from jaxlab import quantize
+    quantize.check_mode(FLAGS.mode, FLAGS.calibration_batches)
+    quantize.main(_workdir(), FLAGS.checkpoint, FLAGS.mode, FLAGS.calibration_batches)
+    return 0
+  if command == 'explain':
+    from jaxlab import explain
+    return explain.main(_workdir(), args, FLAGS.checkpoint, method=FLAGS.method,
+                        target=FLAGS.target, out=FLAGS.out, steps=FLAGS.steps,
+                        sanity_check=FLAGS.sanity_check)
   from benchmarks import run as bench
   return bench.main(args)
 
