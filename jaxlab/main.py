@@ -7,7 +7,7 @@ Usage:
   jaxlab predict --workdir=DIR [--top_k=3] [--json] IMAGE [IMAGE ...]
   jaxlab sample  --workdir=DIR --prompt=TEXT [--max_tokens=200] [--temperature=0.8] [--top_k=40] [--top_p=0.9] [--seed=0]
   jaxlab bench   [--only=NAME] [--out=FILE.json]
-  jaxlab quantize --workdir=DIR [--checkpoint=best] [--mode=w8|w8a8] [--calibration_batches=N]
+  jaxlab quantize --workdir=DIR [--checkpoint=best] [--mode=w8|w8a8] [--calibration_batches=10]
   jaxlab explain --workdir=DIR [--method=saliency|integrated_gradients|gradcam]
                  [--target=predicted|CLASS] [--out=DIR] IMAGE [IMAGE ...]
 
@@ -57,8 +57,8 @@ flags.DEFINE_string('target', 'predicted', 'explain: the class to explain: predi
                     'class index or name.')
 flags.DEFINE_string('out', None, 'explain: where overlays and the summary go (default '
                     'WORKDIR/explanations).')
-flags.DEFINE_integer('steps', 64, 'explain --method=integrated_gradients: integration '
-                     'intervals (more: closer completeness).')
+flags.DEFINE_integer('steps', None, 'explain --method=integrated_gradients: integration '
+                     'intervals (default 128; more: closer completeness).')
 flags.DEFINE_bool('sanity_check', False, 'explain: also explain a randomly initialised model '
                   'and report the rank correlation with the trained one (low is good).')
 flags.DEFINE_bool('jax_distributed', False, 'Call jax.distributed.initialize() first '

@@ -39,6 +39,15 @@ DEFAULT_CALIBRATION_BATCHES = 10
 TIMING_REPEATS = 20
 
 
+def _qwix():
+  try:
+    import qwix  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise UserError('jaxlab quantize needs the qwix library: pip install "jaxlab[quantize]" '
+                    '(or pip install qwix).') from None
+  return qwix
+
+
 def output_workdir(workdir, mode):
   return workdir_files.path(workdir, f'quantized_{mode}')
 
@@ -46,7 +55,7 @@ def output_workdir(workdir, mode):
 def rules(mode):
   """qwix rules: convolutions quantize both sides (qwix's requirement); dense layers
   quantize activations only in w8a8."""
-  import qwix
+  qwix = _qwix()
   static = mode == 'w8a8'
   conv = qwix.QtRule(module_path='.*', op_names=('conv_general_dilated',),
                      weight_qtype=jnp.int8, act_qtype=jnp.int8, act_static_scale=static)
@@ -76,7 +85,7 @@ def _sample_inputs(task, batch_size=1):
 def quantized_model(model, task, mode, calibration=()):
   """The PTQ model of a float NNX model (eval mode); `calibration` holds the (args,
   kwargs) of the batches that set w8a8's activation scales."""
-  import qwix
+  qwix = _qwix()
   model = _with_plain_convolutions(model)
   args, kwargs = calibration[0] if calibration else _sample_inputs(task)
   if mode == 'w8a8' and calibration:
@@ -158,7 +167,7 @@ def write_quantized(run, variables, target, mode, calibration_batches):
   if storage.exists(tokenizer):
     storage.write_bytes(workdir_files.path(target, workdir_files.TOKENIZER),
                         epath.Path(tokenizer).read_bytes())
-  import qwix
+  qwix = _qwix()
   spec = dict(mode=mode, source_workdir=run.workdir, source_step=run.step,
               calibration_batches=calibration_batches if mode == 'w8a8' else 0,
               qwix_version=qwix.__version__)
