@@ -231,7 +231,7 @@ def compare(float_run, quantized_run, mode, test):
   sizes = {name: _weight_bytes(run.variables) for name, run in
            (('float', float_run), ('int8', quantized_run))}
   scalar = lambda m: {k: float(v) for k, v in m.items()
-                      if np.ndim(v) == 0 and k not in ('step', 'num_examples')}
+                      if np.ndim(v) == 0 and k != 'step' and not k.startswith('num_')}
   return dict(
       mode=mode, step=float_run.step, backend=jax.default_backend(),
       float_metrics=scalar(metrics['float']), int8_metrics=scalar(metrics['int8']),
