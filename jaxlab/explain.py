@@ -303,7 +303,7 @@ def explain(workdir, paths, which='best', method='saliency', target='predicted',
                                                                      random_maps[index])
     stem = os.path.splitext(os.path.basename(str(path)))[0]
     record['overlay'] = posixpath.join(out, f'{stem}_{method}.png')
-    title = (f'{method}: predicted {record["predicted"]} ({record["probability"]:.2f}), '
+    title = (f'{method}\npredicted {record["predicted"]} ({record["probability"]:.2f}), '
              f'target {record["target"]}')
     storage.write_bytes(record['overlay'], _overlay(
         np.asarray(batch['image'][index]) / run.info.pixel_max, maps[index], title,

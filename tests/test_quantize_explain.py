@@ -25,6 +25,12 @@ def quantized_digits(trained_digits):
 
 
 @pytest.fixture(scope='module')
+def digits_run(trained_digits):
+  from jaxlab import inference
+  return inference.load(str(trained_digits))
+
+
+@pytest.fixture(scope='module')
 def mlp_synthetic(tmp_path_factory):
   workdir = tmp_path_factory.mktemp('mlp_synthetic')
   run_cli('train', '--config=experiments/mnist_mlp.py:smoke', f'--workdir={workdir}',
@@ -56,10 +62,11 @@ def test_quantized_digits_keep_accuracy_shrink_weights_and_report(quantized_digi
 
 
 @pytest.mark.slow
-def test_eval_and_predict_of_the_quantized_workdir_use_int8_weights(quantized_digits):
+def test_eval_and_predict_of_the_quantized_workdir_use_int8_weights(quantized_digits,
+                                                                      digits_run):
   from jaxlab import evaluate, inference, predict
   workdir, quantized, _ = quantized_digits
-  float_run, int8_run = inference.load(str(workdir)), inference.load(str(quantized))
+  float_run, int8_run = digits_run, inference.load(str(quantized))
   kernels = [leaf for path, leaf in _leaves(int8_run.variables.params) if 'qvalue' in path]
   assert kernels and all(leaf.dtype == jnp.int8 for leaf in kernels)
   result = evaluate.main(str(quantized), 'best')  # what `jaxlab eval` runs
@@ -98,9 +105,9 @@ def test_quantize_rejects_bad_modes_before_loading_anything():
     quantize.check_mode('w8', 5)
 
 
-def test_integrated_gradients_are_complete_and_differ_for_a_randomized_model(trained_digits):
-  from jaxlab import explain, inference
-  run = inference.load(str(trained_digits))
+def test_integrated_gradients_are_complete_and_differ_for_a_randomized_model(digits_run):
+  from jaxlab import explain
+  run = digits_run
   x, _ = _digit_images(run, 4)
   targets = explain._logits(run.variables, x, model=run.programs.model).argmax(-1)
   maps, extra = explain.attributions(run, run.variables, x, np.asarray(targets),
@@ -152,6 +159,11 @@ def test_explain_on_the_synthetic_mlp_and_its_refusals(mlp_synthetic, tmp_path):
                                     out=str(tmp_path / 'out'))
   assert not errors and records[0]['completeness']['relative_error'] < 0.01
   assert pathlib.Path(records[0]['overlay']).is_file()
+  records, _ = explain.explain(str(mlp_synthetic), [str(image)], method='saliency', target='3',
+                               out=str(tmp_path / 'out'))
+  assert records[0]['target'] == '3'
+  with pytest.raises(UserError, match='--target=cat'):
+    explain.explain(str(mlp_synthetic), [str(image)], target='cat')
   with pytest.raises(UserError, match='needs a convolutional layer'):
     explain.explain(str(mlp_synthetic), [str(image)], method='gradcam')
   with pytest.raises(UserError, match='not an explanation method'):
