@@ -8,8 +8,7 @@ Usage:
   jaxlab sample  --workdir=DIR --prompt=TEXT [--max_tokens=200] [--temperature=0.8] [--top_k=40] [--top_p=0.9] [--seed=0]
   jaxlab bench   [--only=NAME] [--out=FILE.json]
   jaxlab quantize --workdir=DIR [--checkpoint=best] [--mode=w8|w8a8] [--calibration_batches=10]
-  jaxlab explain --workdir=DIR [--method=saliency|integrated_gradients|gradcam]
-                 [--target=predicted|CLASS] [--out=DIR] IMAGE [IMAGE ...]
+  jaxlab explain --workdir=DIR [--method=saliency|integrated_gradients|gradcam] [--target=predicted] IMAGE [IMAGE ...]
 
 `sample` continues a prompt with a trained language model, printing as it goes
 (--temperature=0 is greedy; --top_k and --top_p default to keeping every token).
@@ -17,7 +16,8 @@ The same as `python -m jaxlab.main ...`; without a command, `train` is meant.
 Rerunning the same train command on the same workdir resumes it.
 `quantize` writes an int8 copy of a trained model to DIR/quantized_<mode>, itself a
 workdir for eval and predict, and compares it with the float model. `explain` writes
-attribution overlays and a summary to DIR/explanations.
+attribution overlays and a summary to DIR/explanations (or --out); --target is the
+predicted class by default, or a class index or name.
 """
 
 import os
