@@ -267,7 +267,6 @@ def run_command(command, args):
     if args:
       raise UserError(f'quantize takes no positional arguments, got {args}.')
     from jaxlab import quantize
-    quantize.check_mode(FLAGS.mode, FLAGS.calibration_batches)
     quantize.main(_workdir(), FLAGS.checkpoint, FLAGS.mode, FLAGS.calibration_batches)
     return 0
   if command == 'explain':
