@@ -3,6 +3,7 @@ parameters and model state of one checkpoint (never the optimizer state). Import
 nothing from training."""
 
 import dataclasses
+import json
 from typing import Any
 
 import ml_collections
@@ -10,7 +11,7 @@ import ml_collections
 from jaxlab import checkpoint as checkpoint_lib
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
-from jaxlab import modeling, programs as programs_lib, storage, tasks
+from jaxlab import modeling, programs as programs_lib, storage, tasks, workdir_files
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 
@@ -24,6 +25,7 @@ class TrainedRun:
   variables: Any  # modeling.Variables
   step: int
   workdir: str
+  quantization: Any = None  # quantization.json of an int8 model, None for float
 
 
 def resolve_step(checkpointer, which, workdir):
@@ -42,14 +44,20 @@ def resolve_step(checkpointer, which, workdir):
 
 
 def load(workdir, which='best'):
-  """The model of `which` checkpoint, on a data-parallel mesh of this machine."""
+  """The model of `which` checkpoint, on a data-parallel mesh of this machine (an int8
+  model where the workdir is one that `jaxlab quantize` wrote)."""
   workdir = storage.absolute(workdir)
   config = config_lib.load_from_workdir(workdir)
   info = data_lib.load_info(workdir)
   task = tasks.create(config, info, compute_dtype=modeling.compute_dtype(config), workdir=workdir)
   # A checkpoint from any mesh restores onto this machine's devices, data-parallel.
   mesh = mesh_lib.create(ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1)))
-  model, layout = modeling.variables_layout(config, task, mesh)
+  quantization = _quantization(workdir)
+  if quantization:
+    from jaxlab import quantize  # pylint: disable=g-import-not-at-top
+    model, layout = quantize.variables_layout(config, task, mesh, quantization['mode'])
+  else:
+    model, layout = modeling.variables_layout(config, task, mesh)
   programs = programs_lib.Programs(task, model, mesh, layout)
   checkpointer = checkpoint_lib.Checkpointer(
       workdir, best_metric=config.checkpoint.best_metric, best_mode=config.checkpoint.best_mode,
@@ -66,7 +74,13 @@ def load(workdir, which='best'):
                     'sets damaged steps aside and resumes from the newest intact one).') from None
   finally:
     checkpointer.close()
-  return TrainedRun(config, info, task, programs, variables, step, workdir)
+  return TrainedRun(config, info, task, programs, variables, step, workdir, quantization)
+
+
+def _quantization(workdir):
+  """The quantization.json of a workdir that `jaxlab quantize` wrote, else None."""
+  path = workdir_files.path(workdir, workdir_files.QUANTIZATION)
+  return json.loads(storage.read_text(path)) if storage.exists(path) else None
 
 
 def _intact_steps(checkpointer, steps, layout):

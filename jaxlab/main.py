@@ -10,6 +10,8 @@ Usage:
   jaxlab serve   --workdir=DIR | --export=DIR [--host=127.0.0.1] [--port=8000] [--max_batch=32] [--max_wait_ms=5]
   jaxlab bench   [--only=NAME] [--out=FILE.json]
   jaxlab sweep   --config=experiments/X.py --sweep=experiments/sweeps/Y.py --trials=N [--workers=K] [--workdir=DIR] [--storage=URL]
+  jaxlab quantize --workdir=DIR [--checkpoint=best] [--mode=w8|w8a8] [--calibration_batches=10]
+  jaxlab explain --workdir=DIR [--method=saliency|integrated_gradients|gradcam] [--target=predicted] IMAGE [IMAGE ...]
 
 `sample` continues a prompt with a trained language model, printing as it goes
 (--temperature=0 is greedy; --top_k and --top_p default to keeping every token).
@@ -19,6 +21,10 @@ training run under DIR/trials/; rerunning it continues the same study.
 batching requests that arrive within --max_wait_ms (needs `pip install 'jaxlab[serve]'`).
 The same as `python -m jaxlab.main ...`; without a command, `train` is meant.
 Rerunning the same train command on the same workdir resumes it.
+`quantize` writes an int8 copy of a trained model to DIR/quantized_<mode>, itself a
+workdir for eval and predict, and compares it with the float model. `explain` writes
+attribution overlays and a summary to DIR/explanations (or --out); --target is the
+predicted class by default, or a class index or name.
 """
 
 import os
@@ -29,7 +35,8 @@ from ml_collections import config_flags
 
 from jaxlab.errors import UserError
 
-COMMANDS = ('train', 'eval', 'predict', 'sample', 'export', 'serve', 'sweep', 'bench')
+COMMANDS = ('train', 'eval', 'predict', 'sample', 'export', 'serve', 'quantize', 'explain',
+            'sweep', 'bench')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/digits_cnn.py[:smoke].',
@@ -55,7 +62,8 @@ flags.DEFINE_integer('workers', 1, 'sweep: trials run at once, each in its own p
 flags.DEFINE_string('storage', None, 'sweep: SQLAlchemy URL of the Optuna study (default: '
                     'SQLite in the workdir); one URL lets machines share a study.')
 flags.DEFINE_bool('json', False, 'predict: print one JSON object per image.')
-flags.DEFINE_string('out', None, 'export: the new (or empty) folder to write the model to.')
+flags.DEFINE_string('out', None, 'export: the new (or empty) folder to write the model to. '
+                    'explain: where overlays and the summary go (default WORKDIR/explanations).')
 flags.DEFINE_string('format', 'stablehlo', 'export: stablehlo (jax.export, runs with jax alone) '
                     'or savedmodel (TensorFlow SavedModel for TF Serving / Vertex AI).')
 flags.DEFINE_string('platforms', None, 'export: comma-separated platforms to compile for, of '
@@ -70,6 +78,17 @@ flags.DEFINE_integer('max_batch', 32, 'serve: the most examples run in one batch
                      'each compiled at start-up.')
 flags.DEFINE_float('max_wait_ms', 5.0, 'serve: how long the first request of a batch waits '
                    'for others to join it.')
+flags.DEFINE_string('mode', 'w8', 'quantize: w8 (int8 weights) or w8a8 (int8 weights and '
+                    'activations, with scales calibrated on training batches).')
+flags.DEFINE_integer('calibration_batches', None, 'quantize --mode=w8a8: how many training '
+                     'batches set the activation scales (default 10).')
+flags.DEFINE_string('method', 'saliency', 'explain: saliency, integrated_gradients or gradcam.')
+flags.DEFINE_string('target', 'predicted', 'explain: the class to explain: predicted, or a '
+                    'class index or name.')
+flags.DEFINE_integer('steps', None, 'explain --method=integrated_gradients: integration '
+                     'intervals (default 128; more: closer completeness).')
+flags.DEFINE_bool('sanity_check', False, 'explain: also explain a randomly initialised model '
+                  'and report the rank correlation with the trained one (low is good).')
 flags.DEFINE_bool('jax_distributed', False, 'Call jax.distributed.initialize() first '
                   '(auto-detected on Cloud TPU and SLURM); also JAXLAB_DISTRIBUTED=1.')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host: HOST:PORT of process 0.')
@@ -286,6 +305,17 @@ def run_command(command, args):
     return 0
   if command == 'serve':
     return _serve(args)
+  if command == 'quantize':
+    if args:
+      raise UserError(f'quantize takes no positional arguments, got {args}.')
+    from jaxlab import quantize
+    quantize.main(_workdir(), FLAGS.checkpoint, FLAGS.mode, FLAGS.calibration_batches)
+    return 0
+  if command == 'explain':
+    from jaxlab import explain
+    return explain.main(_workdir(), args, FLAGS.checkpoint, method=FLAGS.method,
+                        target=FLAGS.target, out=FLAGS.out, steps=FLAGS.steps,
+                        sanity_check=FLAGS.sanity_check)
   from benchmarks import run as bench
   return bench.main(args)
 

@@ -8,6 +8,10 @@
   checkpoints/<step>/     Orbax checkpoints (jaxlab.checkpoint)
   checkpoints_damaged/    damaged steps set aside, never deleted
   eval_<step>.json        what `jaxlab eval` measured
+  quantized_<mode>/       an int8 copy of the model, itself a workdir (jaxlab.quantize)
+  quantization.json       in a quantized workdir: how it was quantized
+  quantize_<mode>.json    float vs int8: metrics, bytes of weights, inference time
+  explanations/           `jaxlab explain`'s overlays and summary (jaxlab.explain)
   training_curves.png, confusion_matrix.png
   jaxlab.lock             held by the run training in it (jaxlab.workdir_lock)
 """
@@ -24,10 +28,16 @@ CHECKPOINTS_DAMAGED = 'checkpoints_damaged'
 TRAINING_CURVES = 'training_curves.png'
 CONFUSION_MATRIX = 'confusion_matrix.png'
 LOCK = 'jaxlab.lock'
+QUANTIZATION = 'quantization.json'
+EXPLANATIONS = 'explanations'
 
 
 def eval_result(step):
   return f'eval_{step}.json'
+
+
+def quantize_report(mode):
+  return f'quantize_{mode}.json'
 
 
 def path(workdir, name):
