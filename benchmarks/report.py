@@ -17,6 +17,8 @@ LARGE_SPEEDUP_TARGET = 1.25
 JAXLAB_BASES = ('jaxlab', 'jaxlab_cli', 'jaxlab_cli_warm_cache')
 PEER_NAMES = ('flax_loop', 'torch', 'keras')
 SERVE_JSON = 'results_serve_cpu.json'  # benchmarks.serve_load's, read from beside the JSON
+# benchmarks.checkpoint_storage's, read from beside the JSON.
+CHECKPOINT_STORAGE_JSON = 'checkpoint_storage_cpu.json'
 
 
 def _fmt(value, spec):
@@ -507,6 +509,10 @@ jaxlab's own rows before this change ({before_source}) and now:
 
 {serving}
 
+## Checkpoint storage
+
+{checkpoint_storage}
+
 ## Targets on this basis
 
 {targets}
@@ -572,7 +578,29 @@ def serving_section(serve):
   return '\n'.join(lines)
 
 
-def page(results, source, before=None, before_source=None, serve=None):
+def checkpoint_storage_section(measured):
+  """The "Checkpoint storage" section from `benchmarks.checkpoint_storage`'s JSON."""
+  if not measured:
+    return ('Not measured: `python -m benchmarks.checkpoint_storage` writes '
+            f'{CHECKPOINT_STORAGE_JSON}, which this page then includes.')
+  lines = [f'`checkpoint_seconds` (the time training waited on its saves, the last one\'s '
+           'completion and, for s3:// and az://, its upload included) of one digits_cnn run '
+           f'with dense layers {tuple(measured["dense_features"])}, {measured["num_steps"]} '
+           f'steps, a save every {measured["save_every"]} (`python -m '
+           f'benchmarks.checkpoint_storage`, {measured["date"]}, load average '
+           f'{measured["load_average_1min"]:.1f} when it finished). The buckets are the test '
+           'emulators on 127.0.0.1 sharing the same cores, so a figure is the client\'s cost, '
+           'not a real network\'s. Median of the repeats.', '',
+           '| storage | checkpoint MB | saves | checkpoint s | vs local disk | repeats s |',
+           '| --- | ---: | ---: | ---: | ---: | --- |']
+  for r in measured['rows']:
+    lines.append(f'| {r["storage"]} | {r["checkpoint_mb"]:.1f} | {r["saves"]} | '
+                 f'{r["checkpoint_seconds"]:.2f} | {r["vs_local"]:.1f}x | '
+                 f'{", ".join(f"{x:.2f}" for x in r["repeats"])} |')
+  return '\n'.join(lines)
+
+
+def page(results, source, before=None, before_source=None, serve=None, checkpoint_storage=None):
   peaks = ', '.join(f'{dtype} {value:.1f} GFLOP/s'
                     for dtype, value in results['gemm_peaks_gflops'].items())
   short_note = ('\n\n**Short mode** (`--short`): tiny sizes that check that everything '
@@ -591,7 +619,8 @@ def page(results, source, before=None, before_source=None, serve=None):
       host_pipeline=host_pipeline_table(results) or 'Not measured in this run.',
       tfds_start=tfds_start_table(results) or 'Not measured in this run.',
       before_after=before_after_table(results, before) or 'No earlier run given.',
-      before_source=before_source or '-', serving=serving_section(serve))
+      before_source=before_source or '-', serving=serving_section(serve),
+      checkpoint_storage=checkpoint_storage_section(checkpoint_storage))
 
 
 def main(argv=None):
@@ -629,10 +658,15 @@ def main(argv=None):
   if os.path.exists(serve_path):
     with open(serve_path) as f:
       serve = json.load(f)
+  storage_path = os.path.join(os.path.dirname(args.json), CHECKPOINT_STORAGE_JSON)
+  checkpoint_storage = None
+  if os.path.exists(storage_path):
+    with open(storage_path) as f:
+      checkpoint_storage = json.load(f)
   source = ' '.join([args.json, *(f'--add={path}' for path in args.add),
                      *([f'--before={args.before}'] if args.before else []),
                      *([f'--serve={args.serve}'] if args.serve else [])])
-  sys.stdout.write(page(results, source, before, args.before or None, serve))
+  sys.stdout.write(page(results, source, before, args.before or None, serve, checkpoint_storage))
   return 0
 
 
