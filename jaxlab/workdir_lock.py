@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 
-from jaxlab import storage, workdir_files
+from jaxlab import processes, storage, workdir_files
 from jaxlab.errors import UserError
 from jaxlab.parallel import multihost
 
@@ -50,16 +50,6 @@ def _busy_error(workdir, holder, extra=''):
       'Two runs on one workdir would overwrite each other\'s checkpoints and metrics. Wait for '
       f'it to finish or stop it (`kill {holder.get("pid") if holder else "PID"}` on that host: it '
       'saves a checkpoint and exits), or pass another --workdir.')
-
-
-def _pid_alive(pid):
-  try:
-    os.kill(int(pid), 0)
-  except ProcessLookupError:
-    return False
-  except (PermissionError, ValueError, TypeError):
-    return True  # exists but is not ours, or unknown: assume alive
-  return True
 
 
 class _LocalLock:
@@ -148,7 +138,7 @@ class _BucketLock:
   def _stale_reason(holder):
     if not holder:
       return 'its lock object was unreadable'
-    if holder.get('host') == socket.gethostname() and not _pid_alive(holder.get('pid')):
+    if holder.get('host') == socket.gethostname() and not processes.alive(holder.get('pid')):
       return 'that process no longer runs'
     age = time.time() - float(holder.get('heartbeat', 0))
     if age > STALE_AFTER_S:

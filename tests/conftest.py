@@ -9,12 +9,15 @@ import sys
 
 import pytest
 
-from jaxlab import storage, xla_options
+from jaxlab import runtime, storage, xla_options
 from tests.storage_fixtures import gcs_emulator, gcs_workdir  # noqa: F401  pylint: disable=unused-import
 
 # Same process set-up as the CLI's start-up: XLA options, so in-process and subprocess runs
-# compile the same programs, and the gs:// backend that the emulator tests need.
+# compile the same programs; the persistent compilation cache, so a program that many tests
+# build (the smoke runs' steps) compiles once for the whole suite; and the gs:// backend
+# that the emulator tests need.
 xla_options.apply_cpu_defaults()
+runtime.enable_compilation_cache()
 storage.configure()
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,34 +52,44 @@ def _cli(workdir, port, process_id, *extra):
           '--num_processes=2', f'--process_id={process_id}', *extra]
 
 
-def test_two_processes_train_together_like_one(tmp_path):
-  outputs = _workers(tmp_path / 'multi', tmp_path, SMOKE)
+@pytest.fixture(scope='module')
+def together(tmp_path_factory):
+  """The smoke run trained by two processes of one device each ('multi', with their
+  outputs), and by one process of two devices ('single_0.npz'): shared by the tests that
+  compare with it or resume it."""
+  folder = tmp_path_factory.mktemp('together')
+  outputs = _workers(folder / 'multi', folder, SMOKE)
+  _workers(folder / 'single', folder, SMOKE, count=1, devices=2, tag='single')
+  return folder, outputs
+
+
+def test_two_processes_train_together_like_one(together):
+  folder, outputs = together
   assert 'process 0 of 2 on 2 devices: step 88' in outputs[0]
   assert 'process 1 of 2 on 2 devices: step 88' in outputs[1]
   # Each process read only its own half of the 1437 training digits.
   assert 'process 0: training rows 0 to 719 of 1437' in outputs[0]
   assert 'process 1: training rows 719 to 1437 of 1437' in outputs[1]
-  first, second = (np.load(tmp_path / f'run_{i}.npz') for i in range(2))
+  first, second = (np.load(folder / f'run_{i}.npz') for i in range(2))
   for name in first.files:
     np.testing.assert_array_equal(first[name], second[name])  # identical on both processes
   # One process with two devices: the same global batch, split the same way.
-  _workers(tmp_path / 'single', tmp_path, SMOKE, count=1, devices=2, tag='single')
-  single = np.load(tmp_path / 'single_0.npz')
+  single = np.load(folder / 'single_0.npz')
   for name in first.files:
     np.testing.assert_allclose(first[name], single[name], rtol=1e-5, atol=1e-6)
   # Only process 0 wrote the logs; both took part in the checkpoint.
-  records = read_metrics(tmp_path / 'multi')
+  records = read_metrics(folder / 'multi')
   assert [r['step'] for r in records if 'train/loss' in r] == list(range(11, 89, 11))
-  assert sorted(p.name for p in (tmp_path / 'multi' / 'checkpoints').iterdir()) == ['44', '88']
+  assert sorted(p.name for p in (folder / 'multi' / 'checkpoints').iterdir()) == ['44', '88']
   # The two-process checkpoint restores in one process (eval), with the same results.
   from tests.conftest import run_cli
-  result = run_cli('eval', f'--workdir={tmp_path / "multi"}', '--checkpoint=latest', check=True)
-  saved = json.loads((tmp_path / 'multi' / 'eval_88.json').read_text())
+  result = run_cli('eval', f'--workdir={folder / "multi"}', '--checkpoint=latest', check=True)
+  saved = json.loads((folder / 'multi' / 'eval_88.json').read_text())
   logged = [r for r in records if 'eval/accuracy' in r][-1]
   assert saved['accuracy'] == logged['eval/accuracy'] and 'accuracy' in result.stdout
 
 
-def test_two_processes_stream_disjoint_rows_and_train_like_one(tmp_path):
+def test_two_processes_stream_disjoint_rows_and_train_like_one(tmp_path, together):
   stream = [*SMOKE, "data__placement='stream'"]
   outputs = _workers(tmp_path / 'multi', tmp_path, stream)
   assert 'process 0 of 2 on 2 devices: step 88' in outputs[0]
@@ -89,16 +100,16 @@ def test_two_processes_stream_disjoint_rows_and_train_like_one(tmp_path):
   for name in first.files:
     np.testing.assert_array_equal(first[name], second[name])
   _workers(tmp_path / 'single', tmp_path, stream, count=1, devices=2, tag='single')
-  _workers(tmp_path / 'device', tmp_path, SMOKE, count=1, devices=2, tag='device')
-  single, device = np.load(tmp_path / 'single_0.npz'), np.load(tmp_path / 'device_0.npz')
+  # The same run with the data on the devices, not streamed.
+  single, device = np.load(tmp_path / 'single_0.npz'), np.load(together[0] / 'single_0.npz')
   for name in first.files:
     np.testing.assert_allclose(first[name], single[name], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(single[name], device[name], rtol=1e-5, atol=1e-6)
 
 
-def test_two_processes_resume_from_their_checkpoint(tmp_path):
+def test_two_processes_resume_from_their_checkpoint(tmp_path, together):
   workdir = tmp_path / 'w'
-  _workers(workdir, tmp_path, SMOKE)
+  shutil.copytree(together[0] / 'multi', workdir)  # the two processes' run, ended at step 88
   port = portpicker.pick_unused_port()
   outputs = _finish([_start(_cli(workdir, port, i, '--config.num_epochs=3'), _env())
                      for i in range(2)])

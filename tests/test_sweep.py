@@ -26,18 +26,24 @@ SHORT = ('--config.num_steps=22', '--config.steps_per_loop=11', '--config.eval_e
          '--config.plots=False')
 
 
+def _storage(workdir):
+  """The study's --storage URL: a database outside the sweep's workdir, as one that
+  workers on several machines share would be."""
+  return f'sqlite:///{workdir.parent}/{workdir.name}_shared_study.db'
+
+
 def _sweep_args(workdir):
   return ('sweep', '--config=experiments/digits_cnn.py:smoke',
           '--sweep=experiments/sweeps/digits_cnn.py:smoke', '--trials=2', '--workers=2',
-          f'--workdir={workdir}', '--config.cost.price_per_device_hour=2.0', *SHORT)
+          f'--workdir={workdir}', f'--storage={_storage(workdir)}',
+          '--config.cost.price_per_device_hour=2.0', *SHORT)
 
 
 def _study(workdir):
   runner.quiet()
-  summaries = optuna.get_all_study_summaries(f'sqlite:///{workdir}/study.db')
+  summaries = optuna.get_all_study_summaries(_storage(workdir))
   assert len(summaries) == 1  # the rerun continued the study, not a second one
-  return optuna.load_study(study_name=summaries[0].study_name,
-                           storage=f'sqlite:///{workdir}/study.db')
+  return optuna.load_study(study_name=summaries[0].study_name, storage=_storage(workdir))
 
 
 @pytest.fixture(scope='module')
@@ -61,6 +67,7 @@ def killed_then_rerun(tmp_path_factory):
 def test_rerun_after_a_kill_retries_the_killed_trials_and_finishes_the_study(killed_then_rerun):
   workdir, output = killed_then_rerun
   study = _study(workdir)
+  assert not (workdir / 'study.db').exists()  # the study went to --storage
   finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
   killed = [t for t in study.trials if t.state == TrialState.FAIL]
   assert len(finished) == 2 and killed and 'Queued again' in output

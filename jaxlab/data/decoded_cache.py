@@ -28,6 +28,7 @@ import uuid
 from absl import logging
 import numpy as np
 
+from jaxlab import processes
 from jaxlab.data import sources
 
 DEFAULT_CACHE_DIR = '~/.cache/jaxlab/datasets'
@@ -238,15 +239,5 @@ def _remove_abandoned(folder):
     if not name.startswith(prefix):
       continue
     owner_host, _, rest = name[len(prefix):].rpartition('-')[0].rpartition('-')
-    if owner_host == host and rest.isdigit() and not _alive(int(rest)):
+    if owner_host == host and rest.isdigit() and not processes.alive(int(rest)):
       shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def _alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True

@@ -26,6 +26,7 @@ import socket
 import sys
 import time
 
+from jaxlab import processes
 from jaxlab.errors import UserError
 
 HEARTBEAT_S = 30
@@ -110,30 +111,12 @@ def recover(study):
   recovered = []
   for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
     host, pid = trial.user_attrs.get('host'), trial.user_attrs.get('pid')
-    if host == socket.gethostname() and pid and not _alive(pid):
+    if host == socket.gethostname() and pid and not processes.alive(pid):
       study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # pylint: disable=protected-access
       retry(study, study._storage.get_trial(trial._trial_id))  # pylint: disable=protected-access
       recovered.append(trial.number)
   optuna.storages.fail_stale_trials(study)
   return recovered
-
-
-def _alive(pid):
-  """Whether process `pid` of this host runs (a zombie, killed but not yet reaped, does
-  not)."""
-  try:
-    with open(f'/proc/{pid}/stat') as f:
-      return f.read().rsplit(')', 1)[1].split()[0] not in ('Z', 'X')
-  except FileNotFoundError:
-    return False
-  except OSError:  # no /proc (macOS): ask the kernel
-    try:
-      os.kill(pid, 0)
-    except ProcessLookupError:
-      return False
-    except PermissionError:
-      return True
-    return True
 
 
 def shares(remaining, workers):
