@@ -10,7 +10,6 @@ import dataclasses
 import importlib.util
 import os
 import socket
-import threading
 import urllib.parse
 from typing import Callable
 
@@ -34,27 +33,6 @@ def _require(workdir, module, extra, what):
     raise StorageError(
         f'--workdir={workdir} needs the {module} package to reach {what}. Install it with '
         f"`pip install 'jaxlab[{extra}]'` and rerun.")
-
-
-def _within(timeout_s, function):
-  """function()'s result, or TimeoutError if it takes longer than `timeout_s` (a
-  credential lookup may wait on an instance metadata endpoint)."""
-  outcome = {}
-
-  def attempt():
-    try:
-      outcome['value'] = function()
-    except BaseException as error:  # pylint: disable=broad-except
-      outcome['error'] = error
-
-  thread = threading.Thread(target=attempt, daemon=True, name='jaxlab-credentials')
-  thread.start()
-  thread.join(timeout_s)
-  if thread.is_alive():
-    raise TimeoutError(f'no answer within {timeout_s:.0f} s')
-  if 'error' in outcome:
-    raise outcome['error']
-  return outcome.get('value')
 
 
 def _text(error):
@@ -81,7 +59,7 @@ def _s3_client(workdir, timeout_s):
   _require(workdir, 's3fs', 's3', 'Amazon S3')
   import botocore.session  # pylint: disable=g-import-not-at-top  (s3fs depends on it)
   try:
-    credentials = _within(timeout_s, lambda: botocore.session.get_session().get_credentials())
+    credentials = storage.within(timeout_s, lambda: botocore.session.get_session().get_credentials())
   except Exception as error:  # pylint: disable=broad-except
     credentials, reason = None, f' ({_text(error)})'
   else:
@@ -158,7 +136,7 @@ def _azure_credentials(workdir, timeout_s):
   _require(workdir, 'azure.identity', 'azure', 'Azure Blob Storage with an Entra ID login')
   from azure import identity  # pylint: disable=g-import-not-at-top
   try:
-    _within(timeout_s, lambda: identity.DefaultAzureCredential().get_token(
+    storage.within(timeout_s, lambda: identity.DefaultAzureCredential().get_token(
         'https://storage.azure.com/.default'))
   except Exception as error:  # pylint: disable=broad-except
     reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__

@@ -313,26 +313,42 @@ def _probe_write(workdir, timeout_s, explain, unreachable_hint):
   us; `explain(workdir, bucket, error)` turns a failure into a StorageError."""
   kind, bucket = scheme(normalize(workdir)), bucket_path(workdir).partition('/')[0]
   probe = _path(workdir) / f'.jaxlab-probe-{os.getpid()}-{time.time_ns()}'
+
+  def write_and_delete():
+    probe.write_text('jaxlab write probe\n')
+    probe.unlink()
+
+  try:
+    within(timeout_s, write_and_delete)
+  except TimeoutError:
+    raise StorageError(
+        f'--workdir={workdir}: could not write to {kind}://{bucket} within {timeout_s:.0f} s; '
+        f'the storage endpoint is unreachable or too slow. Check the network (and '
+        f'{unreachable_hint}) and rerun.') from None
+  except Exception as error:  # pylint: disable=broad-except
+    raise explain(workdir, bucket, error) from None
+
+
+def within(timeout_s, function):
+  """function()'s result, or TimeoutError if it takes longer than `timeout_s`: run in a
+  daemon thread, so that a dead endpoint (or a credential lookup waiting on an instance
+  metadata server) cannot hang the caller."""
   outcome = {}
 
   def attempt():
     try:
-      probe.write_text('jaxlab write probe\n')
-      probe.unlink()
+      outcome['value'] = function()
     except BaseException as error:  # pylint: disable=broad-except
       outcome['error'] = error
 
-  thread = threading.Thread(target=attempt, daemon=True, name='jaxlab-storage-probe')
+  thread = threading.Thread(target=attempt, daemon=True, name='jaxlab-storage-call')
   thread.start()
   thread.join(timeout_s)
   if thread.is_alive():
-    raise StorageError(
-        f'--workdir={workdir}: could not write to {kind}://{bucket} within {timeout_s:.0f} s; '
-        f'the storage endpoint is unreachable or too slow. Check the network (and '
-        f'{unreachable_hint}) and rerun.')
-  error = outcome.get('error')
-  if error is not None:
-    raise explain(workdir, bucket, error) from None
+    raise TimeoutError(f'no answer within {timeout_s:.0f} s')
+  if 'error' in outcome:
+    raise outcome['error']
+  return outcome.get('value')
 
 
 def _probe_error(workdir, bucket, error):
