@@ -1,12 +1,22 @@
 """Text files as token batches for `predict`, tokenized as the training text was."""
 
+import functools
+import json
+
 import numpy as np
 
 from jaxlab.data import tokenizers
 
 
 def tokenizer(task):
-  return tokenizers.from_spec(task.info.tokenizer, task.workdir)
+  """The task's tokenizer, read once per (spec, workdir): a served model asks for it on
+  every request, and a SentencePiece model is a file read."""
+  return _tokenizer(json.dumps(task.info.tokenizer, sort_keys=True), task.workdir)
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(spec_json, workdir):
+  return tokenizers.from_spec(json.loads(spec_json), workdir)
 
 
 def _read(paths):
