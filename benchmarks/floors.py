@@ -11,7 +11,8 @@
 The runner measures these, and the GEMM peaks (jaxlab.device_peaks), in a process of
 their own with jaxlab's XLA options, so that it never holds the device itself:
 
-    python -m benchmarks.floors      # prints {"gemm_peaks_gflops", "floors", "xla_flags"}
+    python -m benchmarks.floors [--kernels=resnet18_cifar,lm_small]
+    # prints {"gemm_peaks_gflops", "floors" (with "kernels": benchmarks.kernels), "xla_flags"}
 """
 
 import json
@@ -96,13 +97,21 @@ def measure(steps=1000):
   }
 
 
-def main():
+def main(argv):
+  """argv: [--kernels=W1,W2]: also the kernels of those workloads (benchmarks.kernels)."""
   import os
+  from benchmarks import kernels
   from jaxlab import runtime
   runtime.setup()
-  print(json.dumps(dict(gemm_peaks_gflops=gemm_peaks_gflops(), floors=measure(),
+  floors = measure()
+  chosen = [w for arg in argv if arg.startswith('--kernels=')
+            for w in arg.split('=', 1)[1].split(',') if w]
+  if chosen:
+    floors['kernels'] = kernels.measure(chosen)
+  print(json.dumps(dict(gemm_peaks_gflops=gemm_peaks_gflops(), floors=floors,
                         xla_flags=os.environ.get('XLA_FLAGS', '')), indent=2))
 
 
 if __name__ == '__main__':
-  main()
+  import sys
+  main(sys.argv[1:])

@@ -2,8 +2,8 @@
 weights as the peers, trained by `jaxlab.train.loop.run` from the shipped
 experiment config (mnist_mlp, mnist_cnn; cifar10_resnet18 and python_docs_lm for the
 larger workloads, set to the workload's recipe: no augmentation, a constant learning
-rate), in its own process. The LMs start from jaxlab's own initialisation (the peers draw
-theirs from the same distributions); every other workload from INIT.npz.
+rate), in its own process, from INIT.npz's weights (the ResNet's and the LMs' drawn as
+jaxlab draws them).
 
   python -m benchmarks.jaxlab_peer --workload=seed_mlp --data=DATA.npz --init=INIT.npz --out=R.json
 
@@ -179,8 +179,8 @@ def initial_outputs(session, workload):
   import numpy as np
   logits, batch = _outputs(session, 'train', workload.initial_examples)
   loss, _ = session.task.loss(logits, batch)
-  initial_logits = None  # the LMs' weights are drawn, not shared
-  if workload.shares_init:
+  initial_logits = None  # the LMs' are per position: their initial loss is compared
+  if workload.shares_init and workload.model != 'transformer_lm':
     initial_logits = np.asarray(logits[:common.INITIAL_LOGITS_EXAMPLES]).tolist()
   return dict(initial_loss=float(loss), initial_logits=initial_logits)
 

@@ -416,7 +416,36 @@ def _floors_notes(results):
         f'the whole step reaches {_fmt(large["steady_gflops"], ".1f")} GFLOP/s. The rest of '
         'the step (the weight-gradient matmul that reduces over the 4096-row batch, gathering '
         'and converting the batch, the element-wise work) takes the difference.')
+  notes += [_kernels_note(results, workload, measured)
+            for workload, measured in (floors.get('kernels') or {}).items()
+            if _row(results, workload, 'jaxlab') and _row(results, workload, 'torch')]
   return '\n'.join(notes)
+
+
+KERNELS_DONE_ALONE = {
+    'resnet18_cifar': 'Its 3x3 convolutions alone (one per stage, 32x32x64 to 4x4x512, batch '
+                      '128, forward and both gradients: PyTorch\'s `F.conv2d` on NCHW tensors '
+                      'as its peer runs it, XLA through jaxlab\'s convolution)',
+    'lm_small': 'Its matmuls alone (every weight matmul of a step at 16 x 256 tokens and '
+                'attention\'s two batched products, each with its two gradient products)',
+}
+
+
+def _kernels_note(results, workload, measured):
+  """Why a larger workload's speed target is (or is not) within reach of its kernels."""
+  jaxlab, torch_row = _row(results, workload, 'jaxlab'), _row(results, workload, 'torch')
+  xla, torch = measured['gflops']['xla'], measured['gflops']['torch']
+  needed = torch_row['steady_gflops'] and LARGE_SPEEDUP_TARGET * torch_row['steady_gflops']
+  reach = ('above' if needed > xla else 'within') if needed else '-'
+  return (f'- **`{workload}`.** {KERNELS_DONE_ALONE[workload]} run at {xla:.1f} GFLOP/s in XLA '
+          f'and {torch:.1f} GFLOP/s in PyTorch on this machine (`benchmarks/kernels.py`), so '
+          f'PyTorch\'s kernels are {torch / xla:.2f}x XLA\'s. The whole steps reach '
+          f'{_fmt(jaxlab["steady_gflops"], ".1f")} GFLOP/s (jaxlab, '
+          f'{_fmt(jaxlab["steady_gflops"] and 100 * jaxlab["steady_gflops"] / xla, ".0f")}% of its '
+          f'kernels\' rate alone) and {_fmt(torch_row["steady_gflops"], ".1f")} GFLOP/s (PyTorch, '
+          f'{_fmt(torch_row["steady_gflops"] and 100 * torch_row["steady_gflops"] / torch, ".0f")}%). '
+          f'{LARGE_SPEEDUP_TARGET}x PyTorch\'s step would be {_fmt(needed, ".1f")} GFLOP/s: '
+          f'{reach} what XLA\'s kernels reach with nothing else in the step.')
 
 
 PAGE = """# Benchmark results

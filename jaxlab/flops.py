@@ -24,6 +24,7 @@ import math
 import jax
 from jax.extend import core as jax_core
 
+from jaxlab.models import layers
 from jaxlab.models import transformer
 
 
@@ -85,6 +86,8 @@ def jaxpr_flops(jaxpr):
   total = 0
   for eqn in jaxpr.eqns:
     name = eqn.primitive.name
+    if layers.NOT_MODEL_FLOPS in str(eqn.source_info.name_stack):
+      continue
     if name == 'dot_general':
       total += _dot_flops(eqn)
     elif name == 'conv_general_dilated':

@@ -99,32 +99,50 @@ def test_torch_resnet_from_the_shared_init_computes_jaxlab_logits(jax_resnet):
   np.testing.assert_allclose(np.asarray(logits), expected, rtol=1e-3, atol=1e-4)
 
 
-def test_lm_peers_start_from_losses_within_one_percent():
-  """Different draws from the same distributions: the same initial loss to 1%."""
-  import jax
-  import jax.numpy as jnp
+def _jax_lm(params=None):
+  """jaxlab's transformer_lm at LM's sizes, holding `params` (INIT.npz names) if given."""
   from flax import nnx
+  from benchmarks import jaxlab_peer
   from jaxlab.models import transformer
   options = dict(LM.options)
-  tokens = np.random.default_rng(0).integers(0, options['vocab_size'], (16, options['seq_len']))
   sizes = {k: options[k] for k in ('num_layers', 'embed_dim', 'num_heads', 'mlp_dim')}
+  with nnx.use_eager_sharding(False):
+    model = transformer.create((options['seq_len'],), options['vocab_size'],
+                               rngs=nnx.Rngs(0), **sizes)
+  if params is not None:
+    state = nnx.state(model, nnx.Param)
+    nnx.replace_by_pure_dict(state, jaxlab_peer.jaxlab_params(params, 'transformer_lm'))
+    nnx.update(model, state)
+  return model
 
-  @jax.jit
-  def initial_logits(tokens_BxL):
-    with nnx.use_eager_sharding(False):
-      model = transformer.create((options['seq_len'],), options['vocab_size'],
-                                 rngs=nnx.Rngs(0), **sizes)
-    return model(tokens_BxL)
 
-  logits = initial_logits(jnp.asarray(tokens))
-  jax_loss = float(jnp.mean(
-      -jax.nn.log_softmax(logits[:, :-1])[np.arange(16)[:, None], np.arange(options['seq_len'] - 1), tokens[:, 1:]]))
-  torch.manual_seed(0)
-  data = {'tokens_train': tokens.astype(np.int32),
-          'segment_ids_train': np.ones_like(tokens, np.int32)}
-  inputs, targets = torch_peer.to_tensors(data, 'train', torch.device('cpu'))
-  torch_loss, _ = torch_peer.evaluate(torch_models.make(LM), inputs, targets)
-  assert torch_loss == pytest.approx(jax_loss, rel=0.01)
+def test_lm_shared_init_has_jaxlabs_layout_and_scales():
+  """INIT.npz's LM weights have jaxlab's parameter paths and its initialisers' scales."""
+  import jax
+  from flax import nnx
+  own = nnx.to_pure_dict(nnx.state(_jax_lm(), nnx.Param))
+  own = {'/'.join(str(k.key) for k in path): np.asarray(v)
+         for path, v in jax.tree_util.tree_leaves_with_path(own)}
+  shared = common.make_lm_init(np.random.default_rng(0), LM.param_shapes)
+  assert {k: v.shape for k, v in shared.items()} == {k: v.shape for k, v in own.items()}
+  for name, value in shared.items():
+    assert value.dtype == np.float32, name
+    np.testing.assert_allclose(value.std(), own[name].std(), rtol=0.1, atol=1e-6,
+                               err_msg=name)
+
+
+def test_torch_lm_from_the_shared_init_computes_jaxlab_logits():
+  from flax import nnx
+  init = common.make_lm_init(np.random.default_rng(0), LM.param_shapes)
+  common.check_init(init, LM)
+  options = dict(LM.options)
+  tokens = np.random.default_rng(1).integers(0, options['vocab_size'], (4, options['seq_len']))
+  logits = nnx.jit(lambda m, t: m(t))(_jax_lm(init), tokens)
+  peer = torch_models.make(LM)
+  torch_peer.load_weights(peer, init, 'transformer_lm')
+  with torch.no_grad():
+    expected = peer(torch.from_numpy(tokens)).numpy()
+  np.testing.assert_allclose(np.asarray(logits), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_report_gives_the_larger_workloads_throughput_ratio_and_mfu():
@@ -137,6 +155,28 @@ def test_report_gives_the_larger_workloads_throughput_ratio_and_mfu():
   assert '| lm_small | jaxlab | cpu | 12 | 1,280 tokens/s | 1.25x | 1.0 | 50.0 |' in table
   assert report._speedup_target(results, 'lm_small') == (  # pylint: disable=protected-access
       '1.25x PyTorch\'s steady throughput; MFU 50.0%', 'yes')
+
+
+@pytest.mark.parametrize('step_gflops, verdict', [(100.0, 'above'), (60.0, 'within')])
+def test_report_says_whether_the_target_is_within_the_kernels_reach(step_gflops, verdict):
+  def row(peer, gflops):
+    return dict(workload='lm_small', peer=peer, steady_gflops=gflops)
+  measured = {'gflops': {'xla': 100.0, 'torch': 120.0}}
+  note = report._kernels_note(  # pylint: disable=protected-access
+      {'rows': [row('jaxlab', 50.0), row('torch', step_gflops)]}, 'lm_small', measured)
+  assert '100.0 GFLOP/s in XLA and 120.0 GFLOP/s in PyTorch' in note
+  assert 'PyTorch\'s kernels are 1.20x XLA\'s' in note
+  assert f'be {1.25 * step_gflops:.1f} GFLOP/s: {verdict} what XLA\'s kernels reach' in note
+
+
+def test_lm_kernels_cover_the_whole_step_flops():
+  from benchmarks import kernels
+  options = dict(LM.options)
+  measured = kernels.lm_matmuls(LM, repeats=1)
+  assert measured['flops'] == flops.transformer_step_flops(
+      LM.batch_size, options['seq_len'], options['vocab_size'], options['num_layers'],
+      options['embed_dim'], options['mlp_dim'])
+  assert measured['gflops']['xla'] > 0 and measured['gflops']['torch'] > 0
 
 
 def test_gpu_lm_ratios_compare_like_precision_with_like():

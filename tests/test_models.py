@@ -110,3 +110,10 @@ def test_canonical_vjp_falls_back_for_dilated_convolutions():
   reference = lax.conv_general_dilated(x, w, (1, 1), 'SAME', rhs_dilation=(2, 2),
                                        dimension_numbers=numbers)
   np.testing.assert_array_equal(ours, reference)
+
+
+def test_activation_stored_for_the_kernel_gradient_is_bitwise_the_activation():
+  # Magnitudes from subnormal to huge, signs, and exact zeros: x*1 plus zeros is x.
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 4, 8)) * jnp.logspace(-40, 30, 8)
+  x = x.at[0, 0, 0].set(0.0)
+  np.testing.assert_array_equal(jax.jit(conv._stored)(x), x)  # pylint: disable=protected-access

@@ -36,8 +36,7 @@ class Workload:
   learning_rate: float
   batch_size: int
   epochs: int
-  # The larger workloads: their own data and sizes; lm_small has no shared INIT.npz
-  # (each framework draws its own weights from the same distributions).
+  # The larger workloads: their own data and sizes.
   data: str = "mnist"  # "mnist", "cifar" (32x32x3 images) or "python_docs" (byte rows)
   options: tuple = ()  # (name, value) pairs: the model's sizes
   n_train: int = 0  # training examples (0: the runner's MNIST size); whole batches
@@ -47,7 +46,14 @@ class Workload:
 
   @property
   def shares_init(self):
-    return self.model in PARAM_SHAPES
+    return self.model in PARAM_SHAPES or self.model == "transformer_lm"
+
+  @property
+  def param_shapes(self):
+    """(name, shape) of every parameter INIT.npz holds for this workload."""
+    if self.model == "transformer_lm":
+      return transformer_lm_shapes(**dict(self.options))
+    return PARAM_SHAPES.get(self.model, ())
 
 
 WORKLOADS = {
@@ -132,9 +138,27 @@ def resnet18_shapes(num_classes=10, width=64):
                          ("head/bias", (num_classes,))])
 
 
-# ResNet-18's initial loss varies by several percent from one draw to the next, so its
-# peers share one draw too (the LM's agrees within 1% from the distributions alone).
+# ResNet-18's and the LMs' initial losses vary by a few percent from one draw to the
+# next, so their peers share one draw too.
 PARAM_SHAPES["resnet18"] = resnet18_shapes()
+
+
+def transformer_lm_shapes(vocab_size, num_layers, embed_dim, num_heads, mlp_dim, **_):
+  """jaxlab's transformer_lm parameters (blocks stacked along a leading layer axis, as
+  nnx.scan holds them; query/key/value kernels D x N x H), named by their paths."""
+  layers, heads, head_dim = num_layers, num_heads, embed_dim // num_heads
+  block = "blocks"
+  return (("embed/embedding", (vocab_size, embed_dim)),
+          (f"{block}/attention_norm/scale", (layers, embed_dim)),
+          *((f"{block}/attention/{name}/kernel", (layers, embed_dim, heads, head_dim))
+            for name in ("query", "key", "value")),
+          (f"{block}/attention/out/kernel", (layers, heads, head_dim, embed_dim)),
+          (f"{block}/mlp_norm/scale", (layers, embed_dim)),
+          (f"{block}/mlp/gate/kernel", (layers, embed_dim, mlp_dim)),
+          (f"{block}/mlp/up/kernel", (layers, embed_dim, mlp_dim)),
+          (f"{block}/mlp/down/kernel", (layers, mlp_dim, embed_dim)),
+          ("final_norm/scale", (embed_dim,)),
+          ("head/kernel", (embed_dim, vocab_size)))
 
 
 def get_workload(name: str) -> Workload:
@@ -187,17 +211,39 @@ def make_resnet_init(rng, shapes=PARAM_SHAPES["resnet18"]) -> dict[str, np.ndarr
   return params
 
 
+def make_lm_init(rng, shapes) -> dict[str, np.ndarray]:
+  """jaxlab's transformer_lm initialisation: embedding N(0, 1/D), lecun_normal kernels
+  (fan-in: every input axis but the layer axis), norm scales 1."""
+  params = {}
+  for name, shape in shapes:
+    if name == "embed/embedding":
+      params[name] = (rng.standard_normal(shape) * shape[1] ** -0.5).astype(np.float32)
+    elif name.endswith("/scale"):
+      params[name] = np.ones(shape, np.float32)
+    else:
+      stacked = name.startswith("blocks/")
+      inputs = shape[1:-1] if stacked else shape[:-1]
+      if name.endswith("attention/out/kernel"):
+        inputs = shape[1:3]  # N x H in, D out
+      elif name.split("/")[-2] in ("query", "key", "value"):
+        inputs = shape[1:2]  # D in, N x H out
+      params[name] = truncated_normal(shape, int(np.prod(inputs)), 1.0, rng)
+  return params
+
+
 def make_init(workload: str, seed: int) -> dict[str, np.ndarray]:
-  """Glorot-uniform kernels and zero biases, named as in PARAM_SHAPES (resnet18: its
-  own initialisation); empty for lm_small, whose frameworks draw their own weights."""
+  """Glorot-uniform kernels and zero biases, named as in PARAM_SHAPES (resnet18 and
+  the LMs: their own initialisations)."""
   rng = np.random.default_rng(seed)
   params = {}
-  model = get_workload(workload).model
-  if model == "resnet18":
+  spec = get_workload(workload)
+  if spec.model == "resnet18":
     return make_resnet_init(rng)
-  if not get_workload(workload).shares_init:
+  if spec.model == "transformer_lm":
+    return make_lm_init(rng, spec.param_shapes)
+  if not spec.shares_init:
     return params
-  for name, shape in PARAM_SHAPES[get_workload(workload).model]:
+  for name, shape in spec.param_shapes:
     if name.endswith("/kernel"):
       params[name] = glorot_uniform(shape, rng)
     else:
@@ -207,7 +253,7 @@ def make_init(workload: str, seed: int) -> dict[str, np.ndarray]:
 
 def check_init(params: dict[str, np.ndarray], workload: Workload) -> None:
   """Fails with the expected layout when INIT.npz does not fit the workload."""
-  expected = dict(PARAM_SHAPES.get(workload.model, ()))
+  expected = dict(workload.param_shapes)
   got = {name: tuple(value.shape) for name, value in params.items()}
   if got != expected:
     raise ValueError(

@@ -12,7 +12,7 @@ jaxlab's `transformer_lm` (pre-RMSNorm, rotary positions in the GPT-NeoX half-sp
 layout, SwiGLU, no biases, an untied head), attention by
 `F.scaled_dot_product_attention(is_causal=True)`. Kernels are drawn as Flax's
 lecun_normal draws them (truncated normal, std 1/sqrt(fan_in)) and the embedding from
-N(0, 1/D), so the initial loss is jaxlab's.
+N(0, 1/D); the suite then loads the draw it shares with jaxlab (INIT.npz).
 """
 
 import math

@@ -7,8 +7,8 @@ once, inside the timed fit (this peer's placing of the data). Kernels are
 turned from (in, out) / HWIO into PyTorch's (out, in) / OIHW, and the CNN's
 dense1 rows from (h, w, c) into (c, h, w) flatten order, so the function
 computed is the one INIT.npz describes. The larger workloads (resnet18_cifar, lm_small)
-build their models in benchmarks/peers/torch_models.py (the ResNet then loads INIT.npz,
-the LMs draw their own weights);
+build their models in benchmarks/peers/torch_models.py, then load INIT.npz (jaxlab's
+parameter paths, mapped by `resnet_weights` and `lm_weights`);
 lm_small trains AdamW as nanoGPT does (decay on the 2-D weights, the global gradient
 norm clipped) on next-byte targets, the masked ones set to `ignore_index`.
 
@@ -89,9 +89,41 @@ def resnet_weights(model, init):
   return [state[name] for name, _ in model.named_parameters()]
 
 
+def lm_weights(model, init):
+  """INIT.npz's transformer_lm arrays (jaxlab's stacked paths) as torch_models.GPT's
+  parameters: per layer, the query/key/value kernels fused into qkv, kernels as (out, in)."""
+  def flat_t(value):  # (in..., out...) of one layer -> nn.Linear's (out, in)
+    return value.T
+
+  embed_dim = init["embed/embedding"].shape[1]
+  state = {"embed.weight": init["embed/embedding"], "norm.weight": init["final_norm/scale"],
+           "head.weight": flat_t(init["head/kernel"])}
+  for layer in range(init["blocks/attention_norm/scale"].shape[0]):
+    def get(name, layer=layer):
+      return init[f"blocks/{name}"][layer]
+    prefix = f"blocks.{layer}."
+    state[prefix + "attn_norm.weight"] = get("attention_norm/scale")
+    state[prefix + "attn.qkv.weight"] = np.concatenate(
+        [flat_t(get(f"attention/{name}/kernel").reshape(embed_dim, -1))
+         for name in ("query", "key", "value")])
+    state[prefix + "attn.proj.weight"] = flat_t(get("attention/out/kernel").reshape(-1, embed_dim))
+    state[prefix + "mlp_norm.weight"] = get("mlp_norm/scale")
+    for name in ("gate", "up", "down"):
+      state[prefix + f"mlp.{name}.weight"] = flat_t(get(f"mlp/{name}/kernel"))
+  names = [name for name, _ in model.named_parameters()]
+  if set(names) != set(state):
+    raise ValueError(f"INIT.npz and the torch GPT disagree on {sorted(set(names) ^ set(state))}")
+  return [torch.from_numpy(np.ascontiguousarray(state[name])) for name in names]
+
+
 def load_weights(model, init, kind):
   params = list(model.parameters())
-  values = resnet_weights(model, init) if kind == "resnet18" else torch_weights(init, kind)
+  if kind == "resnet18":
+    values = resnet_weights(model, init)
+  elif kind == "transformer_lm":
+    values = lm_weights(model, init)
+  else:
+    values = torch_weights(init, kind)
   with torch.no_grad():
     for param, value in zip(params, values, strict=True):
       if param.shape != value.shape:
@@ -232,8 +264,8 @@ def main(argv=None):
   optimizer = make_optimizer(workload, model)
   images, labels = to_tensors(head(data, "train", workload.initial_examples), "train", device)
   initial_loss, _ = evaluate(model, images, labels)
-  initial_logits = None  # the LMs' weights are drawn, not shared
-  if workload.shares_init:
+  initial_logits = None  # the LMs' are per position: their initial loss is compared
+  if workload.shares_init and workload.model != "transformer_lm":
     with torch.no_grad():
       initial_logits = model(images[:common.INITIAL_LOGITS_EXAMPLES]).tolist()
   fields = {"framework": "torch",

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxlab.models import layers
+
 NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
@@ -79,10 +81,29 @@ def _backward(strides, padding, precision, residuals, dy_BxHxWxO):
   dx = _conv(dy_BxHxWxO.astype(w.dtype), w_flipped_KxKxOxI, dx_padding, precision,
              lhs_dilation=strides)
   # d/dw: a convolution over the batch, with channels as the batch dimension.
-  x_IxHxWxB = x.transpose(3, 1, 2, 0)
+  x_IxHxWxB = _stored(x).transpose(3, 1, 2, 0)
   dy_HxWxBxO = dy_BxHxWxO.astype(x.dtype).transpose(1, 2, 0, 3)
   dw_IxKxKxO = _conv(x_IxHxWxB, dy_HxWxBxO, dw_padding, precision, rhs_dilation=strides)
   return dx.astype(x.dtype), dw_IxKxKxO.transpose(1, 2, 0, 3).astype(w.dtype)
 
 
 conv2d_nhwc.defvjp(_forward, _backward)
+
+
+def _stored(x_BxHxWxI):
+  """x, computed into memory before the transpose that follows it.
+
+  Why: XLA:CPU fuses the elementwise ops that produce x (in a ResNet, the BatchNorm,
+  ReLU and residual adds of several blocks) into that transpose, recomputing them in
+  a loop that reads each input at a stride of H*W*I floats: for CIFAR ResNet-18's
+  first stage ~20x slower than transposing x once it is stored (a third of the whole
+  train step). A product with the identity is an op those elementwise ops cannot be
+  fused across (XLA:CPU drops optimization barriers); it is exact (x*1 plus zeros)
+  and costs a 1x1 convolution. Other backends transpose x directly.
+  """
+  if jax.default_backend() != 'cpu':
+    return x_BxHxWxI
+  with jax.named_scope(layers.NOT_MODEL_FLOPS):
+    identity_IxI = jnp.eye(x_BxHxWxI.shape[-1], dtype=x_BxHxWxI.dtype)
+    return jnp.einsum('bhwi,ij->bhwj', x_BxHxWxI, identity_IxI,
+                      precision=lax.Precision.HIGHEST)

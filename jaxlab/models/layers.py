@@ -23,6 +23,11 @@ REMAT_POLICIES = {
 }
 
 
+# A name scope for ops a model runs only to help the compiler (e.g. a copy made to
+# stop a slow fusion): model FLOPs (jaxlab.flops, hence MFU) leave them out.
+NOT_MODEL_FLOPS = 'not_model_flops'
+
+
 def kernel_init(name, logical_axes):
   return nnx.with_partitioning(INITIALIZERS[name](), logical_axes)
 

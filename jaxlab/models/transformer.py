@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxlab.models import dense as dense_ops
 from jaxlab.models import layers
 
 # None lets JAX choose (XLA today, on every backend); 'cudnn' asks for cuDNN flash
@@ -82,7 +83,7 @@ class Attention(nnx.Module):
 
     def projection(spec, shape, axes, fan_in, fan_out):
       return nnx.Einsum(spec, shape, kernel_init=projection_init(init, axes, fan_in, fan_out),
-                        dtype=dtype, rngs=rngs)
+                        dtype=dtype, einsum_op=dense_ops.einsum, rngs=rngs)
 
     self.query = projection('BLD,DNH->BLNH', (embed_dim, num_heads, head_dim),
                             ('embed', 'heads', 'head_dim'), 0, (1, 2))
@@ -109,7 +110,7 @@ class SwiGLU(nnx.Module):
   def __init__(self, embed_dim, mlp_dim, *, init, dtype, rngs):
     def dense(n_in, n_out, axes):
       return nnx.Linear(n_in, n_out, use_bias=False, kernel_init=layers.kernel_init(init, axes),
-                        dtype=dtype, rngs=rngs)
+                        dtype=dtype, dot_general=dense_ops.dot_general, rngs=rngs)
 
     # gate and up are column-parallel, down row-parallel (Megatron's pair).
     self.gate = dense(embed_dim, mlp_dim, ('embed', 'mlp'))
@@ -166,6 +167,7 @@ class TransformerLM(nnx.Module):
     self.final_norm = rms_norm(embed_dim, dtype=dtype, rngs=rngs)
     self.head = None if tie_embeddings else nnx.Linear(
         embed_dim, vocab_size, use_bias=False, dtype=dtype, rngs=rngs,
+        dot_general=dense_ops.dot_general,
         kernel_init=layers.kernel_init(kernel_init, ('embed', 'vocab')))
     self.head_dim = embed_dim // num_heads
     self.rope_base = rope_base

@@ -21,6 +21,7 @@ import numpy as np
 from flax import nnx
 
 from jaxlab.errors import UserError
+from jaxlab.models import dense as dense_ops
 from jaxlab.models import layers
 
 # variant -> (width D, depth, MLP width M, heads N); big_vision's table.
@@ -75,7 +76,7 @@ class Attention(nnx.Module):
 
     def projection(spec, shape, axes, bias_shape, bias_axes):
       return nnx.Einsum(spec, shape, bias_shape, kernel_init=_xavier(axes), dtype=dtype,
-                        bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(),
+                        einsum_op=dense_ops.einsum, bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(),
                                                         bias_axes), rngs=rngs)
 
     qkv = (('BLD,DNK->BLNK', (width, num_heads, head_dim), ('embed', 'heads', 'head_dim'),
@@ -98,9 +99,11 @@ class MlpBlock(nnx.Module):
   def __init__(self, width, mlp_dim, *, dropout_rate, dtype, rngs):
     bias = lambda axis: nnx.with_partitioning(nnx.initializers.normal(1e-6), (axis,))
     self.up = nnx.Linear(width, mlp_dim, kernel_init=_xavier(('embed', 'mlp')),
-                         bias_init=bias('mlp'), dtype=dtype, rngs=rngs)
+                         bias_init=bias('mlp'), dtype=dtype,
+                         dot_general=dense_ops.dot_general, rngs=rngs)
     self.down = nnx.Linear(mlp_dim, width, kernel_init=_xavier(('mlp', 'embed')),
-                           bias_init=bias('embed'), dtype=dtype, rngs=rngs)
+                           bias_init=bias('embed'), dtype=dtype,
+                           dot_general=dense_ops.dot_general, rngs=rngs)
     self.dropout = nnx.Dropout(dropout_rate)
 
   def __call__(self, x_BxLxD, rngs=None):
