@@ -51,7 +51,6 @@ def mlp_step_us(optimizer, batch_size=32, steps=1000, num_examples=60000, repeat
     logits = hidden @ params['w2'] + params['b2']
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-  @jax.jit
   def epoch(params, opt_state, images, labels, indices):
     def step(carry, index):
       params, opt_state = carry
@@ -60,8 +59,10 @@ def mlp_step_us(optimizer, batch_size=32, steps=1000, num_examples=60000, repeat
       return (optax.apply_updates(params, updates), opt_state), None
     return jax.lax.scan(step, (params, opt_state), indices)[0]
 
-  seconds = _best_seconds(epoch, params, tx.init(params), images, labels, indices,
-                          repeats=repeats)
+  # The better of two attempts, each jitted anew: in a few processes the first measured
+  # Adam's step ~3x slower than usual (480 us against 150; cause not found).
+  seconds = min(_best_seconds(jax.jit(epoch), params, tx.init(params), images, labels,
+                              indices, repeats=repeats) for _ in range(2))
   return 1e6 * seconds / steps
 
 
