@@ -2,9 +2,9 @@
 
 For RESULTS.md's "What limits the misses": how fast the products that make up nearly all
 of `resnet18_cifar`'s and `lm_small`'s FLOPs run on their own, at those workloads'
-shapes, in each framework, on this machine. No whole train step runs faster than its
-kernels do alone, so a step target above the kernels' own rate cannot be met by the
-framework around them.
+shapes, in each framework, on this machine: the rate a framework's kernels give these
+products with nothing else to do, which its whole train step can approach (or pass
+slightly, by running independent kernels at once) but not leave far behind.
 
 - resnet18_cifar: one 3x3 stride-1 convolution per stage (32x32x64 ... 4x4x512, batch
   128), forward plus both gradients. XLA runs jaxlab's convolution (models.conv: the
