@@ -24,6 +24,24 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / 'experiments'
 
 
+# .ci/run sets this: there every tool a test needs is installed, so a skip means a missing
+# install step, and fails the test, unless the test is marked `hardware` (a GPU, say).
+NO_SKIPS_ENV = 'JAXLAB_TESTS_NO_SKIPS'
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
+  outcome = yield
+  report = outcome.get_result()
+  if (report.skipped and os.environ.get(NO_SKIPS_ENV) and not hasattr(report, 'wasxfail')
+      and item.get_closest_marker('hardware') is None):
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = 'failed'
+    report.longrepr = (f'{reason}\nSkipped where {NO_SKIPS_ENV} is set (.ci/run installs every '
+                       'tool the tests need): install what is missing in .ci/run, or mark the '
+                       'test `hardware` if it needs a device CI lacks.')
+
+
 def load_config(name, arg='smoke', **overrides):
   """An experiment's config (locked, as from the command line), with dotted overrides."""
   from ml_collections import config_flags

@@ -507,14 +507,16 @@ def fake_srun(tmp_path):
 
 
 def _venv(tmp_path, python_script=None):
+  """A fake venv whose python is `python_script`; without one, this test's own environment
+  (a real venv, or wherever jaxlab is installed), since a link to its interpreter outside
+  the venv folder would not see the venv's site-packages."""
+  if not python_script:
+    return pathlib.Path(sys.prefix)
   venv = tmp_path / "venv"
   (venv / "bin").mkdir(parents=True)
   python = venv / "bin" / "python"
-  if python_script:
-    python.write_text(python_script)
-    python.chmod(0o755)
-  else:  # this test's interpreter, where jaxlab is installed
-    python.symlink_to(sys.executable)
+  python.write_text(python_script)
+  python.chmod(0o755)
   return venv
 
 
