@@ -157,8 +157,11 @@ def _builder(name, data_dir):
   from tensorflow_datasets.core import read_only_builder, registered
   from tensorflow_datasets.core.utils import error_utils
   # TFDS's own search (default config, newest version), as tfds.builder's fallback uses it.
-  with error_utils.reraise_with_context(registered.DatasetNotFoundError):  # where it notes misses
-    builder_dir = read_only_builder._find_builder_dir(name, data_dir=data_dir)  # pylint: disable=protected-access
+  try:
+    with error_utils.reraise_with_context(registered.DatasetNotFoundError):  # it notes misses
+      builder_dir = read_only_builder._find_builder_dir(name, data_dir=data_dir)  # pylint: disable=protected-access
+  except ValueError as error:  # prepared in several of TFDS's data dirs
+    raise UserError(f'{_first_line(error)} Pass the one to read as --config.data.data_dir.') from None
   if builder_dir is not None:
     return read_only_builder.builder_from_metadata(builder_dir, tfds_info.info_proto(builder_dir))
   try:
