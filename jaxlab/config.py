@@ -150,6 +150,8 @@ def _declare(field):
   field('data.num_workers', -1, checks.integer(minimum=-1))  # streaming: Grain worker processes (-1: one per core for decoded sources, 0 for arrays)
   field('data.prefetch_blocks', 2, checks.integer(minimum=1))  # streaming: blocks read ahead onto the devices
   field('data.skip_bad_records', True, checks.boolean())  # streaming: skip and count undecodable records (False: stop)
+  field('data.max_bad_records_fraction', 0.01, checks.number(minimum=0, maximum=1))  # streaming: past this share of the records read being bad, checkpoint and stop (exit 2); 1: never
+  field('data.min_records_for_bad_fraction', 1000, checks.integer(minimum=1))  # streaming: ...judged at each block once this many were read since the run (re)started
   field('data.cache_dir', '~/.cache/jaxlab/datasets', checks.text())  # decoded TFDS arrays and tokenized text ('': no decoded-image cache)
   field('data.path', placeholder(str), checks.optional(checks.text()))  # the .npz of data.name='npz'
   field('data.data_dir', placeholder(str), checks.optional(checks.text()))  # TFDS data_dir (default ~/tensorflow_datasets)

@@ -1,6 +1,7 @@
 """The streaming placement: Grain reads the rows order.batch_rows names, places them on the
 devices, resumes exactly, skips or stops on bad records, and splits reading over processes."""
 
+import io
 import os
 import subprocess
 import sys
@@ -186,6 +187,64 @@ def test_an_error_in_reading_comes_after_the_complete_blocks_and_close_is_prompt
   assert not blocks._thread.is_alive()  # pylint: disable=protected-access
   with pytest.raises(RuntimeError, match='closed'):
     blocks.next_block()
+
+
+def missing_module_transform(example, key):
+  if key[1] == 9:
+    raise ModuleNotFoundError("No module named 'tensorflow'", name='tensorflow')
+  return tag_transform(example, key)
+
+
+def test_a_missing_module_stops_the_stream_and_is_never_a_bad_record():
+  from jaxlab.data import environment
+  options = dict(TRAIN, sharding=one_device(P(None, ('data', 'fsdp'))),
+                 transform=missing_module_transform)
+  with stream.TrainStream(make_source(NUM_EXAMPLES), **options) as blocks:
+    assert not blocks.next_block().bad_records  # steps 0-6
+    with pytest.raises(environment.MissingDependency) as error:
+      blocks.next_block()  # step 9 meets it
+  assert "'tensorflow'" in str(error.value) and 'pip install tensorflow-cpu' in str(error.value)
+  assert 'not a bad record' in str(error.value)
+
+
+class FakeClock:
+
+  def __init__(self):
+    self.now = 0.0
+
+  def __call__(self):
+    return self.now
+
+
+def test_bad_record_warnings_name_the_first_five_then_count_every_ten_seconds():
+  from jaxlab.data import bad_records
+  clock, out = FakeClock(), io.StringIO()
+  log = bad_records.BadRecordLog(clock=clock, out=out)
+  for second in range(30):  # a block with 3 bad records every second
+    clock.now = float(second)
+    log.add([('src', 3 * second + i, 'broken') for i in range(3)])
+  log.flush()
+  lines = out.getvalue().splitlines()
+  named = [line for line in lines if 'skipped bad record' in line]
+  counted = [line for line in lines if 'more bad records' in line]
+  assert len(lines) == len(named) + len(counted) and len(named) == 5
+  assert [line.split('skipped bad record ')[1].split(' ')[0] for line in named] == \
+      ['0', '1', '2', '3', '4']
+  # The 85 more: a count line once 10 s passed since the last line, the rest at the end.
+  assert counted == [
+      'jaxlab: warning: skipped 31 more bad records in the last 10 s (total 36)',
+      'jaxlab: warning: skipped 30 more bad records in the last 10 s (total 66)',
+      'jaxlab: warning: skipped 24 more bad records in the last 8 s (total 90)']
+  assert log.count == 90 and log.first == [('src', 0, 'broken'), ('src', 1, 'broken'),
+                                           ('src', 2, 'broken')]
+
+
+def test_the_bad_record_budget_is_judged_only_past_the_minimum():
+  from jaxlab.data import bad_records
+  assert not bad_records.over_budget(999, 999, 0.01, 1000)  # all bad, too few read to judge
+  assert bad_records.over_budget(11, 1000, 0.01, 1000)
+  assert not bad_records.over_budget(10, 1000, 0.01, 1000)  # exactly the share: allowed
+  assert not bad_records.over_budget(5000, 5000, 1.0, 1000)  # 1: never
 
 
 def test_eval_batches_cover_every_example_once_in_order_padded():

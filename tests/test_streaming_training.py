@@ -112,6 +112,41 @@ def test_bad_record_stops_the_run_keeping_the_work_done(tmp_path, monkeypatch):
   assert step == 22  # the work before the bad block was saved
 
 
+def test_many_bad_records_are_skipped_with_a_bounded_number_of_warning_lines(tmp_path,
+                                                                            monkeypatch, capfd):
+  _with_broken_records(monkeypatch, broken=range(100, 110))  # 0.7% of 1437: under the budget
+  config = load_config('digits_cnn', data__placement='stream', num_steps=88)
+  summary = loop.run(config, str(tmp_path))
+  assert summary['status'] == 'finished' and summary['step'] == 88
+  lines = [line for line in capfd.readouterr().err.splitlines() if 'jaxlab: warning: skipped' in line]
+  named = [line for line in lines if 'skipped bad record' in line]
+  counted = [line for line in lines if 'more bad records' in line]
+  # Each of the 10 records is met once per epoch (2 epochs): 20 skipped, 5 named, the rest
+  # counted in at most one line per block of steps (8 blocks) plus one at the end.
+  assert len(named) == 5 and len(lines) == len(named) + len(counted) <= 5 + 8 + 1
+  assert counted and counted[-1].endswith('(total 20)')
+  counts = [r['train/bad_records'] for r in read_metrics(tmp_path) if 'train/bad_records' in r]
+  assert counts[-1] == 20
+
+
+def test_too_many_bad_records_stop_the_run_keeping_the_work_done(tmp_path, monkeypatch):
+  _with_broken_records(monkeypatch, broken=range(1437))  # every record
+  config = load_config('digits_cnn', data__placement='stream', num_steps=88, steps_per_loop=11,
+                       checkpoint_every_steps=0)
+  with pytest.raises(UserError) as raised:
+    loop.run(config, str(tmp_path))
+  # Blocks of 11 steps x 32: the budget is first judged at 1056 >= 1000 records read, before
+  # steps 22-32 train; steps 0-21 (all masked) are saved.
+  message = str(raised.value)
+  assert message.startswith('Stopped at step 22: 1056 of the 1056 records read since the run '
+                            'started were bad (100.0%), more than '
+                            '--config.data.max_bad_records_fraction=0.01 allows.')
+  assert message.count('of digits train (broken on purpose): cannot decode') == 3
+  assert 'raise --config.data.max_bad_records_fraction' in message
+  _, step = restore_params(tmp_path)
+  assert step == 22
+
+
 def test_a_bad_record_on_the_device_path_says_to_stream(tmp_path, monkeypatch):
   _with_broken_records(monkeypatch, broken={7})
   config = load_config('digits_cnn', data__placement='device', num_steps=11)

@@ -273,3 +273,33 @@ def test_a_changed_shard_misses_the_index(data_dir, tmp_path, monkeypatch):
   second = tfds_source.load(_tiny_config(data_dir, tmp_path).data)
   assert opened and isinstance(second.train, tfds_source.CachedRows)
   assert second.info == first.info
+
+
+def test_a_missing_module_while_decoding_is_a_user_error_not_a_bad_record(data_dir, monkeypatch):
+  from jaxlab.data import environment
+  from jaxlab.errors import UserError
+  train = tfds_source.source('jaxlab_tiny_images', 'train', data_dir)
+
+  class NeedsTensorflow:
+    def __getitem__(self, index):
+      raise ModuleNotFoundError("No module named 'tensorflow'", name='tensorflow')
+
+  monkeypatch.setattr(train, '_reader', NeedsTensorflow())
+  with pytest.raises(environment.MissingDependency) as caught:
+    train[2]
+  assert isinstance(caught.value, UserError) and not isinstance(caught.value, sources.BadRecord)
+  assert 'record 2 of tfds:jaxlab_tiny_images/train' in str(caught.value)
+  assert "'tensorflow'" in str(caught.value) and '`pip install tensorflow-cpu`' in str(caught.value)
+
+
+def test_a_missing_image_codec_is_a_user_error_not_a_bad_record(monkeypatch):
+  from PIL import Image
+  from jaxlab.data import environment, image_transforms
+
+  def no_codec(*args, **kwargs):
+    raise OSError('decoder jpeg not available')
+
+  monkeypatch.setattr(Image.Image, 'convert', no_codec)
+  with pytest.raises(environment.MissingDependency, match='jpeg codec'):
+    image_transforms.EvalImageTransform(8)({'image': _png(np.zeros((8, 8), np.uint8)),
+                                            'label': np.int32(0)})

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from jaxlab.data import sources
+from jaxlab.data import environment, sources
 
 AREA_RANGE = (0.08, 1.0)
 ASPECT_RANGE = (3 / 4, 4 / 3)
@@ -156,6 +156,7 @@ def _open(data):
   try:
     return Image.open(io.BytesIO(bytes(data)))
   except Exception as error:  # pylint: disable=broad-except  # Pillow raises many kinds
+    _raise_if_missing_codec(error)
     raise sources.BadRecord('encoded image', None, f'{type(error).__name__}: {error}') from error
 
 
@@ -163,5 +164,12 @@ def _rgb(image, data):
   try:
     return image.convert('RGB')  # also decodes: a truncated file fails here
   except Exception as error:  # pylint: disable=broad-except
+    _raise_if_missing_codec(error)
     raise sources.BadRecord('encoded image', None,
                             f'{type(error).__name__}: {error} ({len(data)} bytes)') from error
+
+
+def _raise_if_missing_codec(error):
+  missing = environment.missing_dependency(error, 'an encoded image')
+  if missing:
+    raise missing from error

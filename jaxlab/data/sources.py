@@ -4,7 +4,9 @@ A source is a sequence of examples: `len(source)` and `source[i]`, a dict of nam
 numpy arrays (one example: the same names, shapes and dtypes for every i). It must
 be picklable, because streaming reads it from Grain's worker processes. A record that
 cannot be decoded raises `BadRecord`; the streaming path skips or stops on it as
-`data.skip_bad_records` says.
+`data.skip_bad_records` says, within the budget of `jaxlab.data.bad_records`. A failure
+of the machine (a missing module or codec) is not a BadRecord but a
+`jaxlab.data.environment.MissingDependency`.
 """
 
 import numpy as np

@@ -25,7 +25,7 @@ import grain
 import jax
 import numpy as np
 
-from jaxlab.data import order, sources
+from jaxlab.data import environment, order, sources
 
 # Per Python process (the main one, or each Grain worker): threads reading whole steps.
 _READ = grain.ReadOptions(num_threads=4, prefetch_buffer_size=8)
@@ -76,6 +76,8 @@ def _read_rows(source, spec, transform, key_prefix, positions, rows):
     except sources.BadRecord as error:
       bad.append((repr(source), row, str(error.reason)))
       continue
+    except ImportError as error:  # the machine, not the record: stop, never skip
+      raise environment.missing_dependency(error, f'record {row} of {source!r}') from error
     for name, (shape, dtype) in spec.items():
       if name not in example:
         raise KeyError(f'example {row} of {source!r} has no {name!r} (it has {sorted(example)}):'

@@ -1,9 +1,13 @@
 """TensorFlow Datasets read without TensorFlow: one split as a random-access source.
 
-`source(name, split, data_dir)` opens a prepared split through `tfds.data_source`,
-the ArrayRecord random-access path: `len(s)`, `s[i]` -> a dict of numpy values (class
-labels as int32 scalars). With `decode=False` the images stay encoded bytes, for a host
-transform (`jaxlab.data.image_transforms`) to decode in the streaming workers.
+`source(name, split, data_dir)` opens a prepared split as TFDS's ArrayRecord data source
+of a builder rebuilt from the prepared folder's files (`tfds_info`), not from the data
+set's builder code, which for some sets needs TensorFlow merely to be constructed:
+`len(s)`, `s[i]` -> a dict of numpy values (class labels as int32 scalars). With
+`decode=False` the images stay encoded bytes, for a host transform
+(`jaxlab.data.image_transforms`) to decode in the streaming workers. A module or codec
+that decoding needs and this machine lacks is an `environment.MissingDependency`, never
+a bad record.
 
 `load(data_config)` opens an image-classification data set (MNIST, Fashion-MNIST,
 CIFAR-10) as Splits whose whole-range reads go through `jaxlab.data.decoded_cache`:
@@ -17,15 +21,17 @@ shards, prepared versions and TFDS version are unchanged memory-maps the arrays 
 importing TFDS (~1 s) or opening the data set; any change misses and reads TFDS.
 """
 
+import contextlib
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import uuid
 
 import numpy as np
 
-from jaxlab.data import sources
+from jaxlab.data import environment, sources, tfds_info
 from jaxlab.errors import UserError
 
 PIXEL_MAX = 255.0
@@ -69,6 +75,9 @@ class TfdsSource:
     except IndexError:
       raise
     except Exception as error:  # pylint: disable=broad-except  # any decoder's failure
+      missing = environment.missing_dependency(error, f'record {index} of {self}')
+      if missing:
+        raise missing from error
       raise sources.BadRecord(self, index, f'{type(error).__name__}: {error}') from error
 
   def __getitems__(self, indices):
@@ -115,24 +124,52 @@ def source(name, split, data_dir=None, *, decode=True):
   `source[i]` is a dict of every feature as numpy (class labels int32 scalars); an
   image is uint8 (H, W, C), or its encoded bytes if `decode=False`. A record that
   cannot be decoded raises `sources.BadRecord`. Fails at once, with instructions,
-  when the data set is not prepared in ArrayRecord format under `data_dir`.
+  when the data set is not prepared in ArrayRecord format under `data_dir`, or when
+  this machine lacks what decoding its records needs (`environment.MissingDependency`).
   """
   opened = TfdsSource(name, split, data_dir, decode=decode)
-  len(opened)  # opens it here, so a data set that is not prepared fails now
+  if len(opened):  # opens it here, so a data set that is not prepared fails now...
+    try:
+      opened[0]  # ...and one this machine cannot decode, before any training
+    except sources.BadRecord:
+      pass  # one bad record: the stream skips it
   return opened
 
 
 def _open(name, split, data_dir, decode):
-  import tensorflow_datasets as tfds
+  builder = _builder(name, data_dir)
+  decoders = None if decode else _skip_image_decoding(builder)
   try:
-    decoders = None if decode else _skip_image_decoding(tfds.builder(name, data_dir=data_dir))
-    return tfds.data_source(name, split=split, data_dir=data_dir, download=False,
-                            decoders=decoders)
+    return builder.as_data_source(split, decoders=decoders)
   # KeyError: a data set whose metadata ships with TFDS (lm1b) but has no prepared splits.
   except (AssertionError, RuntimeError, OSError, ValueError, NotImplementedError,
           KeyError) as error:
-    expected_dir = tfds.builder(name, data_dir=data_dir).data_dir
-    raise UserError(_not_prepared_message(name, expected_dir, error)) from None
+    raise UserError(_not_prepared_message(name, builder.data_dir, _first_line(error))) from None
+
+
+def _builder(name, data_dir):
+  """The data set's builder, read from its prepared folder (data_dir/name/[config/]version:
+  dataset_info.json, features.json, the ArrayRecord shards) without its generation code,
+  which for some sets (speech_commands) imports TensorFlow merely to be constructed.
+  Where no prepared folder is found, the registered builder: its data source then says
+  it is not prepared (or, under tfds.testing.mock_data, serves mock examples)."""
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.core import read_only_builder, registered
+  from tensorflow_datasets.core.utils import error_utils
+  # TFDS's own search (default config, newest version), as tfds.builder's fallback uses it.
+  try:
+    with error_utils.reraise_with_context(registered.DatasetNotFoundError):  # it notes misses
+      builder_dir = read_only_builder._find_builder_dir(name, data_dir=data_dir)  # pylint: disable=protected-access
+  except ValueError as error:  # prepared in several of TFDS's data dirs
+    raise UserError(f'{_first_line(error)} Pass the one to read as --config.data.data_dir.') from None
+  if builder_dir is not None:
+    return read_only_builder.builder_from_metadata(builder_dir, tfds_info.info_proto(builder_dir))
+  try:
+    with contextlib.redirect_stdout(io.StringIO()):  # TFDS's banner when TensorFlow is missing
+      return tfds.builder(name, data_dir=data_dir)
+  except Exception:  # pylint: disable=broad-except  # its code may need anything (TensorFlow)
+    expected_dir = os.path.join(os.path.expanduser(data_dir or tfds.core.constants.DATA_DIR), name)
+    raise UserError(_not_prepared_message(name, expected_dir, 'no prepared files there')) from None
 
 
 def _skip_image_decoding(builder):
@@ -284,8 +321,11 @@ def _read_indexes(name, data_dir, cache_dir, features):
   return Splits(DatasetInfo.from_json(found[0][0]), found[0][1], found[1][1])
 
 
-def _not_prepared_message(name, expected_dir, error):
-  reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+def _first_line(error):
+  return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _not_prepared_message(name, expected_dir, reason):
   return (
       f'Data set {name!r} is not prepared in ArrayRecord format at {expected_dir} '
       f'({reason}), and jaxlab does not download at run time. '

@@ -9,7 +9,6 @@ they train identically; `position(step)` is what a checkpoint stores to resume t
 """
 
 import os
-import sys
 
 import jax
 import numpy as np
@@ -53,9 +52,12 @@ class StreamedInput:
 
   def __init__(self, source, spec, *, data_config, seed, batch_size, steps_per_epoch, num_steps,
                start_step, block_end, mesh, transform=None, resume_state=None):
-    from jaxlab.data import stream
+    from jaxlab.data import bad_records, stream
     self.skip_bad_records = data_config.skip_bad_records
-    self.bad_records = 0
+    self._bad = bad_records.BadRecordLog()
+    self._budget = (float(data_config.max_bad_records_fraction),
+                    int(data_config.min_records_for_bad_fraction))
+    self._records_read, self._batch_size = 0, int(batch_size)  # since this run (re)started
     self._positions = {}
     resume = resume_state.get('stream') if resume_state else None
     block_sharding = programs_lib.block_sharding(mesh)
@@ -76,12 +78,27 @@ class StreamedInput:
     if (block.start, block.end) != (start, end):
       raise RuntimeError(f'the stream delivered steps [{block.start}, {block.end}) where '
                          f'[{start}, {end}) was due')
-    for source, index, reason in block.bad_records:
-      self.bad_records += 1
-      print(f'jaxlab: warning: skipped bad record {index} of {source}: {reason}',
-            file=sys.stderr, flush=True)
+    self._bad.add(block.bad_records)
+    self._records_read += (end - start) * self._batch_size
+    self._check_budget()  # before the block trains: a stop keeps the work up to `start`
     self._positions = {end: block.state}
     return (block.arrays,)
+
+  @property
+  def bad_records(self):
+    """Bad records skipped so far by this process."""
+    return self._bad.count
+
+  def _check_budget(self):
+    """Raises TooManyBadRecords past data.max_bad_records_fraction, on every process
+    alike (a collective once the minimum is read: each process reads its own records)."""
+    from jaxlab.data import bad_records
+    max_fraction, min_records = self._budget
+    if max_fraction >= 1 or self._records_read < min_records:
+      return
+    bad = self.bad_records_total()
+    if bad_records.over_budget(bad, self._records_read, max_fraction, min_records):
+      raise bad_records.TooManyBadRecords(bad, self._records_read, max_fraction, self._bad.first)
 
   def _next_block(self):
     """The next block; a bad record that stops the run stops it on every process (each
@@ -110,6 +127,7 @@ class StreamedInput:
 
   def close(self):
     self._stream.close()
+    self._bad.flush()  # the count not yet said
 
 
 def num_workers(data_config, transform):

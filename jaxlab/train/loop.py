@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxlab import config as config_lib
 from jaxlab import storage, workdir_lock
-from jaxlab.data import sources
+from jaxlab.data import bad_records, sources
 from jaxlab.errors import UserError
 from jaxlab.train import mfu, preemption
 from jaxlab.train.session import Session
@@ -123,8 +123,8 @@ def _train(session, stop, on_eval):
     end = session.block_end(step)
     try:
       session.state, metrics = session.run_block(step, end)
-    except sources.BadRecord as error:
-      _stop_on_bad_record(session, step, pending, window, error)
+    except (sources.BadRecord, bad_records.TooManyBadRecords) as error:
+      _stop_on_bad_records(session, step, pending, window, error)
     pending.append((step, end, metrics))
     stop_now = stop.requested(end)  # collective: called once per block on every process
     evaluate_now = crossed(config.eval_every_steps, step, end) or end == session.num_steps
@@ -152,19 +152,25 @@ def _train(session, stop, on_eval):
   return 'finished'
 
 
-def _stop_on_bad_record(session, step, pending, window, error):
-  """data.skip_bad_records=False: keep the work done (a checkpoint at `step`, the last
-  step trained), then stop naming the record."""
+def _stop_on_bad_records(session, step, pending, window, error):
+  """A bad record with data.skip_bad_records=False, or more bad records than
+  data.max_bad_records_fraction allows: keep the work done (a checkpoint at `step`, the
+  last step trained), then stop naming the record(s)."""
   for item in pending:
     window = _consume(session, window, *item)
   pending.clear()
   if step > session.start_step and step not in session.checkpointer.all_steps():
     session.save(step, None)
     session.checkpointer.wait()
+  if isinstance(error, sources.BadRecord):
+    fix = ('Fix or remove the record, or set --config.data.skip_bad_records=True to skip and '
+           'count such records.')
+  else:
+    fix = ('Repair the data (or check that it is the data set you meant), or raise '
+           '--config.data.max_bad_records_fraction (1: never stop).')
   raise UserError(
       f'Stopped at step {step}: {error}. The work so far is saved in {session.workdir} (step '
-      f'{session.checkpointer.latest_step() or 0}). Fix or remove the record, or set '
-      '--config.data.skip_bad_records=True to skip and count such records.') from None
+      f'{session.checkpointer.latest_step() or 0}). {fix}') from None
 
 
 def _consume(session, window, start, end, metrics):
