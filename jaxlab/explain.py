@@ -232,7 +232,7 @@ def top_regions(map_HxW, count=3):
 
 
 def _overlay(image_HxWxC, map_HxW, title, signed):
-  pyplot = plots._figure()  # pylint: disable=protected-access
+  pyplot = plots.pyplot()
   figure, (left, right) = pyplot.subplots(1, 2, figsize=(6, 3.2))
   gray = image_HxWxC.mean(-1) if image_HxWxC.shape[-1] != 3 else None
   for axis in (left, right):

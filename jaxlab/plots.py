@@ -1,13 +1,27 @@
-"""PNG plots for the workdir: training curves and the confusion matrix."""
+"""PNG plots for the workdir: training curves and the confusion matrix.
+
+matplotlib is imported once per process. When `prepare()` started that import in a
+background thread, `pyplot()` joins it and never imports again: a second import after
+a failed or unfinished one meets matplotlib's registries half built (KeyError:
+'Rectangle:kwdoc' at the end of a run).
+"""
 
 import io
 import posixpath
-import threading
 
-from jaxlab import storage, workdir_files
+import numpy as np
 
+from jaxlab import background, storage, workdir_files
+from jaxlab.errors import UserError
 
-_PREPARING = []  # the thread of prepare(), if started
+# Up to this many classes the confusion matrix is drawn whole, a count in every cell;
+# beyond, only this many of the most-confused classes, so the figure (0.45 inch and one
+# text per cell) stays bounded at any class count.
+MAX_CLASSES_SHOWN = 30
+# The background import's longest wait: a fresh machine builds matplotlib's font cache.
+IMPORT_TIMEOUT_S = 300
+
+_PREPARING = []  # the Background import of prepare(), if started
 
 
 def _import_pyplot():
@@ -21,18 +35,21 @@ def prepare():
   """Imports matplotlib in a background thread (half a second, which would otherwise
   fall after the last step), while compilation and training leave the interpreter free."""
   if not _PREPARING:
-    _PREPARING.append(threading.Thread(target=_import_pyplot, daemon=True,
-                                       name='jaxlab-import-matplotlib'))
-    _PREPARING[0].start()
+    _PREPARING.append(background.Background(_import_pyplot, name='jaxlab-import-matplotlib'))
 
 
-def _figure():
-  if _PREPARING:
-    _PREPARING[0].join()
-  return _import_pyplot()
+def pyplot():
+  """matplotlib.pyplot; after `prepare()`, the module its background import returned."""
+  if not _PREPARING:
+    return _import_pyplot()
+  try:
+    return _PREPARING[0].result(timeout=IMPORT_TIMEOUT_S)
+  except Exception as error:  # pylint: disable=broad-except
+    raise UserError('matplotlib could not be imported in the background '
+                    f'({background.one_line(error)})') from error
 
 
-def _save(figure, path):
+def save(figure, path):
   buffer = io.BytesIO()
   figure.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
   storage.write_bytes(path, buffer.getvalue())
@@ -40,13 +57,13 @@ def _save(figure, path):
 
 def training_curves(records, workdir):
   """One panel per metric name (loss, accuracy, ...), train and eval on the same axes."""
-  pyplot = _figure()
+  plt = pyplot()
   names = sorted({key.split('/', 1)[1] for r in records for key in r if '/' in key
                   and key.split('/', 1)[0] in ('train', 'eval') and _is_number(r[key])})
   panels = [n for n in ('loss', 'accuracy', 'learning_rate', 'f1') if n in names]
   if not panels:
     return None
-  figure, axes = pyplot.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+  figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
   for axis, name in zip(axes[0], panels):
     for split in ('train', 'eval'):
       points = [(r['step'], r[f'{split}/{name}']) for r in records if f'{split}/{name}' in r]
@@ -56,15 +73,29 @@ def training_curves(records, workdir):
     axis.set_xlabel('step')
     axis.legend()
   path = posixpath.join(workdir, workdir_files.TRAINING_CURVES)
-  _save(figure, path)
-  pyplot.close(figure)
+  save(figure, path)
+  plt.close(figure)
   return path
 
 
 def confusion_matrix(counts, class_names, workdir, step):
-  pyplot = _figure()
+  """counts[true, predicted] as a heat map with the count in each cell: every class up
+  to MAX_CLASSES_SHOWN, else the sub-matrix of the most-confused classes (the title
+  says so)."""
+  counts = np.asarray(counts)
+  title = f'confusion matrix, step {step}'
+  if len(counts) > MAX_CLASSES_SHOWN:
+    shown = most_confused(counts, MAX_CLASSES_SHOWN)
+    title += f'\nthe {len(shown)} of {len(counts)} classes with the most errors'
+    counts, class_names = counts[np.ix_(shown, shown)], [class_names[i] for i in shown]
+  return _heat_map(counts, class_names, title,
+                   posixpath.join(workdir, workdir_files.CONFUSION_MATRIX))
+
+
+def _heat_map(counts, class_names, title, path):
+  plt = pyplot()
   size = max(4.0, 0.45 * len(counts))
-  figure, axis = pyplot.subplots(figsize=(size + 1, size))
+  figure, axis = plt.subplots(figsize=(size + 1, size))
   image = axis.imshow(counts, cmap='Blues')
   figure.colorbar(image, ax=axis)
   ticks = range(len(counts))
@@ -72,15 +103,23 @@ def confusion_matrix(counts, class_names, workdir, step):
   axis.set_yticks(ticks, class_names)
   axis.set_xlabel('predicted')
   axis.set_ylabel('true')
-  axis.set_title(f'confusion matrix, step {step}')
+  axis.set_title(title)
   for i, row in enumerate(counts):
     for j, count in enumerate(row):
       if count:
         axis.text(j, i, str(count), ha='center', va='center', fontsize=7)
-  path = posixpath.join(workdir, workdir_files.CONFUSION_MATRIX)
-  _save(figure, path)
-  pyplot.close(figure)
+  save(figure, path)
+  plt.close(figure)
   return path
+
+
+def most_confused(counts, limit):
+  """Ascending indices of the `limit` classes with the most errors (off-diagonal counts
+  in their row or column); every class when there are at most `limit`."""
+  if len(counts) <= limit:
+    return np.arange(len(counts))
+  errors = counts.sum(axis=0) + counts.sum(axis=1) - 2 * np.diagonal(counts)
+  return np.sort(np.argsort(-errors, kind='stable')[:limit])
 
 
 def _is_number(value):

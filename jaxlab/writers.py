@@ -5,11 +5,11 @@ Only process 0 writes; the other processes get a writer that does nothing.
 
 import json
 import posixpath
-import threading
+import sys
 
 import numpy as np
 
-from jaxlab import storage, workdir_files
+from jaxlab import background, storage, workdir_files
 
 METRICS_FILE = workdir_files.METRICS
 TENSORBOARD_DIR = workdir_files.TENSORBOARD
@@ -28,47 +28,48 @@ class MetricWriter:
     self._lines = storage.LineWriter(posixpath.join(workdir, METRICS_FILE))
     # Importing TensorBoard's writer takes a few tenths of a second: a thread does it
     # while the first block compiles and trains, which leave the interpreter free.
-    self._tensorboard = _Background(storage.tensorboard_writer,
-                                    posixpath.join(workdir, TENSORBOARD_DIR))
+    self._starting = background.Background(storage.tensorboard_writer,
+                                           posixpath.join(workdir, TENSORBOARD_DIR))
+    self._tensorboard_writer = None
 
   def write(self, step, scalars, extra=None):
     record = {'step': int(step), **{k: _plain(v) for k, v in scalars.items()}, **(extra or {})}
     self._lines.write(json.dumps(record, sort_keys=True))
-    tensorboard = self._tensorboard.result()
+    tensorboard = self._tensorboard()
     for name, value in scalars.items():
       tensorboard.add_scalar(name, float(value), int(step))
 
   def flush(self):
     self._lines.flush()
-    self._tensorboard.result().flush()
+    self._tensorboard().flush()
 
   def close(self):
     self.flush()
     self._lines.close()
-    self._tensorboard.result().close()
+    self._tensorboard().close()
+
+  def _tensorboard(self):
+    """The TensorBoard writer once its import is done. If that failed, events are
+    skipped with one warning: metrics.jsonl still holds every record."""
+    if self._tensorboard_writer is None:
+      try:
+        self._tensorboard_writer = self._starting.result()
+      except Exception as error:  # pylint: disable=broad-except
+        print(f'jaxlab: warning: TensorBoard events not written: {background.one_line(error)}',
+              file=sys.stderr, flush=True)
+        self._tensorboard_writer = _NoTensorBoard()
+    return self._tensorboard_writer
 
 
-class _Background:
-  """`function(*args)` computed in a daemon thread; `result()` waits for it (and raises
-  what it raised)."""
+class _NoTensorBoard:
+  def add_scalar(self, tag, value, step):
+    pass
 
-  def __init__(self, function, *args):
-    self._outcome = {}
-    self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True,
-                                    name=f'jaxlab-{function.__name__}')
-    self._thread.start()
+  def flush(self):
+    pass
 
-  def _run(self, function, args):
-    try:
-      self._outcome['value'] = function(*args)
-    except BaseException as error:  # pylint: disable=broad-except
-      self._outcome['error'] = error
-
-  def result(self):
-    self._thread.join()
-    if 'error' in self._outcome:
-      raise self._outcome['error']
-    return self._outcome['value']
+  def close(self):
+    pass
 
 
 class NullWriter:
@@ -85,3 +86,10 @@ class NullWriter:
 def read_records(workdir):
   """All records of <workdir>/metrics.jsonl, in order."""
   return [json.loads(line) for line in storage.read_lines(posixpath.join(workdir, METRICS_FILE))]
+
+
+def read_scalars(workdir):
+  """The records of <workdir>/metrics.jsonl without their arrays (a 1000-class confusion
+  matrix is a million numbers per eval record): one record's arrays in memory at a time."""
+  return [{k: v for k, v in json.loads(line).items() if not isinstance(v, (list, dict))}
+          for line in storage.read_lines(posixpath.join(workdir, METRICS_FILE))]

@@ -9,6 +9,7 @@ import warnings
 
 from jaxlab import config as config_lib
 from jaxlab import plots
+from jaxlab.errors import UserError
 
 RESULTS_CSV = 'results.csv'
 RESULTS_JSON = 'results.json'
@@ -81,8 +82,11 @@ def best_values(sweep, params):
 
 
 def _plots(study, workdir):
+  try:
+    pyplot = plots.pyplot()  # before optuna imports matplotlib too: one import at a time
+  except UserError as error:  # the trials' results are written; plots are a view of them
+    return [f'No plots: {error}']
   from optuna.visualization import matplotlib as optuna_plots
-  pyplot = plots._figure()  # pylint: disable=protected-access
   lines = []
   for name, draw in ((HISTORY_PNG, optuna_plots.plot_optimization_history),
                      (IMPORTANCES_PNG, optuna_plots.plot_param_importances)):
@@ -94,7 +98,7 @@ def _plots(study, workdir):
       lines.append(f'No {name}: {error}')
       continue
     figure = axes.figure
-    plots._save(figure, os.path.join(workdir, name))  # pylint: disable=protected-access
+    plots.save(figure, os.path.join(workdir, name))
     pyplot.close(figure)
     lines.append(f'Wrote {os.path.join(workdir, name)}')
   return lines

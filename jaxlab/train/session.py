@@ -3,6 +3,7 @@ and the clocks. The compiled functions live in `programs.py`; the loop in `loop.
 drives this."""
 
 import dataclasses
+import sys
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ import jax
 from jaxlab import checkpoint as checkpoint_lib
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
-from jaxlab import modeling, plots, privacy, progress, storage, tasks, writers
+from jaxlab import background, modeling, plots, privacy, progress, storage, tasks, writers
 from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.errors import UserError
@@ -212,12 +213,21 @@ class Session:
     self.progress.close()
     self.writer.close()
     if is_chief() and self.config.plots:
-      plots.training_curves(writers.read_records(self.workdir), self.workdir)
+      self._draw_plots()
+
+  def _draw_plots(self):
+    """Plots are a view of outputs already written (checkpoints, metrics.jsonl): failing
+    to draw them is one warning line, never a failed run."""
+    try:
+      plots.training_curves(writers.read_scalars(self.workdir), self.workdir)
       if self.last_eval and 'confusion_matrix' in self.last_eval:
         info = self.splits.info
         names = info.class_names or tuple(map(str, range(info.num_classes)))
         plots.confusion_matrix(self.last_eval['confusion_matrix'], names, self.workdir,
                                self.last_eval['step'])
+    except Exception as error:  # pylint: disable=broad-except
+      print(f'jaxlab: warning: plots not drawn: {background.one_line(error)}',
+            file=sys.stderr, flush=True)
 
   def summary(self, status):
     trained = self.current_step() - self.start_step
