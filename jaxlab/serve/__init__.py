@@ -3,6 +3,7 @@ trained model, with dynamic batching.
 
   sources.py   where the model comes from: a workdir's checkpoint or an export directory
   inputs.py    request payloads (image, WAV, text, JSON arrays) as model batches
+  json_body.py JSON request bodies, refused with a 4xx before parsing when nested too deep
   batcher.py   the model thread: requests grouped into a few fixed, pre-compiled sizes
   generate.py  POST /v1/generate: a language model's tokens as server-sent events
   app.py       the routes, and the one-line JSON errors
