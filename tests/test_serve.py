@@ -5,6 +5,8 @@ the server-sent events framing in-process."""
 import asyncio
 import concurrent.futures
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -231,7 +233,52 @@ def test_model_healthz_and_openapi(server, trained_digits):
   assert model['generate']['available'] is False
   paths = requests.get(f'{url}/openapi.json', timeout=5).json()['paths']
   assert {'/v1/predict', '/v1/generate', '/v1/model', '/healthz'} <= set(paths)
-  assert requests.get(f'{url}/docs', timeout=5).status_code == 200
+  # The docs pages load their files from this server only (see the browser test below).
+  for page, asset in (('docs', 'swagger-ui-bundle.js'), ('redoc', 'redoc.standalone.js')):
+    html = requests.get(f'{url}/{page}', timeout=5).text
+    assert f'/docs-assets/{asset}' in html and 'http' not in html, html
+    assert requests.get(f'{url}/docs-assets/{asset}', timeout=5).status_code == 200
+
+
+def _browser():
+  """Chromium's path; CI fails without it (.ci/run installs it), elsewhere the test skips."""
+  path = shutil.which('chromium') or shutil.which('chromium-browser')
+  if path is None:
+    reason = ('chromium not installed; .ci/run installs it (apt-get install chromium), or '
+              'install it to run this test')
+    if os.environ.get('CI'):
+      pytest.fail(reason)
+    pytest.skip(reason)
+  return path
+
+
+def _rendered(url, profile):
+  """The DOM of `url` after its scripts ran, in headless Chromium that reaches 127.0.0.1
+  alone: every host name fails to resolve and any other address goes to a closed proxy,
+  so a page that needs a CDN stays blank even on a machine with internet access."""
+  result = subprocess.run(
+      [_browser(), '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+       '--no-first-run', f'--user-data-dir={profile}', '--proxy-server=127.0.0.1:9',
+       '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+       '--proxy-bypass-list=127.0.0.1', '--virtual-time-budget=10000', '--dump-dom', url],
+      capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return result.stdout
+
+
+def test_docs_pages_render_in_a_browser_without_internet(server, tmp_path):
+  url, _ = server
+  swagger = _rendered(f'{url}/docs', tmp_path / 'profile')
+  # Operations appear only once swagger-ui's JavaScript has run on /openapi.json.
+  assert 'class="opblock opblock-post' in swagger and 'data-path="/v1/predict"' in swagger
+  assert 'Predictions for files, texts or JSON arrays' in swagger
+  redoc = _rendered(f'{url}/redoc', tmp_path / 'profile')
+  assert 'Predictions for files, texts or JSON arrays' in redoc and '/v1/predict' in redoc
+  # The same browser cannot reach a CDN: the check above would catch a page that needs one.
+  cdn = ('data:text/html,<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/'
+         'swagger-ui-bundle.js"></script><script>document.title = typeof SwaggerUIBundle'
+         '</script>')
+  assert '<title>undefined</title>' in _rendered(cdn, tmp_path / 'profile')
 
 
 def _request_in_flight(url, body):

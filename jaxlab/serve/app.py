@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from jaxlab.serve import docs
 from jaxlab.serve import inputs as inputs_lib
 from jaxlab.serve import json_body
 from jaxlab.serve.inputs import BadInput
@@ -102,8 +103,9 @@ def create(source, batcher, generator=None, *, max_wait_ms, max_body_bytes=MAX_B
     yield
     batcher.stop()  # after uvicorn has drained the requests in flight
 
-  app = FastAPI(title='jaxlab serve', lifespan=lifespan,
+  app = FastAPI(title='jaxlab serve', lifespan=lifespan, docs_url=None, redoc_url=None,
                 description='Predictions of a jaxlab model, batched dynamically.')
+  docs.add(app)  # /docs and /redoc with their files served here, not from a CDN
   app.add_middleware(BodyLimit, limit=max_body_bytes)
 
   @app.exception_handler(BadInput)
