@@ -5,6 +5,8 @@ the server-sent events framing in-process."""
 import asyncio
 import concurrent.futures
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -151,6 +153,10 @@ def _too_large(url):
     return _read_response(connection)
 
 
+def _json_bytes(body):
+  return dict(data=body, headers={'Content-Type': 'application/json'})
+
+
 BAD_REQUESTS = {  # kind: (method, path, requests keyword arguments, expected status)
     'undecodable image': ('post', '/v1/predict', dict(files={'file': ('x.png', b'\x89PNG..')}),
                           400),
@@ -168,6 +174,15 @@ BAD_REQUESTS = {  # kind: (method, path, requests keyword arguments, expected st
                                                        headers={'Content-Type': 'text/xml'}), 415),
     'bad top_k': ('post', '/v1/predict?top_k=-1', dict(json={'instances': [[[[0]] * 8] * 8]}),
                   400),
+    'top-level array': ('post', '/v1/predict', _json_bytes(b'[[[[0]]]]'), 400),
+    'unclosed string': ('post', '/v1/predict', _json_bytes(b'{"texts": ["abc'), 400),
+    'not UTF-8': ('post', '/v1/predict', _json_bytes(b'{"texts": ["\xff\xfe"]}'), 400),
+    # Without the bound, json.loads recursed past Python's limit: a 500.
+    'nested 5000 deep': ('post', '/v1/predict', _json_bytes(b'[' * 5000 + b']' * 5000), 400),
+    'instances 5000 deep': ('post', '/v1/predict', _json_bytes(
+        b'{"instances": ' + b'[' * 5000 + b'0' + b']' * 5000 + b'}'), 400),
+    'instances 900 deep': ('post', '/v1/predict', _json_bytes(  # json.loads would parse it
+        b'{"instances": ' + b'[' * 900 + b'0' + b']' * 900 + b'}'), 400),
     'unknown route': ('post', '/v1/classify', {}, 404),
     'wrong method': ('get', '/v1/predict', {}, 405),
     'generate on a classifier': ('post', '/v1/generate', dict(json={'prompt': 'hi'}), 400),
@@ -197,6 +212,9 @@ def test_bad_input_gets_a_4xx_json_error_and_good_requests_still_succeed(server,
     body = response.json()
     assert list(body) == ['error'] and body['error'] and '\n' not in body['error'], kind
   assert too_large[0] == 413 and 'larger than' in too_large[1]['error']
+  for kind in ('nested 5000 deep', 'instances 5000 deep', 'instances 900 deep'):
+    assert 'more than 100 levels deep' in answers[kind].json()['error'], kind
+  assert 'not UTF-8' in answers['not UTF-8'].json()['error']
   assert good and set(good) == {200}
   assert _post_file(url, digit_pngs[1]).status_code == 200
 
@@ -215,7 +233,52 @@ def test_model_healthz_and_openapi(server, trained_digits):
   assert model['generate']['available'] is False
   paths = requests.get(f'{url}/openapi.json', timeout=5).json()['paths']
   assert {'/v1/predict', '/v1/generate', '/v1/model', '/healthz'} <= set(paths)
-  assert requests.get(f'{url}/docs', timeout=5).status_code == 200
+  # The docs pages load their files from this server only (see the browser test below).
+  for page, asset in (('docs', 'swagger-ui-bundle.js'), ('redoc', 'redoc.standalone.js')):
+    html = requests.get(f'{url}/{page}', timeout=5).text
+    assert f'/docs-assets/{asset}' in html and 'http' not in html, html
+    assert requests.get(f'{url}/docs-assets/{asset}', timeout=5).status_code == 200
+
+
+def _browser():
+  """Chromium's path; CI fails without it (.ci/run installs it), elsewhere the test skips."""
+  path = shutil.which('chromium') or shutil.which('chromium-browser')
+  if path is None:
+    reason = ('chromium not installed; .ci/run installs it (apt-get install chromium), or '
+              'install it to run this test')
+    if os.environ.get('CI'):
+      pytest.fail(reason)
+    pytest.skip(reason)
+  return path
+
+
+def _rendered(url, profile):
+  """The DOM of `url` after its scripts ran, in headless Chromium that reaches 127.0.0.1
+  alone: every host name fails to resolve and any other address goes to a closed proxy,
+  so a page that needs a CDN stays blank even on a machine with internet access."""
+  result = subprocess.run(
+      [_browser(), '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+       '--no-first-run', f'--user-data-dir={profile}', '--proxy-server=127.0.0.1:9',
+       '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+       '--proxy-bypass-list=127.0.0.1', '--virtual-time-budget=10000', '--dump-dom', url],
+      capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return result.stdout
+
+
+def test_docs_pages_render_in_a_browser_without_internet(server, tmp_path):
+  url, _ = server
+  swagger = _rendered(f'{url}/docs', tmp_path / 'profile')
+  # Operations appear only once swagger-ui's JavaScript has run on /openapi.json.
+  assert 'class="opblock opblock-post' in swagger and 'data-path="/v1/predict"' in swagger
+  assert 'Predictions for files, texts or JSON arrays' in swagger
+  redoc = _rendered(f'{url}/redoc', tmp_path / 'profile')
+  assert 'Predictions for files, texts or JSON arrays' in redoc and '/v1/predict' in redoc
+  # The same browser cannot reach a CDN: the check above would catch a page that needs one.
+  cdn = ('data:text/html,<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/'
+         'swagger-ui-bundle.js"></script><script>document.title = typeof SwaggerUIBundle'
+         '</script>')
+  assert '<title>undefined</title>' in _rendered(cdn, tmp_path / 'profile')
 
 
 def _request_in_flight(url, body):
@@ -315,6 +378,27 @@ def test_batcher_groups_waiting_requests_pads_and_splits_the_rows_back():
   assert seen == [8, 8, 4]
   assert batcher.stats.requests == 5 and batcher.stats.examples == 16
   assert batcher.stats.padded_examples == 3 + 1
+
+
+def test_json_depth_counts_brackets_outside_strings_only():
+  from jaxlab.serve import json_body
+  cases = {b'': 0, b'{}': 1, b'1': 0, b'{"instances": [[[0.5]], [[1]]]}': 4,
+           b'{"a": "[[[[", "b": [1]}': 2, b'["]]]]", [[[1]]]]': 4,  # brackets in strings
+           b'["\\"", [[1]]]': 3, b'["\\\\", [[1]]]': 3,  # escaped quote, backslash
+           b'["a\\\\\\"]]", [[1]]]': 3, b'[[["a"], "b"], "]"]': 3, b'["[[[': 1,
+           b'[' * 5000 + b']' * 5000: 5000}
+  for body, depth in cases.items():
+    assert json_body.depth(body) == depth, body
+    if depth and depth < 100 and body != b'["[[[':
+      assert json_body.parse_object(b'{"x": %s}' % body) == {'x': json.loads(body)}
+  many = json.dumps({'texts': ['[x] "y" {z} \\'] * 10, 'instances': np.ones((3, 2, 1)).tolist()})
+  assert json_body.depth(many.encode()) == 4
+  for body, words in ((b'[1]', 'must be an object, not a list'),
+                      (b'{"a": ' + b'[' * 101 + b']' * 101 + b'}', 'more than 100 levels'),
+                      (b'{"a": "\xc3"}', 'not UTF-8'), (b'{"a": [}', 'Malformed JSON'),
+                      (b'', 'empty')):
+    with pytest.raises(json_body.BadInput, match=words):
+      json_body.parse_object(body)
 
 
 def test_without_the_server_packages_serve_says_what_to_install(monkeypatch):

@@ -3,9 +3,11 @@ trained model, with dynamic batching.
 
   sources.py   where the model comes from: a workdir's checkpoint or an export directory
   inputs.py    request payloads (image, WAV, text, JSON arrays) as model batches
+  json_body.py JSON request bodies, refused with a 4xx before parsing when nested too deep
   batcher.py   the model thread: requests grouped into a few fixed, pre-compiled sizes
   generate.py  POST /v1/generate: a language model's tokens as server-sent events
   app.py       the routes, and the one-line JSON errors
+  docs.py      /docs and /redoc, their JavaScript served from an installed package
 
 Start-up loads the model, compiles every batch size, and only then opens the port.
 SIGTERM (or Ctrl+C) stops accepting connections, lets the requests in flight finish,
@@ -20,7 +22,7 @@ import time
 
 from jaxlab.errors import UserError
 
-STACK = ('fastapi', 'uvicorn', 'multipart')
+STACK = ('fastapi', 'uvicorn', 'multipart', 'fastapi_offline')
 GRACEFUL_SHUTDOWN_S = 30  # how long requests in flight may take after SIGTERM
 SWITCH_INTERVAL_S = 0.0002
 
@@ -31,7 +33,8 @@ def require_stack():
   missing = [name for name in STACK if importlib.util.find_spec(name) is None]
   if missing:
     raise UserError(f'`jaxlab serve` needs {", ".join(missing)}: '
-                    "pip install 'jaxlab[serve]' (fastapi, uvicorn, python-multipart).")
+                    "pip install 'jaxlab[serve]' (fastapi, uvicorn, python-multipart, "
+                    'fastapi-offline).')
 
 
 def check_options(host, port, max_batch, max_wait_ms):

@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from jaxlab.serve import docs
 from jaxlab.serve import inputs as inputs_lib
+from jaxlab.serve import json_body
 from jaxlab.serve.inputs import BadInput
 
 MAX_BODY_BYTES = 16 * 2**20
@@ -101,8 +103,9 @@ def create(source, batcher, generator=None, *, max_wait_ms, max_body_bytes=MAX_B
     yield
     batcher.stop()  # after uvicorn has drained the requests in flight
 
-  app = FastAPI(title='jaxlab serve', lifespan=lifespan,
+  app = FastAPI(title='jaxlab serve', lifespan=lifespan, docs_url=None, redoc_url=None,
                 description='Predictions of a jaxlab model, batched dynamically.')
+  docs.add(app)  # /docs and /redoc with their files served here, not from a CDN
   app.add_middleware(BodyLimit, limit=max_body_bytes)
 
   @app.exception_handler(BadInput)
@@ -168,7 +171,7 @@ def create(source, batcher, generator=None, *, max_wait_ms, max_body_bytes=MAX_B
     if generator is None:
       raise BadInput(f'/v1/generate is not available: {source.no_sampler_reason}.',
                      501 if source.signature.get('exported') is not None else 400)
-    body = _json_object(await request.body())
+    body = json_body.parse_object(await request.body())
     events = await generator.start(body)
     return StreamingResponse(events, media_type='text/event-stream',
                              headers={'Cache-Control': 'no-cache'})
@@ -193,7 +196,7 @@ async def _read_predict(request, decoder):
     size = sum(len(data) for _, data in files)
     return await _decode(decoder.files, files, size), [name for name, _ in files], top_k
   if content_type == 'application/json':
-    payload = _json_object(body)
+    payload = json_body.parse_object(body)
     unknown = sorted(set(payload) - set(PREDICT_FIELDS))
     if unknown:
       raise BadInput(f'Unknown field(s) {unknown}; a predict request holds "instances" (or '
@@ -224,18 +227,6 @@ async def _decode(function, payload, size):
   if size > OFF_LOOP_BYTES:
     return await asyncio.to_thread(function, payload)
   return function(payload)
-
-
-def _json_object(body):
-  if not body:
-    raise BadInput('The request body is empty; send a JSON object.')
-  try:
-    payload = json.loads(body)
-  except (ValueError, UnicodeDecodeError) as error:
-    raise BadInput(f'Malformed JSON ({error}).') from None
-  if not isinstance(payload, dict):
-    raise BadInput(f'The JSON body must be an object, not a {type(payload).__name__}.')
-  return payload
 
 
 def _top_k(value):
