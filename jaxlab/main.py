@@ -11,7 +11,7 @@ Usage:
   jaxlab bench   [--only=NAME] [--out=FILE.json]
   jaxlab sweep   --config=experiments/X.py --sweep=experiments/sweeps/Y.py --trials=N [--workers=K] [--workdir=DIR] [--storage=URL]
   jaxlab quantize --workdir=DIR [--checkpoint=best] [--mode=w8|w8a8] [--calibration_batches=10]
-  jaxlab explain --workdir=DIR [--method=saliency|integrated_gradients|gradcam] [--target=predicted] IMAGE [IMAGE ...]
+  jaxlab explain --workdir=DIR [--method=saliency|integrated_gradients|gradcam|hirescam] [--target=predicted] IMAGE [IMAGE ...]
 
 `sample` continues a prompt with a trained language model, printing as it goes
 (--temperature=0 is greedy; --top_k and --top_p default to keeping every token).
@@ -82,7 +82,8 @@ flags.DEFINE_string('mode', 'w8', 'quantize: w8 (int8 weights) or w8a8 (int8 wei
                     'activations, with scales calibrated on training batches).')
 flags.DEFINE_integer('calibration_batches', None, 'quantize --mode=w8a8: how many training '
                      'batches set the activation scales (default 10).')
-flags.DEFINE_string('method', 'saliency', 'explain: saliency, integrated_gradients or gradcam.')
+flags.DEFINE_string('method', 'saliency',
+                    'explain: saliency, integrated_gradients, gradcam or hirescam.')
 flags.DEFINE_string('target', 'predicted', 'explain: the class to explain: predicted, or a '
                     'class index or name.')
 flags.DEFINE_integer('steps', None, 'explain --method=integrated_gradients: integration '
