@@ -48,6 +48,13 @@ class MetricWriter:
     self._tensorboard.result().close()
 
 
+def prepare():
+  """Imports TensorBoard's event writer in a background thread while the run compiles,
+  before the MetricWriter (and its files) may be created."""
+  from jaxlab import tensorboard_events
+  _Background(tensorboard_events.import_event_file_writer)
+
+
 class _Background:
   """`function(*args)` computed in a daemon thread; `result()` waits for it (and raises
   what it raised)."""
