@@ -1,6 +1,9 @@
 """Where metrics go: <workdir>/metrics.jsonl and TensorBoard event files.
 
-Only process 0 writes; the other processes get a writer that does nothing.
+Both receive the same record under the same names; the console line of a train record
+(jaxlab.progress) and the plots (jaxlab.plots) show it too. A train record's metrics are
+means over the steps since the previous record, but train/learning_rate, which is the
+logged step's. Only process 0 writes; the other processes get a writer that does nothing.
 """
 
 import json
