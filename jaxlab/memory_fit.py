@@ -169,18 +169,18 @@ def _fsdp_knob(devices):
 
 
 def _batch_knob(config, mesh, fit):
-  """A smaller global batch, scaled to the available memory (roughly: activations grow
-  with the batch), a multiple of the data-parallel shards."""
+  """A smaller global batch scaled to the available memory (roughly: activations grow
+  with the batch): a divisor of the batch, so grad_accum_steps can keep the batch."""
   batch, shards = config.data.batch_size, mesh_lib.data_shards(mesh)
-  share = min(1.0, 0.9 / fit.ratio) if fit.ratio else 0.5
-  smaller = max(shards, int(batch * share) // shards * shards)
-  smaller = min(smaller, max(shards, batch // 2 // shards * shards))  # at least halve it
-  per_device = f'{smaller // shards} per device, down from {batch // shards}'
-  steps = batch // smaller if batch % smaller == 0 and config.grad_accum_steps == 1 else None
-  keep = (f'; or keep the batch with --config.grad_accum_steps={steps}' if steps and steps > 1
-          else '')
-  return (f'--config.data.batch_size={smaller}',
-          f'{per_device}; memory grows about with the batch{keep}')
+  target = batch * min(0.5, 0.9 / fit.ratio) if fit.ratio else batch / 2
+  divisors = [batch // k for k in range(2, batch + 1)
+              if batch % k == 0 and (batch // k) % shards == 0 and batch // k <= target]
+  smaller = max(divisors) if divisors else max(shards, int(target) // shards * shards)
+  why = f'{smaller // shards} per device, down from {batch // shards}; memory grows about ' \
+      'with the batch'
+  if batch % smaller == 0 and config.grad_accum_steps == 1:
+    why += f'; or keep the batch with --config.grad_accum_steps={batch // smaller}'
+  return f'--config.data.batch_size={smaller}', why
 
 
 def refusal(fit, knob_list):
