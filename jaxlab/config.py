@@ -192,6 +192,7 @@ def _declare(field):
   field('grad_accum_steps', 1, checks.integer(minimum=1))  # split each batch into this many sequential micro-batches
   field('log_every_steps', 100, checks.integer(minimum=0))  # train metrics record interval (0: only at the end)
   field('progress', True, checks.boolean())  # progress bar on terminals
+  field('allow_oversubscribe', False, checks.boolean())  # train even if the compiled step needs over 1.25x the devices' memory (else: refuse before step 1)
 
   field('eval_every_steps', 500, checks.integer(minimum=0))  # evaluation interval (0: only at the end)
   field('plots', True, checks.boolean())  # PNG training curves and confusion matrix at the end

@@ -2,7 +2,7 @@
 
 Usage:
   jaxlab train   --config=experiments/digits_cnn.py[:smoke] --workdir=DIR [--config.KEY=VALUE ...]
-  jaxlab train   --config=... --workdir=DIR --dry_run     # compile only: sizes, FLOPs, memory
+  jaxlab train   --config=... --dry_run [--verbose]       # compile only: FLOPs, time, fits in memory?
   jaxlab eval    --workdir=DIR [--checkpoint=best|latest|STEP]
   jaxlab predict --workdir=DIR [--top_k=3] [--json] IMAGE [IMAGE ...]
   jaxlab sample  --workdir=DIR --prompt=TEXT [--max_tokens=200] [--temperature=0.8] [--top_k=40] [--top_p=0.9] [--seed=0]
@@ -42,8 +42,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/digits_cnn.py[:smoke].',
     lock_config=True)
 flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and plots go (local or gs://).')
-flags.DEFINE_bool('dry_run', False, 'train: compile the step and print sizes, FLOPs, memory '
-                  'and the parameter sharding table, without training.')
+flags.DEFINE_bool('dry_run', False, 'train: compile the step without training and print '
+                  'sizes, FLOPs, the estimated step time and whether it fits in memory.')
+flags.DEFINE_bool('verbose', False, 'train --dry_run: also print the config and the '
+                  'parameter sharding table (before the summary).')
 flags.DEFINE_string('checkpoint', 'best', 'eval/predict/sample/export: best, latest, or a step '
                     'number.')
 flags.DEFINE_integer('top_k', 3, 'predict: how many classes to print per image. sample: draw '
@@ -262,6 +264,9 @@ def run_command(command, args):
     return _sweep(args)
   elif FLAGS.dry_run:
     raise UserError(f'--dry_run applies to `jaxlab train` only, not to `jaxlab {command}`.')
+  if FLAGS.verbose and not (command == 'train' and FLAGS.dry_run):
+    raise UserError('--verbose applies to `jaxlab train --dry_run` only (it adds the config '
+                    'and the parameter sharding table to the report); drop it or add --dry_run.')
   from jaxlab import runtime
   runtime.setup(distributed=FLAGS.jax_distributed, coordinator=FLAGS.coordinator_address,
                 num_processes=FLAGS.num_processes, process_id=FLAGS.process_id,
@@ -269,7 +274,7 @@ def run_command(command, args):
   if command == 'train':
     if FLAGS.dry_run:
       from jaxlab import dry_run
-      dry_run.report(config)
+      dry_run.report(config, verbose=FLAGS.verbose)
       return 0
     from jaxlab import privacy
     from jaxlab.train import loop

@@ -68,7 +68,8 @@ def training_curves(records, workdir):
     for split in ('train', 'eval'):
       points = [(r['step'], r[f'{split}/{name}']) for r in records if f'{split}/{name}' in r]
       if points:
-        axis.plot(*zip(*points), label=split, marker='o' if split == 'eval' else None)
+        axis.plot(*zip(*points), label=_label(split, name),
+                  marker='o' if split == 'eval' else None)
     axis.set_title(name)
     axis.set_xlabel('step')
     axis.legend()
@@ -76,6 +77,15 @@ def training_curves(records, workdir):
   save(figure, path)
   plt.close(figure)
   return path
+
+
+def _label(split, name):
+  """What a curve's points are, as metrics.jsonl holds them (jaxlab.train.loop.Window)."""
+  if split == 'eval':
+    return 'eval (test set)'
+  if name == 'learning_rate':
+    return 'train (at the logged step)'
+  return 'train (mean since the previous record)'
 
 
 def confusion_matrix(counts, class_names, workdir, step):

@@ -14,7 +14,7 @@ def _without_tensorflow():
   sys.modules.setdefault('tensorboard.compat.notf', types.ModuleType('tensorboard.compat.notf'))
 
 
-def _import_event_file_writer():
+def import_event_file_writer():
   """TensorBoard's writer, imported without boto3: its file layer imports boto3 for s3://
   paths when installed (0.2 s of a 5 s run), and ours only writes local files."""
   _without_tensorflow()
@@ -34,7 +34,7 @@ class ScalarWriter:
 
   def __init__(self, logdir):
     self.logdir = logdir
-    self._writer = _import_event_file_writer()(logdir)
+    self._writer = import_event_file_writer()(logdir)
 
   def add_scalar(self, tag, value, step):
     from tensorboard.compat.proto import event_pb2, summary_pb2

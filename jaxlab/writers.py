@@ -1,6 +1,9 @@
 """Where metrics go: <workdir>/metrics.jsonl and TensorBoard event files.
 
-Only process 0 writes; the other processes get a writer that does nothing.
+Both receive the same record under the same names; the console line of a train record
+(jaxlab.progress) and the plots (jaxlab.plots) show it too. A train record's metrics are
+means over the steps since the previous record, but train/learning_rate, which is the
+logged step's. Only process 0 writes; the other processes get a writer that does nothing.
 """
 
 import json
@@ -28,7 +31,7 @@ class MetricWriter:
     self._lines = storage.LineWriter(posixpath.join(workdir, METRICS_FILE))
     # Importing TensorBoard's writer takes a few tenths of a second: a thread does it
     # while the first block compiles and trains, which leave the interpreter free.
-    self._starting = background.Background(storage.tensorboard_writer,
+    self._starting = background.Background(_tensorboard_writer,
                                            posixpath.join(workdir, TENSORBOARD_DIR))
     self._tensorboard_writer = None
 
@@ -59,6 +62,23 @@ class MetricWriter:
               file=sys.stderr, flush=True)
         self._tensorboard_writer = _NoTensorBoard()
     return self._tensorboard_writer
+
+
+_PREPARED = []  # the import started by prepare(), if any
+
+
+def prepare():
+  """Imports TensorBoard's event writer in a background thread while the run compiles,
+  before the MetricWriter (and its files) may be created."""
+  if not _PREPARED:
+    from jaxlab import tensorboard_events  # pylint: disable=g-import-not-at-top
+    _PREPARED.append(background.Background(tensorboard_events.import_event_file_writer))
+
+
+def _tensorboard_writer(logdir):
+  for prepared in _PREPARED:  # joined, so two threads never import TensorBoard at once
+    prepared.result()
+  return storage.tensorboard_writer(logdir)
 
 
 class _NoTensorBoard:

@@ -127,7 +127,7 @@ def test_dry_run_on_npz_data_reads_the_shapes_from_the_file(tmp_path):
            y_train=rng.integers(0, 5, 64), x_test=rng.integers(0, 255, (8, 12, 10), dtype=np.uint8),
            y_test=rng.integers(0, 5, 8))
   result = run_cli('train', '--config=experiments/digits_cnn.py:smoke', '--config.data.name=npz',
-                   f'--config.data.path={path}', '--dry_run')
+                   f'--config.data.path={path}', '--dry_run', '--verbose')
   assert result.returncode == 0, result.stderr
   assert 'head/kernel' in result.stdout and '(128, 5)' in result.stdout  # 5 classes from y
   assert 'Traceback' not in result.stderr

@@ -74,7 +74,7 @@ def test_dry_run_prints_the_sharding_table():
   env = dict(os.environ, **EIGHT_DEVICES)
   result = subprocess.run([sys.executable, '-m', 'jaxlab.main', 'train',
                            '--config=experiments/mnist_mlp.py:smoke', '--config.mesh.fsdp=8',
-                           '--config.mesh.data=1', '--dry_run'], cwd=ROOT, env=env,
+                           '--config.mesh.data=1', '--dry_run', '--verbose'], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}

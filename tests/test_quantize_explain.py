@@ -372,4 +372,4 @@ def test_overlay_colours_read_off_the_colourbar(signed):
   expected = np.round(np.array(artist.cmap(artist.norm(value))[:3]) * 255)
   np.testing.assert_allclose(cell_colour(3, 6), expected, atol=3)
   from jaxlab import plots
-  plots._figure().close(figure)
+  plots.pyplot().close(figure)

@@ -86,7 +86,7 @@ def run(workdir, text_file, dry_run_model='transformer'):
     entry['sharded_losses'] = _losses(f'{workdir}/{model}-sharded')
     entry['table'] = sharding_table(sharded)
     if model == dry_run_model:
-      entry['dry_run'] = _printed(dry_run.report, sharded)[1]  # what --dry_run prints
+      entry['dry_run'] = _printed(dry_run.report, sharded, verbose=True)[1]  # --dry_run --verbose
     result[model] = entry
   return result
 

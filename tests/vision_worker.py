@@ -63,7 +63,7 @@ def dry_run_report(name, layout):
   from jaxlab import dry_run
   printed = io.StringIO()
   with contextlib.redirect_stdout(printed):
-    dry_run.report(_config(name, layout))
+    dry_run.report(_config(name, layout), verbose=True)  # --dry_run --verbose
   return printed.getvalue()
 
 

@@ -84,16 +84,19 @@ def _run_session(session, workdir, on_eval):
     session.log(f'Training already finished at step {session.start_step} in {workdir}; '
                 'nothing to do. Use `jaxlab eval` or `jaxlab predict` on it.')
     return session.summary(status='finished')
-  started = time.perf_counter()
+  timings = session.timings
+  before, started = dict(timings), time.perf_counter()
   with preemption.watch() as stop:
     status = _train(session, stop, on_eval)
   waited = time.perf_counter()
   session.checkpointer.wait()  # the last asynchronous save
-  timings = session.timings
   timings['save'] += time.perf_counter() - waited
-  timings['train'] = time.perf_counter() - started - timings['compile'] - timings['eval'] - \
-      timings['save']
+  # The steps alone: the loop's time less what it spent compiling, evaluating and saving.
+  timings['train'] = time.perf_counter() - started - sum(
+      timings[k] - before[k] for k in ('compile', 'eval', 'save'))
+  finishing = time.perf_counter()
   session.finish()
+  timings['finish'] = time.perf_counter() - finishing
   summary = session.summary(status=status)
   _log_throughput(session, summary)
   return summary
@@ -104,8 +107,10 @@ def _log_throughput(session, summary):
   if trained <= 0 or seconds <= 0:
     return
   meter = session.meter
-  session.log(f'Trained {trained} steps in {seconds:.1f}s: {meter.describe(trained / seconds)}. '
-              f'Model FLOPs per step: {meter.flops_per_step:.4g} ({meter.flops_source}); '
+  session.log(f'Trained {trained} steps in {_seconds(seconds)} of training steps '
+              f'({trained / seconds:.4g} steps/s, {meter.describe(trained / seconds)}).')
+  session.log(f'The whole run took {_breakdown(session.timings)}.')
+  session.log(f'Model FLOPs per step: {meter.flops_per_step:.4g} ({meter.flops_source}); '
               f'peak: {meter.peak.source}.')
   throughput = summary['throughput']
   session.log(f'Model FLOPs per run: {throughput["model_flops"]:.4g}; '
@@ -113,10 +118,21 @@ def _log_throughput(session, summary):
               f'{mfu.describe_cost(throughput)}.')
 
 
+def _seconds(value):
+  return f'{value:.3g} s'
+
+
+def _breakdown(timings):
+  """'9.1 s: 5.2 s setting up, 3.1 s compiling, ...'."""
+  words = dict(setup='setting up', compile='compiling', train='training steps',
+               eval='evaluating', save='saving checkpoints', finish='writing plots and closing')
+  parts = ', '.join(f'{_seconds(timings[k])} {w}' for k, w in words.items() if k in timings)
+  return f'{_seconds(sum(timings.values()))}: {parts}'
+
+
 def _train(session, stop, on_eval):
   config, step = session.config, session.start_step
   session.precompile()  # so that no compilation lands inside a timed window
-  session.progress.restart_clock()
   window = Window(start_step=step)
   pending = []  # (end_step, device metrics) dispatched but not yet read
   while step < session.num_steps:
@@ -135,12 +151,12 @@ def _train(session, stop, on_eval):
     # "device" shares the host's cores: overlapping only adds contention, so read at once.
     while len(pending) > (0 if needs_state or session.host_is_device else 1):
       window = _consume(session, window, *pending.pop(0))
+    paused = time.perf_counter()
     eval_metrics = session.evaluate(end) if evaluate_now else None
     stop_early = bool(eval_metrics and on_eval and on_eval(end, eval_metrics))
     if save_now or stop_early:
       session.save(end, eval_metrics)
-    if (evaluate_now or save_now) and not window.parts:
-      window.start_time = time.perf_counter()  # steps/s counts training, not eval or saves
+    window.start_time += time.perf_counter() - paused  # steps/s counts training, not eval or saves
     step = end
     if stop_now and step < session.num_steps:
       session.checkpointer.wait()
@@ -192,11 +208,13 @@ def _consume(session, window, start, end, metrics):
   for point in log_points(session.config.log_every_steps, start, end, session.num_steps):
     window.parts.append({k: v[offset - start:point - start] for k, v in metrics.items()})
     point_time = window.start_time + (point - window.start_step) * seconds_per_step
-    session.writer.write(point, {**window.summary(point, session.config.data.batch_size,
-                                                  point_time, session.meter),
-                                 **session.privacy_scalars(point)})
+    record = window.summary(point, session.config.data.batch_size, point_time, session.meter)
+    session.writer.write(point, {**record, **session.privacy_scalars(point)})
+    # The console shows this very record: the same mean loss and pace as metrics.jsonl.
+    session.progress.record(point, window.start_step + 1, record['train/loss'],
+                            record['train/steps_per_second'])
     window, offset = Window(start_step=point, start_time=point_time), point
   if offset < end:
     window.parts.append({k: v[offset - start:] for k, v in metrics.items()})
-  session.progress.update(end, float(losses[-1]))
+    session.progress.advance(end)
   return window

@@ -12,7 +12,8 @@ import jax
 from jaxlab import checkpoint as checkpoint_lib
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
-from jaxlab import background, modeling, plots, privacy, progress, storage, tasks, writers
+from jaxlab import (background, memory_fit, modeling, plots, privacy, progress, storage, tasks,
+                    writers)
 from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.errors import UserError
@@ -41,6 +42,7 @@ class Session:
   input: Any  # inputs.ResidentInput or inputs.StreamedInput
   timings: dict
   meter: Any = None  # mfu.Meter: model FLOPs per step and the mesh's peak
+  memory_available: Any = None  # memory_fit.Available: what one device has
   last_eval: dict = None
   _blocks: dict = dataclasses.field(default_factory=dict)
   _resident_test: Any = None
@@ -55,9 +57,12 @@ class Session:
 
   @classmethod
   def create(cls, config, workdir, init_params=None):
+    """Restores or initialises the run and compiles its blocks, refusing one that would not
+    fit in memory, before anything is written to the workdir."""
     started = time.perf_counter()
     workdir = storage.absolute(workdir)
     mesh = mesh_lib.create(config.mesh)
+    memory = memory_fit.available(mesh)  # read before this run allocates
     mesh_lib.check_batch_size(config.data.batch_size, mesh)
     splits = data_lib.load(config.data, workdir)
     task = tasks.create(config, splits.info, compute_dtype=modeling.compute_dtype(config),
@@ -82,20 +87,26 @@ class Session:
     # peak measurement down.
     meter = mfu.Meter.create(config, task, programs)
     if is_chief():
+      writers.prepare()  # imports while the blocks compile
+      if config.plots:
+        plots.prepare()
+    session = cls(config, workdir, splits, task, programs, state, start_step, steps_per_epoch,
+                  checkpointer, writers.NullWriter(), progress=None, input=None,
+                  timings=dict(setup=0.0, compile=0.0, train=0.0, eval=0.0, save=0.0,
+                               finish=0.0),
+                  meter=meter, memory_available=memory)
+    session.input = session._make_input(position)
+    if start_step < programs.num_steps:
+      session.precompile()  # may refuse: a resumed workdir is then left as it was
+    if is_chief():
       storage.make_dirs(workdir)
       config_lib.save(config, workdir)
       data_lib.save_info(splits.info, workdir)
-    writer = writers.MetricWriter(workdir) if is_chief() else writers.NullWriter()
-    if is_chief() and config.plots:
-      plots.prepare()  # imports matplotlib while the run compiles and trains
-    bar = progress.Progress(programs.num_steps, start_step,
-                            enabled=is_chief() and config.progress, describe_rate=meter.describe)
-    session = cls(config, workdir, splits, task, programs, state, start_step, steps_per_epoch,
-                  checkpointer, writer, bar, input=None,
-                  timings=dict(setup=0.0, compile=0.0, eval=0.0, save=0.0, train=0.0),
-                  meter=meter)
-    session.input = session._make_input(position)
-    session.timings['setup'] = time.perf_counter() - started
+      session.writer = writers.MetricWriter(workdir)
+    session.progress = progress.Progress(programs.num_steps, start_step,
+                                         enabled=is_chief() and config.progress,
+                                         describe_rate=meter.describe)
+    session.timings['setup'] = time.perf_counter() - started - session.timings['compile']
     return session
 
   def _make_input(self, position):
@@ -152,7 +163,16 @@ class Session:
       self._blocks[length] = block.lower(self.state, *args,
                                          *self.programs.teacher_args).compile()
       self.timings['compile'] += time.perf_counter() - started
+      self._check_memory(self._blocks[length])
     return self._blocks[length]
+
+  def _check_memory(self, compiled):
+    """Refuses a block that clearly would not fit the devices (before its first step)."""
+    fit = memory_fit.of_compiled(compiled, self.memory_available)
+    warning = fit and memory_fit.check(self.config, self.programs.mesh, fit,
+                                       self.input.placement)
+    if warning:
+      self.log(warning)
 
   def precompile(self):
     """Compiles every block length this run will use up front."""
