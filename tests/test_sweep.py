@@ -149,6 +149,35 @@ def test_sweep_file_with_an_unknown_key_is_a_user_error(tmp_path):
   assert result.returncode == 2 and 'optimizer.learning_rate' in result.stderr
 
 
+def _scored_study(values):
+  """An in-memory study of complete trials over two parameters, scoring `values`."""
+  runner.quiet()
+  study = optuna.create_study(direction='maximize')
+  distributions = {'a': optuna.distributions.FloatDistribution(0.0, 1.0),
+                   'b': optuna.distributions.FloatDistribution(0.0, 1.0)}
+  for i, value in enumerate(values):
+    study.add_trial(optuna.create_trial(value=value, params={'a': i / 10, 'b': 1 - i / 10},
+                                        distributions=distributions))
+  return study
+
+
+def test_trials_that_all_score_the_same_draw_no_importances(tmp_path):
+  (tmp_path / report.IMPORTANCES_PNG).write_bytes(b'an earlier sweep\'s plot')
+  lines = report.write_plots(_scored_study([0.5, 0.5, 0.5]), 'eval/accuracy', str(tmp_path))
+  assert not (tmp_path / report.IMPORTANCES_PNG).exists()
+  assert (tmp_path / report.HISTORY_PNG).stat().st_size > 0
+  said = [line for line in lines if report.IMPORTANCES_PNG in line]
+  assert said == [f'No {report.IMPORTANCES_PNG}: the objective did not vary: all 3 complete '
+                  'trial(s) scored eval/accuracy 0.5, so no parameter can be shown to matter '
+                  'more than another.']
+
+
+def test_trials_that_score_differently_draw_importances(tmp_path):
+  lines = report.write_plots(_scored_study([0.5, 0.7, 0.6]), 'eval/accuracy', str(tmp_path))
+  assert (tmp_path / report.IMPORTANCES_PNG).stat().st_size > 0
+  assert f'Wrote {tmp_path / report.IMPORTANCES_PNG}' in lines
+
+
 def test_worker_shares_add_up_to_the_remaining_trials():
   assert runner.shares(5, 2) == [3, 2] and runner.shares(1, 3) == [1, 0, 0]
 

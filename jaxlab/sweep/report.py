@@ -1,6 +1,11 @@
 """A sweep's outputs in its workdir: the results table (printed, results.csv,
 results.json), optimization_history.png and param_importances.png, and best_config.py,
-a runnable experiment file holding the best trial's values."""
+a runnable experiment file holding the best trial's values.
+
+param_importances.png is drawn only when the complete trials' objective varied: when
+they all scored the same, Optuna draws every parameter equally important (0.50/0.50 for
+two), which reads as a finding; the summary says instead that the objective did not vary.
+"""
 
 import csv
 import json
@@ -51,7 +56,7 @@ def write(study, sweep, config, config_spec, workdir):
     json.dump(dict(study=study.study_name, metric=sweep.metric, direction=sweep.direction,
                    trials=records), f, indent=1)
   lines = [table(records, sweep.metric)]
-  lines += _plots(study, workdir)
+  lines += write_plots(study, sweep.metric, workdir)
   best = _best(study)
   if best is not None:
     path = os.path.join(workdir, BEST_CONFIG)
@@ -81,27 +86,53 @@ def best_values(sweep, params):
   return values
 
 
-def _plots(study, workdir):
+def write_plots(study, metric, workdir):
+  """Draws the history and, when the objective varied, the importances; returns one
+  line per plot saying where it went or why it is absent."""
   try:
     pyplot = plots.pyplot()  # before optuna imports matplotlib too: one import at a time
   except UserError as error:  # the trials' results are written; plots are a view of them
     return [f'No plots: {error}']
   from optuna.visualization import matplotlib as optuna_plots
-  lines = []
-  for name, draw in ((HISTORY_PNG, optuna_plots.plot_optimization_history),
-                     (IMPORTANCES_PNG, optuna_plots.plot_param_importances)):
-    try:
-      with warnings.catch_warnings():  # e.g. 'importances will be equal' with few trials
-        warnings.simplefilter('ignore')
-        axes = draw(study)
-    except (ValueError, RuntimeError) as error:  # e.g. importances need 2+ complete trials
-      lines.append(f'No {name}: {error}')
-      continue
-    figure = axes.figure
-    plots.save(figure, os.path.join(workdir, name))
-    pyplot.close(figure)
-    lines.append(f'Wrote {os.path.join(workdir, name)}')
+  lines = [_draw(pyplot, optuna_plots.plot_optimization_history, study, workdir, HISTORY_PNG)]
+  unvaried = objective_unvaried(study, metric)
+  if unvaried:
+    _remove_stale(os.path.join(workdir, IMPORTANCES_PNG))  # an earlier run's would mislead
+    lines.append(f'No {IMPORTANCES_PNG}: {unvaried}')
+  else:
+    lines.append(_draw(pyplot, optuna_plots.plot_param_importances, study, workdir,
+                       IMPORTANCES_PNG))
   return lines
+
+
+def objective_unvaried(study, metric):
+  """Why parameter importances would say nothing (the complete trials' values are all
+  one), or None when they varied."""
+  values = [t.value for t in study.get_trials(deepcopy=False) if t.state.name == 'COMPLETE']
+  if len(set(values)) > 1:
+    return None
+  if not values:
+    return 'no trial is complete.'
+  return (f'the objective did not vary: all {len(values)} complete trial(s) scored {metric} '
+          f'{values[0]:.4g}, so no parameter can be shown to matter more than another.')
+
+
+def _draw(pyplot, draw, study, workdir, name):
+  try:
+    with warnings.catch_warnings():  # e.g. 'importances will be equal' with few trials
+      warnings.simplefilter('ignore')
+      axes = draw(study)
+  except (ValueError, RuntimeError) as error:  # e.g. importances need 2+ complete trials
+    return f'No {name}: {error}'
+  figure = axes.figure
+  plots.save(figure, os.path.join(workdir, name))
+  pyplot.close(figure)
+  return f'Wrote {os.path.join(workdir, name)}'
+
+
+def _remove_stale(path):
+  if os.path.exists(path):
+    os.remove(path)
 
 
 def write_best_config(path, config_spec, values, config, trial, sweep):
