@@ -69,10 +69,32 @@ def evaluate(run):
   return result if report is None else dict(result, privacy=report)
 
 
+# What each `jaxlab quantize --mode` made int8 (jaxlab.quantize's docstring says how).
+QUANTIZED = {'w8': 'int8 weights', 'w8a8': 'int8 weights and activations'}
+
+
+def what_was_evaluated(result):
+  """Lines saying what the numbers are of, beyond the table: an int8 model's mode and
+  origin, a private run's (ε, δ); none for a plain float run."""
+  lines = []
+  quantization = result.get('quantization')
+  if quantization:
+    mode = quantization['mode']
+    lines.append(f'Model: int8, quantized with --mode={mode} ({QUANTIZED.get(mode, mode)}) from '
+                 f'step {quantization["source_step"]} of {quantization["source_workdir"]}.')
+  if result.get('privacy'):
+    lines.append(f'Privacy: trained with DP-SGD, {privacy.describe(result["privacy"])}.')
+  return lines
+
+
 def main(workdir, which):
   run = inference.load(workdir, which)
   result = evaluate(run)
+  if run.quantization:
+    result = dict(result, quantization=run.quantization)
   print(metrics_lib.format_table(result, title=f'eval of {workdir} at step {run.step}'))
+  for line in what_was_evaluated(result):
+    print(line)
   path = workdir_files.path(workdir, workdir_files.eval_result(run.step))
   storage.write_text(path, json.dumps(result, indent=2) + '\n')
   print(f'Wrote {path}')

@@ -111,6 +111,23 @@ def test_private_digits_run_trains_and_reports_epsilon_in_metrics_summary_and_ev
   assert evaluation['privacy']['sampling'] == 'poisson'
 
 
+@pytest.mark.slow
+def test_eval_of_a_private_run_prints_epsilon_and_delta(private_run, capsys):
+  workdir, _ = private_run
+  result = evaluate.main(str(workdir), 'latest')  # what `jaxlab eval` runs
+  spent = result['privacy']
+  printed = capsys.readouterr().out
+  said = f'Privacy: trained with DP-SGD, ε = {spent["epsilon"]:.2f} at δ = 1e-05 (rdp, '
+  assert said in printed
+
+
+def test_eval_states_privacy_only_for_private_runs():
+  spent = dict(epsilon=2.604, delta=1e-5, accountant='rdp', sampling='poisson', steps=10)
+  assert evaluate.what_was_evaluated(dict(accuracy=0.5, privacy=spent)) == [
+      'Privacy: trained with DP-SGD, ε = 2.60 at δ = 1e-05 (rdp, poisson sampling, 10 steps).']
+  assert evaluate.what_was_evaluated(dict(accuracy=0.5)) == []
+
+
 @pytest.mark.parametrize('override, named', [
     ('grad_accum_steps=2', 'grad_accum_steps'),
     ('data.mixup_alpha=0.2', 'mixup_alpha'),

@@ -82,6 +82,27 @@ def test_eval_and_predict_of_the_quantized_workdir_use_int8_weights(quantized_di
   assert (float_probs.argmax(-1) == int8_probs.argmax(-1)).mean() >= 0.95
 
 
+@pytest.mark.slow
+def test_eval_of_the_quantized_workdir_says_it_is_int8(quantized_digits, capsys):
+  from jaxlab import evaluate
+  workdir, quantized, _ = quantized_digits
+  result = evaluate.main(str(quantized), 'best')  # what `jaxlab eval` runs
+  printed = capsys.readouterr().out
+  assert (f'Model: int8, quantized with --mode=w8a8 (int8 weights and activations) from step '
+          f'{result["step"]} of {workdir}.') in printed
+  from jaxlab import workdir_files
+  written = json.loads((quantized / workdir_files.eval_result(result['step'])).read_text())
+  assert written['quantization']['mode'] == 'w8a8'
+
+
+def test_eval_of_a_float_run_claims_no_quantization():
+  from jaxlab import evaluate
+  spec = dict(mode='w8', source_workdir='/runs/a', source_step=40)
+  assert evaluate.what_was_evaluated(dict(accuracy=0.9, quantization=spec)) == [
+      'Model: int8, quantized with --mode=w8 (int8 weights) from step 40 of /runs/a.']
+  assert evaluate.what_was_evaluated(dict(accuracy=0.9, quantization=None)) == []
+
+
 def _leaves(tree):
   import jax
   return [('/'.join(str(getattr(k, 'key', k)) for k in path), leaf)
