@@ -1,5 +1,8 @@
 """PNG plots for the workdir: training curves and the confusion matrix.
 
+A panel whose values are all one (a single evaluation, a constant learning rate) is drawn
+against the metric's natural range, not autoscaled into noise around the value.
+
 matplotlib is imported once per process. When `prepare()` started that import in a
 background thread, `pyplot()` joins it and never imports again: a second import after
 a failed or unfinished one meets matplotlib's registries half built (KeyError:
@@ -55,28 +58,74 @@ def save(figure, path):
   storage.write_bytes(path, buffer.getvalue())
 
 
+# training_curves' panels, in order: those a run's metrics hold are drawn.
+PANELS = ('loss', 'perplexity', 'accuracy', 'token_accuracy', 'learning_rate', 'f1')
+# Metrics in [0, 1], and metrics never below 0: what a panel of one value is drawn against.
+FRACTIONS = ('accuracy', 'token_accuracy', 'f1')
+NON_NEGATIVE = ('loss', 'perplexity', 'learning_rate')
+
+
 def training_curves(records, workdir):
-  """One panel per metric name (loss, accuracy, ...), train and eval on the same axes."""
+  """Draws training_curves.png; returns its path, or None when no metric has a panel."""
+  figure = curves_figure(records)
+  if figure is None:
+    return None
+  path = posixpath.join(workdir, workdir_files.TRAINING_CURVES)
+  try:
+    save(figure, path)
+  finally:
+    pyplot().close(figure)
+  return path
+
+
+def curves_figure(records):
+  """One panel per metric name (loss, perplexity, accuracy, ...), train and eval on the
+  same axes; None when the records hold none of PANELS."""
   plt = pyplot()
   names = sorted({key.split('/', 1)[1] for r in records for key in r if '/' in key
                   and key.split('/', 1)[0] in ('train', 'eval') and _is_number(r[key])})
-  panels = [n for n in ('loss', 'accuracy', 'learning_rate', 'f1') if n in names]
+  panels = [n for n in PANELS if n in names]
   if not panels:
     return None
   figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
   for axis, name in zip(axes[0], panels):
-    for split in ('train', 'eval'):
-      points = [(r['step'], r[f'{split}/{name}']) for r in records if f'{split}/{name}' in r]
-      if points:
-        axis.plot(*zip(*points), label=_label(split, name),
-                  marker='o' if split == 'eval' else None)
-    axis.set_title(name)
-    axis.set_xlabel('step')
-    axis.legend()
-  path = posixpath.join(workdir, workdir_files.TRAINING_CURVES)
-  save(figure, path)
-  plt.close(figure)
-  return path
+    _draw_panel(axis, name, records)
+  return figure
+
+
+def _draw_panel(axis, name, records):
+  points = []
+  for split in ('train', 'eval'):
+    split_points = [(r['step'], r[f'{split}/{name}']) for r in records if f'{split}/{name}' in r]
+    if split_points:
+      axis.plot(*zip(*split_points), label=_label(split, name),
+                marker='o' if split == 'eval' else None)
+      points += split_points
+  steps, values = zip(*points)
+  if len(set(values)) == 1:  # autoscaling would zoom into nothing (0.92-1.02 around 0.97)
+    axis.set_ylim(*flat_limits(name, values[0]))
+  elif name == 'perplexity' and min(values) > 0 and max(values) > 10 * min(values):
+    axis.set_yscale('log')  # the first steps' (about the vocabulary size) flatten the rest
+  if len(set(steps)) == 1:  # one step: fractional step ticks around it say nothing
+    axis.set_xlim(0, max(1.1 * steps[0], 1))
+  axis.xaxis.get_major_locator().set_params(integer=True)
+  axis.set_title(name)
+  axis.set_xlabel('step')
+  axis.legend()
+
+
+def flat_limits(name, value):
+  """The y range of a panel whose values are all `value`: the whole [0, 1] for a
+  fraction, from 0 to a quarter above the value for a metric that is never negative,
+  else 10% either side; with matplotlib's 5% margins, so a point on an edge stays whole."""
+  if name in FRACTIONS:
+    low, high = 0.0, 1.0
+  elif name in NON_NEGATIVE and value >= 0:
+    low, high = 0.0, 1.25 * value or 1.0
+  else:
+    low, high = value - (0.1 * abs(value) or 1.0), value + (0.1 * abs(value) or 1.0)
+  margin = 0.05 * (high - low)
+  return low - margin, high + margin
 
 
 def _label(split, name):

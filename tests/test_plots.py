@@ -62,6 +62,55 @@ def test_training_curves_read_no_arrays(tmp_path):
                                                  {'step': 8, 'eval/loss': 1.0}]
 
 
+# --- training curves: the panels a run's metrics call for, on sensible axes ------------
+
+def _panels(records):
+  figure = plots.curves_figure(records)
+  panels = {axis.get_title(): axis for axis in figure.axes}
+  plots.pyplot().close(figure)
+  return panels
+
+
+def test_language_model_curves_show_perplexity():
+  records = [{'step': s, 'train/loss': 6.0 / s, 'train/perplexity': float(np.exp(6.0 / s)),
+              'train/learning_rate': 1e-3} for s in (1, 2, 3, 4)]
+  records.append({'step': 4, 'eval/loss': 1.6, 'eval/perplexity': float(np.exp(1.6)),
+                  'eval/token_accuracy': 0.4})
+  panels = _panels(records)
+  assert list(panels) == ['loss', 'perplexity', 'token_accuracy', 'learning_rate']
+  lines = panels['perplexity'].get_lines()
+  assert [line.get_label() for line in lines] == [
+      'train (mean since the previous record)', 'eval (test set)']
+  assert lines[1].get_ydata().tolist() == [pytest.approx(np.exp(1.6))]
+  assert panels['perplexity'].get_yscale() == 'log'  # exp(6) to exp(1.5): 55x
+
+
+def test_a_single_evaluation_is_drawn_against_the_metrics_natural_range():
+  panels = _panels([{'step': 8, 'eval/accuracy': 0.97, 'eval/loss': 0.3}])
+  low, high = panels['accuracy'].get_ylim()
+  assert low < 0 < 1 < high and high - low < 1.2  # [0, 1], not 0.92-1.02 around 0.97
+  low, high = panels['loss'].get_ylim()
+  assert low < 0 < 0.3 < 0.9 * high and high < 0.5  # from 0, the point inside
+  low, high = panels['loss'].get_xlim()
+  assert low == 0 and 8 < high < 10  # not fractional steps around 8
+
+
+def test_a_constant_metric_is_drawn_from_zero_and_a_varied_one_autoscaled():
+  records = [{'step': s, 'train/learning_rate': 1e-3, 'train/loss': 2.0 - 0.1 * s}
+             for s in (1, 2, 3)]
+  panels = _panels(records)
+  low, high = panels['learning_rate'].get_ylim()
+  assert low < 0 < 1e-3 < high < 2e-3
+  low, high = panels['loss'].get_ylim()
+  assert 1.6 < low < 1.7 and 1.9 < high < 2.0  # matplotlib's own range of 1.7-1.9
+
+
+def test_flat_limits_of_a_negative_value_hold_it():
+  low, high = plots.flat_limits('loss', -2.0)
+  assert low < -2.2 and -1.8 < high < -1.7
+  assert plots.flat_limits('loss', 0.0) == (-0.05, 1.05)
+
+
 # --- background work, joined with its failure surfaced ----------------------------------
 
 def test_background_returns_raises_or_times_out():
