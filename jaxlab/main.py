@@ -267,10 +267,9 @@ def run_command(command, args):
   if FLAGS.verbose and not (command == 'train' and FLAGS.dry_run):
     raise UserError('--verbose applies to `jaxlab train --dry_run` only (it adds the config '
                     'and the parameter sharding table to the report); drop it or add --dry_run.')
-  from jaxlab import runtime
-  runtime.setup(distributed=FLAGS.jax_distributed, coordinator=FLAGS.coordinator_address,
-                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id,
-                timeout=FLAGS.distributed_timeout)
+  if command == 'serve':  # binds its port before the runtime starts
+    return _serve(args)
+  _start_runtime()
   if command == 'train':
     if FLAGS.dry_run:
       from jaxlab import dry_run
@@ -309,8 +308,6 @@ def run_command(command, args):
     export.main(_workdir(), FLAGS.out, checkpoint=FLAGS.checkpoint, fmt=FLAGS.format,
                 platforms=FLAGS.platforms)
     return 0
-  if command == 'serve':
-    return _serve(args)
   if command == 'quantize':
     if args:
       raise UserError(f'quantize takes no positional arguments, got {args}.')
@@ -367,14 +364,28 @@ def _sample(args):
                      top_p=FLAGS.top_p, seed=FLAGS.seed)
 
 
+def _start_runtime():
+  from jaxlab import runtime
+  runtime.setup(distributed=FLAGS.jax_distributed, coordinator=FLAGS.coordinator_address,
+                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id,
+                timeout=FLAGS.distributed_timeout)
+
+
 def _serve(args):
+  """Checks the flags and binds the port first: a port in use fails at once, not after
+  the model has loaded and compiled."""
   if args:
     raise UserError(f'serve takes no positional arguments, got {args}.')
   from jaxlab import serve
+  from jaxlab.serve import listener
   serve.require_stack()
-  return serve.main(workdir=FLAGS.workdir and _workdir(), export=FLAGS.export,
-                    checkpoint=FLAGS.checkpoint, host=FLAGS.host, port=FLAGS.port,
-                    max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms)
+  serve.check_options(FLAGS.max_batch, FLAGS.max_wait_ms)
+  workdir = FLAGS.workdir and _workdir()
+  sock = listener.bind(FLAGS.host, FLAGS.port)
+  _start_runtime()
+  return serve.main(workdir=workdir, export=FLAGS.export, checkpoint=FLAGS.checkpoint,
+                    host=FLAGS.host, port=FLAGS.port, max_batch=FLAGS.max_batch,
+                    max_wait_ms=FLAGS.max_wait_ms, sock=sock)
 
 
 def main(argv):

@@ -401,6 +401,59 @@ def test_json_depth_counts_brackets_outside_strings_only():
       json_body.parse_object(body)
 
 
+# `jaxlab serve ARGS` in a process that says, as it exits, whether JAX was ever imported:
+# the error exit is os._exit (jaxlab.main.fail_now), so the report hooks that.
+_SERVE_REPORTING_JAX = (
+    'import os, sys\n'
+    'exit = os._exit\n'
+    'os._exit = lambda code: (print("jax imported:", "jax" in sys.modules, flush=True), '
+    'exit(code))\n'
+    'sys.argv = ["jaxlab", "serve", *sys.argv[1:]]\n'
+    'from jaxlab import main\n'
+    'main.run()\n')
+
+
+@pytest.mark.parametrize('occupied_host', ['127.0.0.1', '0.0.0.0'])
+def test_a_port_in_use_fails_at_once_before_loading_anything(tmp_path, occupied_host):
+  with socket.socket() as occupier:
+    occupier.bind((occupied_host, 0))
+    occupier.listen()
+    port = occupier.getsockname()[1]
+    # An empty workdir: had serve opened it, the error would be its missing config.json.
+    result = subprocess.run([sys.executable, '-c', _SERVE_REPORTING_JAX, f'--workdir={tmp_path}',
+                             f'--port={port}'], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+  assert result.returncode == 2
+  error, = result.stderr.strip().splitlines()
+  assert error.startswith(f'jaxlab: error: Port {port} on 127.0.0.1 is in use')
+  assert 'Pass a free port, e.g. --port=' in error
+  assert result.stdout.strip() == 'jax imported: False'  # no runtime, no model, no compiling
+
+
+def test_the_bound_socket_refuses_connections_until_start_up_is_done():
+  from jaxlab.errors import UserError
+  from jaxlab.serve import listener
+  sock = listener.bind('127.0.0.1', portpicker.pick_unused_port())
+  port = sock.getsockname()[1]
+  try:
+    with pytest.raises(ConnectionRefusedError):  # not queued while the model loads
+      socket.create_connection(('127.0.0.1', port), timeout=5).close()
+    listener.listen(sock, '127.0.0.1', port)
+    socket.create_connection(('127.0.0.1', port), timeout=5).close()
+    with pytest.raises(UserError, match=f'Port {port} on 127.0.0.1 is in use'):
+      listener.bind('127.0.0.1', port)
+  finally:
+    sock.close()
+
+
+def test_ports_outside_the_tcp_range_are_refused():
+  from jaxlab.errors import UserError
+  from jaxlab.serve import listener
+  for port in (0, 99999):
+    with pytest.raises(UserError, match=f'--port={port} is not a TCP port'):
+      listener.bind('127.0.0.1', port)
+
+
 def test_without_the_server_packages_serve_says_what_to_install(monkeypatch):
   import importlib.util
   from jaxlab import serve

@@ -8,19 +8,21 @@ trained model, with dynamic batching.
   generate.py  POST /v1/generate: a language model's tokens as server-sent events
   app.py       the routes, and the one-line JSON errors
   docs.py      /docs and /redoc, their JavaScript served from an installed package
+  listener.py  the socket, bound before start-up (a port in use fails at once)
 
-Start-up loads the model, compiles every batch size, and only then opens the port.
+Start-up binds the port, loads the model, compiles every batch size, and only then
+listens on the port.
 SIGTERM (or Ctrl+C) stops accepting connections, lets the requests in flight finish,
 and exits 0. Needs `pip install 'jaxlab[serve]'` (the base install does not).
 """
 
 import gc
 import signal
-import socket
 import sys
 import time
 
 from jaxlab.errors import UserError
+from jaxlab.serve import listener
 
 STACK = ('fastapi', 'uvicorn', 'multipart', 'fastapi_offline')
 GRACEFUL_SHUTDOWN_S = 30  # how long requests in flight may take after SIGTERM
@@ -37,28 +39,30 @@ def require_stack():
                     'fastapi-offline).')
 
 
-def check_options(host, port, max_batch, max_wait_ms):
+def check_options(max_batch, max_wait_ms):
   if not 1 <= max_batch <= 4096:
     raise UserError(f'--max_batch={max_batch} must be between 1 and 4096.')
   if not 0 <= max_wait_ms <= 10_000:
     raise UserError(f'--max_wait_ms={max_wait_ms} must be between 0 and 10000.')
-  family = socket.AF_INET6 if ':' in host else socket.AF_INET
-  with socket.socket(family, socket.SOCK_STREAM) as probe:  # fail before loading the model
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-      probe.bind((host, port))
-    except (OSError, OverflowError) as error:
-      raise UserError(f'Cannot listen on {host}:{port} ({error}); pick another --port or '
-                      '--host, or stop what is using it.') from None
 
 
 def main(*, workdir=None, export=None, checkpoint='best', host='127.0.0.1', port=8000,
-         max_batch=32, max_wait_ms=5.0, out=sys.stdout):
-  """Serves until SIGTERM or Ctrl+C; returns 0 once the requests in flight are answered."""
+         max_batch=32, max_wait_ms=5.0, out=sys.stdout, sock=None):
+  """Serves until SIGTERM or Ctrl+C; returns 0 once the requests in flight are answered.
+  `sock`: host:port already bound (listener.bind), as `jaxlab serve` does before JAX
+  starts; bound here otherwise."""
   require_stack()
+  check_options(max_batch, max_wait_ms)
+  sock = sock or listener.bind(host, port)
+  try:
+    return _serve(workdir, export, checkpoint, host, port, max_batch, max_wait_ms, out, sock)
+  finally:
+    sock.close()  # a failed start-up frees the port too
+
+
+def _serve(workdir, export, checkpoint, host, port, max_batch, max_wait_ms, out, sock):
   from jaxlab.serve import app as app_lib, batcher as batcher_lib, generate, inputs, sources
   sources.check_choice(workdir, export)
-  check_options(host, port, max_batch, max_wait_ms)
   import uvicorn
   started = time.perf_counter()
   source = sources.open_source(workdir=workdir, export=export, checkpoint=checkpoint)
@@ -84,12 +88,13 @@ def main(*, workdir=None, export=None, checkpoint='best', host='127.0.0.1', port
   gc.freeze()
   server = uvicorn.Server(uvicorn.Config(
       app, host=host, port=port, log_level='warning', access_log=False,
-      timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))
+      backlog=listener.BACKLOG, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))
   # uvicorn drains on these signals, then raises them again under the handlers it found:
   # with these, that second delivery is a no-op and the process exits 0.
   for sig in (signal.SIGTERM, signal.SIGINT):
     signal.signal(sig, lambda *_: None)
-  server.run()
+  listener.listen(sock, host, port)
+  server.run(sockets=[sock])
   if not server.started:
     raise UserError(f'The server could not start on {host}:{port} (see the message above).')
   return 0
