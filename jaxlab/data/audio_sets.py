@@ -3,9 +3,11 @@
   synthetic_speech  formant "vowels" made at run time (no download, no tools): 5 vowels x
                     a rising or falling pitch = 10 classes, with speaker, pitch, speed,
                     loudness and noise varied; learnable but not trivial
-  spoken_digits     "zero" .. "nine" spoken by espeak-ng in several voices, speeds and
-                    pitches, made once and cached under data.cache_dir; where espeak-ng is
-                    not installed it falls back to synthetic_speech, with one line saying so
+  spoken_digits     "zero" .. "nine" spoken by espeak-ng (jaxlab/data/espeak_digits.py),
+                    split by speaker: the test's voices, espeak-ng's default among them,
+                    are never trained on; made once and cached under data.cache_dir; where
+                    espeak-ng is not installed it falls back to synthetic_speech, with one
+                    line saying so
   speech_commands   TFDS Speech Commands (12 classes: 10 words, silence, unknown), prepared
                     in ArrayRecord format; clips padded or cropped to 1 s; for streaming
 """
@@ -40,6 +42,10 @@ _BANDWIDTHS = (80.0, 100.0, 140.0)  # Hz, of F1-F3
 
 
 def synthetic_speech(data_config, workdir=None):
+  """Train and test drawn apart (seed, split 0 or 1) from one generator: no clip is in
+  both, and there are no speakers to hold out (each clip draws its own formant scale,
+  pitch, speed and noise). A test example shares with training everything but its
+  draws: the test is in distribution."""
   del workdir
   seed = data_config.synthetic_seed
   train = synthetic_clips(data_config.num_train or SYNTHETIC_SIZES['num_train'], seed, 0)
