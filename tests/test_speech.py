@@ -142,8 +142,11 @@ def test_placing_a_word_is_deterministic_and_light():
   again = espeak_digits.place(word, np.random.default_rng([0, 3, 5]))
   np.testing.assert_array_equal(clip, again)
   assert clip.shape == (16000,) and clip.dtype == np.float32 and 0 < np.abs(clip).max() <= 1
-  gains = [np.abs(espeak_digits.place(word, np.random.default_rng(i))).max() for i in range(20)]
+  placed = [espeak_digits.place(word, np.random.default_rng(i)) for i in range(40)]
+  gains = [np.abs(clip).max() for clip in placed]
   assert min(gains) < 0.5 < max(gains)
+  ends = [(clip[0] != 0, clip[-1] != 0) for clip in placed]  # noise before / after the word
+  assert (True, True) in ends and (True, False) in ends and (False, False) in ends
 
 
 _NEEDS_ESPEAK = pytest.mark.skipif(not __import__('shutil').which('espeak-ng'),

@@ -53,7 +53,7 @@ TRAIN_RENDITIONS = 3  # each training speaker says each digit this often, in dra
 SPEED_RANGE = (110, 220)  # words per minute, drawn uniformly (espeak-ng's default: 175)
 PITCH_RANGE = (20, 80)  # espeak-ng's 0-99 scale, drawn uniformly (default: 50)
 TEST_SPLIT = 'held-out speakers'  # named on the eval line
-FORMAT = 2  # bump when the recipe changes: the cache key holds it
+FORMAT = 3  # bump when the recipe changes: the cache key holds it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +164,9 @@ def _finish(clip, utterance, rng):
 
 def place(clip, rng):
   """The word at a random offset in one second, at a random gain, with light noise
-  (none in a quarter of the clips, else 15-40 dB below the word): deterministic in rng."""
+  (none in a quarter of the clips, else 15-40 dB below the word): deterministic in rng.
+  Half the noisy clips end their noise after the word, as a short noisy recording does
+  once `jaxlab predict` pads it with silence to one second."""
   voiced = np.flatnonzero(np.abs(clip) > 0.01)
   clip = clip[voiced[0]:voiced[-1] + 1][:CLIP_SAMPLES] if len(voiced) else clip[:CLIP_SAMPLES]
   clip = clip / (np.abs(clip).max() + 1e-9)
@@ -173,6 +175,9 @@ def place(clip, rng):
   out[start:start + len(clip)] = clip
   if rng.uniform() > 0.25:
     word_rms = np.sqrt(np.mean(clip ** 2))
-    out += rng.normal(0, word_rms * 10 ** (-rng.uniform(15, 40) / 20), CLIP_SAMPLES)
+    noise = rng.normal(0, word_rms * 10 ** (-rng.uniform(15, 40) / 20), CLIP_SAMPLES)
+    if rng.uniform() < 0.5:
+      noise[rng.integers(start + len(clip), CLIP_SAMPLES + 1):] = 0
+    out += noise
   out *= rng.uniform(0.1, 1.0) / (np.abs(out).max() + 1e-9)
   return out.astype(np.float32)
