@@ -246,9 +246,10 @@ def _workdir():
   return FLAGS.workdir
 
 
-def _final_metrics(metrics):
+def _final_metrics(metrics, test_split=''):
   if 'accuracy' in metrics:
-    return f'test accuracy {metrics["accuracy"]:.4f}'
+    held_out = f' ({test_split})' if test_split else ''
+    return f'test accuracy{held_out} {metrics["accuracy"]:.4f}'
   shown = f'test loss {metrics["loss"]:.4f}'
   return shown + (f', perplexity {metrics["perplexity"]:.2f}' if 'perplexity' in metrics else '')
 
@@ -285,7 +286,8 @@ def run_command(command, args):
     if summary['eval'] and summary['status'] == 'finished':
       spent = summary.get('privacy')
       budget = f', {privacy.describe(spent)}' if spent else ''
-      print(f'Done: step {summary["step"]}, {_final_metrics(summary["eval"])}{budget}. '
+      shown = _final_metrics(summary['eval'], summary.get('test_split', ''))
+      print(f'Done: step {summary["step"]}, {shown}{budget}. '
             f'Outputs in {FLAGS.workdir}.', flush=True)
     return 0
   if command == 'eval':

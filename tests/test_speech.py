@@ -94,14 +94,91 @@ def test_spoken_digits_falls_back_to_synthetic_speech_without_espeak(monkeypatch
   assert len(lines) == 1 and 'falls back to synthetic_speech' in lines[0]
 
 
-@pytest.mark.skipif(not __import__('shutil').which('espeak-ng'), reason='espeak-ng is not '
-                    'installed (apt-get install espeak-ng)')
+def test_spoken_digits_split_holds_out_speakers_and_the_default_voice():
+  """On the generation metadata (nothing spoken): no speaker in both splits, and the test
+  holds espeak-ng's default voice at its default speed, as `espeak-ng -w` writes it."""
+  from jaxlab.data import espeak_digits as recipe
+  said = recipe.utterances(0)
+  train = [u for u in said if u.split == 'train']
+  test = [u for u in said if u.split == 'test']
+  assert (len(train), len(test)) == recipe.split_sizes()
+  assert not {u.variant for u in train} & {u.variant for u in test}
+  assert not {u.voice for u in train} & {u.voice for u in test}
+  assert '' not in {u.variant for u in train}  # espeak-ng's own speaker is never trained on
+  defaults = [u for u in test if u.as_written]
+  assert sorted(u.digit for u in defaults) == list(range(10))
+  assert {(u.voice, u.speed, u.pitch) for u in defaults} == {('en', 175, 50)}
+  assert {u.language for u in test} == set(recipe.LANGUAGES)
+  for split in (train, test):  # drawn from ranges, not a few fixed values
+    speeds, pitches = [u.speed for u in split], [u.pitch for u in split]
+    assert 110 <= min(speeds) and max(speeds) <= 220 and len(set(speeds)) > 50
+    assert 20 <= min(pitches) and max(pitches) <= 80 and len(set(pitches)) > 40
+  assert np.bincount([u.digit for u in train]).tolist() == [len(train) // 10] * 10
+  assert recipe.utterances(0) == said and recipe.utterances(1) != said
+
+
+def test_spoken_digits_loader_splits_by_the_metadata(monkeypatch):
+  from jaxlab.data import audio_sets, espeak_digits
+  monkeypatch.setattr(audio_sets.shutil, 'which', lambda name: '/usr/bin/espeak-ng')
+  def fake_clips(said, seed, cache_dir):  # the row index in place of the audio
+    rows = np.arange(len(said), dtype=np.float32)
+    return dict(audio=np.repeat(rows[:, None], 16000, 1),
+                label=np.array([u.digit for u in said], np.int32))
+  monkeypatch.setattr(espeak_digits, 'clips', fake_clips)
+  splits = audio_sets.spoken_digits(load_config('spoken_digits', None).data)
+  said = espeak_digits.utterances(0)
+  rows = lambda source: [int(source[i]['audio'][0]) for i in range(len(source))]
+  assert {said[r].split for r in rows(splits.train)} == {'train'}
+  assert rows(splits.test) == [i for i, u in enumerate(said) if u.split == 'test']
+  assert rows(splits.train) != sorted(rows(splits.train))  # speakers mixed for num_train
+  assert splits.info.test_split == 'held-out speakers'
+  assert len(splits.train) == audio_sets.known_info(load_config('spoken_digits', None).data)[1]
+
+
+def test_placing_a_word_is_deterministic_and_light():
+  from jaxlab.data import espeak_digits
+  word = np.sin(np.arange(8000) / 7).astype(np.float32) * 0.5
+  clip = espeak_digits.place(word, np.random.default_rng([0, 3, 5]))
+  again = espeak_digits.place(word, np.random.default_rng([0, 3, 5]))
+  np.testing.assert_array_equal(clip, again)
+  assert clip.shape == (16000,) and clip.dtype == np.float32 and 0 < np.abs(clip).max() <= 1
+  placed = [espeak_digits.place(word, np.random.default_rng(i)) for i in range(40)]
+  gains = [np.abs(clip).max() for clip in placed]
+  assert min(gains) < 0.5 < max(gains)
+  ends = [(clip[0] != 0, clip[-1] != 0) for clip in placed]  # noise before / after the word
+  assert (True, True) in ends and (True, False) in ends and (False, False) in ends
+
+
+_NEEDS_ESPEAK = pytest.mark.skipif(not __import__('shutil').which('espeak-ng'),
+                                   reason='espeak-ng is not installed (apt-get install espeak-ng)')
+
+
+@_NEEDS_ESPEAK
 def test_espeak_word_becomes_a_one_second_clip():
-  from jaxlab.data import audio_sets
-  spoken = audio_sets._speak((7, 'en-us+f1', 150, 50))  # pylint: disable=protected-access
-  clip = audio_sets._place(spoken, np.random.default_rng(0))  # pylint: disable=protected-access
+  from jaxlab.data import espeak_digits
+  spoken = espeak_digits.speak(espeak_digits.Utterance(7, 'en-us', 'f1', 150, 50, 'train'))
+  clip = espeak_digits.place(spoken, np.random.default_rng(0))
   assert clip.shape == (16000,) and clip.dtype == np.float32
   assert 0.2 * 16000 < np.sum(np.abs(spoken) > 0.01) and np.abs(clip).max() > 0.1
+
+
+@_NEEDS_ESPEAK
+def test_a_missing_variant_is_a_user_error_not_the_default_speaker():
+  from jaxlab.data import espeak_digits
+  from jaxlab.errors import UserError
+  used = set(espeak_digits.TRAIN_VARIANTS + espeak_digits.TEST_VARIANTS) - {''}
+  espeak_digits._check_variants(used)  # pylint: disable=protected-access
+  with pytest.raises(UserError, match='lacks the voice variant.*nobody'):
+    espeak_digits._check_variants({'m1', 'nobody'})  # pylint: disable=protected-access
+
+
+@pytest.mark.slow  # ~7 s
+def test_spoken_digits_smoke_trains(tmp_path):
+  from jaxlab.train import loop
+  summary = loop.run(load_config('spoken_digits', 'smoke'), str(tmp_path))
+  assert summary['status'] == 'finished' and summary['step'] == 12
+  losses = [r['train/loss'] for r in read_metrics(tmp_path) if 'train/loss' in r]
+  assert len(losses) == 4 and losses[-1] < losses[0]
 
 
 def test_speech_commands_from_mock_tfds_are_fixed_length_clips():

@@ -27,6 +27,7 @@ class DatasetInfo:
   vocab_size: int = 0  # token sets: the tokenizer's vocabulary
   tokenizer: Any = None  # token sets: the tokenizer's spec (jaxlab.data.tokenizers)
   sample_rate: int = 0  # audio sets: samples per second of the 'audio' feature
+  test_split: str = ''  # what the test split holds out, named on the eval line ('held-out speakers')
 
   def spec(self):
     """{name: (shape, numpy dtype)} of one example."""

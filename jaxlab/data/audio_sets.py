@@ -3,32 +3,31 @@
   synthetic_speech  formant "vowels" made at run time (no download, no tools): 5 vowels x
                     a rising or falling pitch = 10 classes, with speaker, pitch, speed,
                     loudness and noise varied; learnable but not trivial
-  spoken_digits     "zero" .. "nine" spoken by espeak-ng in several voices, speeds and
-                    pitches, made once and cached under data.cache_dir; where espeak-ng is
-                    not installed it falls back to synthetic_speech, with one line saying so
+  spoken_digits     "zero" .. "nine" spoken by espeak-ng (jaxlab/data/espeak_digits.py),
+                    split by speaker: the test's voices, espeak-ng's default among them,
+                    are never trained on; made once and cached under data.cache_dir; where
+                    espeak-ng is not installed it falls back to synthetic_speech, with one
+                    line saying so
   speech_commands   TFDS Speech Commands (12 classes: 10 words, silence, unknown), prepared
                     in ArrayRecord format; clips padded or cropped to 1 s; for streaming
 """
 
-import hashlib
-import os
 import shutil
-import subprocess
 import sys
-from concurrent import futures
 
 import numpy as np
 
-from jaxlab.data import DatasetInfo, Splits, audio, from_arrays, tfds_source
+from jaxlab.data import DatasetInfo, Splits, audio, espeak_digits, from_arrays, tfds_source
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE  # one second
 
 
-def audio_info(name, class_names, num_samples=CLIP_SAMPLES, sample_rate=SAMPLE_RATE):
+def audio_info(name, class_names, num_samples=CLIP_SAMPLES, sample_rate=SAMPLE_RATE,
+               test_split=''):
   return DatasetInfo(name, {'audio': ((num_samples,), 'float32'), 'label': ((), 'int32')},
                      num_classes=len(class_names), class_names=tuple(class_names),
-                     sample_rate=sample_rate)
+                     sample_rate=sample_rate, test_split=test_split)
 
 
 # --- synthetic_speech --------------------------------------------------------------
@@ -43,6 +42,10 @@ _BANDWIDTHS = (80.0, 100.0, 140.0)  # Hz, of F1-F3
 
 
 def synthetic_speech(data_config, workdir=None):
+  """Train and test drawn apart (seed, split 0 or 1) from one generator: no clip is in
+  both, and there are no speakers to hold out (each clip draws its own formant scale,
+  pitch, speed and noise). A test example shares with training everything but its
+  draws: the test is in distribution."""
   del workdir
   seed = data_config.synthetic_seed
   train = synthetic_clips(data_config.num_train or SYNTHETIC_SIZES['num_train'], seed, 0)
@@ -88,83 +91,28 @@ def _vowel(label, rng):
 
 # --- spoken_digits (espeak-ng) -----------------------------------------------------
 
-DIGITS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
-VOICES = tuple(f'{accent}+{variant}' for accent in ('en-us', 'en-gb', 'en-gb-scotland', 'en-029')
-               for variant in ('m1', 'm3', 'f1', 'f3'))
-SPEEDS = (120, 150, 180)  # words per minute
-PITCHES = (30, 50, 70)  # espeak-ng's 0-99 scale
-TEST_FRACTION = 0.2
-DIGITS_FORMAT = 1  # bump when the recipe changes: the cache key holds it
+DIGITS = espeak_digits.DIGITS
 
 
 def spoken_digits(data_config, workdir=None):
+  """Split by speaker (jaxlab/data/espeak_digits.py): the test speakers, espeak-ng's
+  default one among them, are never trained on; a test example shares only its language
+  (pronunciation rules) and the speed and pitch ranges with training. The test split
+  ends with the ten digits exactly as `espeak-ng -w x.wav <digit>` writes them."""
   if shutil.which('espeak-ng') is None:
     print('jaxlab: espeak-ng is not installed (apt-get install espeak-ng), so data.name='
           'spoken_digits falls back to synthetic_speech.', file=sys.stderr, flush=True)
     return synthetic_speech(data_config, workdir)
-  clips = _cached_digits(data_config.cache_dir)
-  rng = np.random.default_rng([data_config.synthetic_seed, 2])
-  order = rng.permutation(len(clips['label']))
-  num_test = int(len(order) * TEST_FRACTION)
-  test, train = order[:num_test], order[num_test:]
-  info = audio_info('spoken_digits', DIGITS)
+  seed = data_config.synthetic_seed
+  said = espeak_digits.utterances(seed)
+  clips = espeak_digits.clips(said, seed, data_config.cache_dir)
+  in_test = np.array([u.split == 'test' for u in said])
+  # Shuffled once, so that data.num_train keeps a mix of speakers; the test keeps its order.
+  train = np.random.default_rng([seed, 4]).permutation(np.flatnonzero(~in_test))
   pick = lambda rows: {k: v[rows] for k, v in clips.items()}
-  return from_arrays(info, pick(train), pick(test))
-
-
-def _cached_digits(cache_dir):
-  """All clips (10 digits x voices x speeds x pitches, with noise), made once."""
-  recipe = repr((DIGITS, VOICES, SPEEDS, PITCHES, DIGITS_FORMAT, _espeak_version()))
-  key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
-  path = os.path.join(os.path.expanduser(cache_dir), 'spoken_digits', f'clips-{key}.npz') \
-      if cache_dir else None
-  if path and os.path.exists(path):
-    with np.load(path) as cached:
-      return dict(cached)
-  print('jaxlab: speaking the digits with espeak-ng (once; cached under data.cache_dir)',
-        file=sys.stderr, flush=True)
-  jobs = [(d, v, s, p) for d in range(len(DIGITS)) for v in VOICES for s in SPEEDS
-          for p in PITCHES]
-  with futures.ThreadPoolExecutor(max(os.cpu_count() or 1, 2) * 2) as pool:
-    clips = list(pool.map(_speak, jobs))
-  rng = np.random.default_rng(0)
-  audio_clips = np.stack([_place(clip, rng) for clip in clips])
-  result = dict(audio=audio_clips, label=np.array([j[0] for j in jobs], np.int32))
-  if path:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f'{path}.tmp-{os.getpid()}.npz'
-    np.savez(temporary, **result)
-    os.replace(temporary, path)
-  return result
-
-
-def _espeak_version():
-  return subprocess.run(['espeak-ng', '--version'], capture_output=True, text=True).stdout.strip()
-
-
-def _speak(job):
-  digit, voice, speed, pitch = job
-  command = ['espeak-ng', '-v', voice, '-s', str(speed), '-p', str(pitch), '--stdout', DIGITS[digit]]
-  try:
-    wav = subprocess.run(command, capture_output=True, check=True).stdout
-  except (OSError, subprocess.CalledProcessError) as error:
-    from jaxlab.errors import UserError  # pylint: disable=g-import-not-at-top
-    raise UserError(f'espeak-ng failed to speak the spoken_digits set (`{" ".join(command)}`: '
-                    f'{error}). Repair or remove espeak-ng (without it the set falls back to '
-                    'synthetic_speech), or use --config.data.name=synthetic_speech.') from None
-  samples, rate = audio.decode_wav(wav)
-  return audio.resample(samples, rate, SAMPLE_RATE)
-
-
-def _place(clip, rng):
-  """The word at a random offset in one second, with a little noise and a random gain."""
-  voiced = np.flatnonzero(np.abs(clip) > 0.01)
-  clip = clip[voiced[0]:voiced[-1] + 1][:CLIP_SAMPLES] if len(voiced) else clip[:CLIP_SAMPLES]
-  out = np.zeros(CLIP_SAMPLES, np.float32)
-  start = rng.integers(0, CLIP_SAMPLES - len(clip) + 1)
-  out[start:start + len(clip)] = clip / (np.abs(clip).max() + 1e-9)
-  out += rng.normal(0, rng.uniform(0.005, 0.05), CLIP_SAMPLES).astype(np.float32)
-  return (out * rng.uniform(0.2, 0.9)).astype(np.float32)
+  info = audio_info('spoken_digits', DIGITS, test_split=espeak_digits.TEST_SPLIT)
+  return from_arrays(info, pick(train),
+                     pick(np.flatnonzero(in_test)))
 
 
 # --- speech_commands (TFDS) --------------------------------------------------------
@@ -206,9 +154,7 @@ def speech_commands(data_config, workdir=None):
 
 # Training-set sizes known without making or reading the clips (for --dry_run).
 KNOWN_SIZES = {'synthetic_speech': SYNTHETIC_SIZES['num_train'],
-               'spoken_digits': len(DIGITS) * len(VOICES) * len(SPEEDS) * len(PITCHES)
-                                - int(len(DIGITS) * len(VOICES) * len(SPEEDS) * len(PITCHES)
-                                      * TEST_FRACTION),
+               'spoken_digits': espeak_digits.split_sizes()[0],
                'speech_commands': 85511}
 _CLASSES = {'synthetic_speech': SYNTHETIC_CLASSES, 'spoken_digits': DIGITS,
             'speech_commands': ('down', 'go', 'left', 'no', 'off', 'on', 'right', 'stop', 'up',

@@ -56,7 +56,10 @@ def embedded_documents():
 
 def embedded_split(split):
   """A fixed split by whole documents: in sorted-key order the 1st, 11th, 21st, ...
-  are 'test' (with Python 3.11: 8 of 78 texts, 6% of the characters), the rest 'train'."""
+  are 'test' (with Python 3.11: 8 of 78 texts, 6% of the characters), the rest 'train'.
+  No text is in both (topics that share a text are kept once); a test topic shares with
+  training only the manual's vocabulary, style and the passages that topics quote from
+  each other, not its own text."""
   if split not in ('train', 'test'):
     raise UserError(f"The embedded text corpus has splits 'train' and 'test', not {split!r}.")
   is_test = lambda index: index % TEST_EVERY == 0

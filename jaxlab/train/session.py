@@ -196,7 +196,8 @@ class Session:
       scalars['train/bad_records'] = self.input.bad_records_total()
     self.writer.write(step, scalars, extras)
     self.writer.flush()
-    self.progress.write(f'step {step}: eval {self.task.eval_line(result)}')
+    held_out = f' on {self.task.info.test_split}' if self.task.info.test_split else ''
+    self.progress.write(f'step {step}: eval{held_out} {self.task.eval_line(result)}')
     self.last_eval = dict(step=step, **result)
     self.timings['eval'] += time.perf_counter() - started
     return scalars
@@ -256,7 +257,8 @@ class Session:
                 steps_per_second=trained / self.timings['train'] if self.timings['train'] else None,
                 throughput=self.meter.summary(trained, self.timings['train'],
                                               wall_seconds=sum(self.timings.values())),
-                privacy=self.privacy_report(self.current_step()))
+                privacy=self.privacy_report(self.current_step()),
+                test_split=self.task.info.test_split)
 
   def privacy_report(self, step):
     """ε spent by `step` steps and how it was accounted (None without privacy)."""
