@@ -52,7 +52,7 @@ flags.DEFINE_integer('top_k', 3, 'predict: how many classes to print per image. 
                      'only from the K most likely tokens (not given: from all of them).')
 flags.DEFINE_string('prompt', None, 'sample: the text to continue.')
 flags.DEFINE_integer('max_tokens', 200, 'sample: the most new tokens to generate (fewer if the '
-                     'model ends the text).')
+                     'model ends the text or its context ends first).')
 flags.DEFINE_float('temperature', 0.8, 'sample: softmax temperature; 0 picks the most likely '
                    'token (greedy).')
 flags.DEFINE_float('top_p', 1.0, 'sample: draw from the smallest set of likeliest tokens whose '

@@ -140,15 +140,34 @@ def test_cli_streams_a_continuation(lm_workdir):
   assert result.stdout.startswith('The for ') and len(result.stdout) > len('The for \n')
 
 
-def test_cli_refuses_a_request_longer_than_the_context(lm_workdir):
-  result = run_cli('sample', f'--workdir={lm_workdir}', '--prompt=The', '--max_tokens=64')
+def test_cli_stops_at_the_context_and_says_so(lm_workdir):
+  """--max_tokens is a most: past the context (the default 200 is, on every shipped LM)
+  generation stops there with a note on stderr, and the prompt is kept whole."""
+  result = run_cli('sample', f'--workdir={lm_workdir}', '--prompt=The', '--max_tokens=200',
+                   '--temperature=0')
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.startswith('The')
+  assert ("stopped after 61 new tokens at the model's context of 64 tokens (its max_len), "
+          'before --max_tokens=200') in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def test_cli_refuses_a_prompt_that_fills_the_context(lm_workdir):
+  result = run_cli('sample', f'--workdir={lm_workdir}', '--prompt=' + 'x' * 64)
   assert result.returncode == 2
-  assert 'exceeds the model\'s context of 64 tokens' in result.stderr
+  assert 'The prompt (64 tokens) fills the model\'s context of 64 tokens' in result.stderr
   assert 'Traceback' not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_room_left_by_the_prompt_bounds_the_new_tokens(loaded):
+  _, sampler, _ = loaded
+  assert sample.new_tokens(sampler, 3, 20) == 20
+  assert sample.new_tokens(sampler, 3, 200) == 61
+  assert sample.new_tokens(sampler, 63, 5) == 1
+
+
 @pytest.mark.parametrize('options, words', [
-    (dict(prompt='x' * 70, max_tokens=1), 'prompt (70 tokens) plus --max_tokens=1 exceeds'),
+    (dict(prompt='x' * 70, max_tokens=1), 'prompt (70 tokens) fills the model\'s context'),
     (dict(prompt='', max_tokens=5), 'prompt is empty'),
     (dict(prompt='The', max_tokens=0), '--max_tokens=0 must be at least 1'),
     (dict(prompt='The', temperature=-1.0), 'must be >= 0'),
