@@ -519,8 +519,13 @@ def test_generate_streams_the_text_sampling_makes_and_text_predicts_as_files(tmp
   async def stream():
     batcher.start()
     try:
-      with pytest.raises(generate.BadInput, match='max_tokens=999 must be between 1 and'):
-        await generator.start(dict(request, max_tokens=999))
+      with pytest.raises(generate.BadInput, match='fills the model.s context of 64 tokens'):
+        await generator.start(dict(request, prompt='x' * 64))
+      with pytest.raises(generate.BadInput, match='max_tokens=0 must be at least 1'):
+        await generator.start(dict(request, max_tokens=0))
+      past_context = [e async for e in await generator.start(dict(request, max_tokens=999))]
+      done = json.loads(past_context[-1].decode().split('data: ', 1)[1])
+      assert 1 <= done['tokens'] <= 64 - len('The for statement')  # stopped by the context
       return [event async for event in await generator.start(request)]
     finally:
       batcher.stop()

@@ -60,10 +60,15 @@ class Generator:
     room = self.sampler.max_len - len(prompt_ids)
     if not prompt_ids:
       raise BadInput('The prompt is empty; give at least one character.')
-    if not 1 <= request['max_tokens'] <= room:
-      raise BadInput(f'max_tokens={request["max_tokens"]} must be between 1 and {room}: the '
-                     f'prompt ({len(prompt_ids)} tokens) and the new tokens must fit the '
-                     f'model\'s context of {self.sampler.max_len} tokens.')
+    if request['max_tokens'] < 1:
+      raise BadInput(f'max_tokens={request["max_tokens"]} must be at least 1.')
+    if room < 1:
+      raise BadInput(f'The prompt ({len(prompt_ids)} tokens) fills the model\'s context of '
+                     f'{self.sampler.max_len} tokens, leaving no room for a new token; shorten '
+                     'it (it is never cut).')
+    # As `jaxlab sample`: max_tokens is a maximum, and the context may end generation first
+    # (finish_reason "length" either way).
+    request['max_tokens'] = min(request['max_tokens'], room)
     return self._events(prompt_ids, request)
 
   async def _events(self, prompt_ids, request):
