@@ -63,15 +63,22 @@ def _trained(workdir, steps):
   return losses, evals, step
 
 
+def _train_four_steps(experiment, workdir, *data_flags):
+  """`jaxlab train` of the experiment's smoke variant for 4 steps (logged every 2, evaluated
+  and saved at 4) in a process where TensorFlow cannot be imported."""
+  return run_without_tensorflow(
+      'train', f'--config=experiments/{experiment}.py:smoke', f'--workdir={workdir}', *data_flags,
+      '--config.num_steps=4', '--config.steps_per_loop=2', '--config.log_every_steps=2',
+      '--config.eval_every_steps=4', '--config.checkpoint_every_steps=4', '--config.plots=False')
+
+
 @pytest.mark.slow  # a CLI run that compiles a ResNet-50 (about 30 s)
 def test_imagenet2012_streams_and_trains_without_tensorflow(imagenet_dir, tmp_path):
   workdir = tmp_path / 'run'
-  result = run_without_tensorflow(
-      'train', '--config=experiments/imagenet_resnet50.py:smoke', f'--workdir={workdir}',
-      '--config.data.name=imagenet2012', f'--config.data.data_dir={imagenet_dir}',
-      '--config.data.image_size=32', '--config.data.num_train=32', '--config.data.num_workers=1',
-      '--config.num_steps=4', '--config.steps_per_loop=2', '--config.log_every_steps=2',
-      '--config.eval_every_steps=4', '--config.checkpoint_every_steps=4', '--config.plots=False')
+  result = _train_four_steps(
+      'imagenet_resnet50', workdir, '--config.data.name=imagenet2012',
+      f'--config.data.data_dir={imagenet_dir}', '--config.data.image_size=32',
+      '--config.data.num_train=32', '--config.data.num_workers=1')
   assert result.returncode == 0, result.stderr[-3000:]
   losses, evals, step = _trained(workdir, 4)
   assert len(losses) == 2 and np.isfinite(losses).all() and step == 4
@@ -82,13 +89,11 @@ def test_imagenet2012_streams_and_trains_without_tensorflow(imagenet_dir, tmp_pa
 @pytest.mark.slow  # a CLI run (about 15 s)
 def test_speech_commands_streams_and_trains_without_tensorflow(speech_dir, tmp_path):
   workdir = tmp_path / 'run'
-  result = run_without_tensorflow(
-      'train', '--config=experiments/speech_commands_cnn.py:smoke', f'--workdir={workdir}',
-      '--config.data.name=speech_commands', '--config.data.placement=stream',
-      f'--config.data.data_dir={speech_dir}', '--config.data.num_train=48',
-      '--config.data.num_test=16', '--config.data.batch_size=16', '--config.data.eval_batch_size=16',
-      '--config.num_steps=4', '--config.steps_per_loop=2', '--config.log_every_steps=2',
-      '--config.eval_every_steps=4', '--config.checkpoint_every_steps=4', '--config.plots=False')
+  result = _train_four_steps(
+      'speech_commands_cnn', workdir, '--config.data.name=speech_commands',
+      '--config.data.placement=stream', f'--config.data.data_dir={speech_dir}',
+      '--config.data.num_train=48', '--config.data.num_test=16', '--config.data.batch_size=16',
+      '--config.data.eval_batch_size=16')
   assert result.returncode == 0, result.stderr[-3000:]
   losses, evals, step = _trained(workdir, 4)
   assert len(losses) == 2 and np.isfinite(losses).all() and step == 4
