@@ -4,6 +4,7 @@ import difflib
 import json
 import math
 import posixpath
+import typing
 
 import ml_collections
 
@@ -132,6 +133,44 @@ def rules():
   return found
 
 
+def fields():
+  """Every shared field as declared: (key, default, allowed, doc), in declaration order.
+
+  `default` is None for a placeholder (unset unless given); `allowed` describes the check;
+  `doc` is the comment on the field's line. The docs' config reference is built from this.
+  """
+  comments = _declaration_comments()
+  found = []
+
+  def field(key, default, allowed):
+    if isinstance(default, ml_collections.FieldReference):
+      default = default.get()
+    found.append(Field(key, default, allowed.allowed, comments.get(key, '')))
+
+  _declare(field)
+  return found
+
+
+class Field(typing.NamedTuple):
+  key: str  # dotted, e.g. 'optimizer.learning_rate'
+  default: typing.Any
+  allowed: str  # what the check accepts, in words
+  doc: str  # the declaration's comment
+
+
+def _declaration_comments():
+  """{key: the comment after its field(...) call} in _declare's source."""
+  import ast, inspect, io, tokenize  # pylint: disable=g-import-not-at-top,multiple-imports
+  source = inspect.getsource(_declare)
+  keys_by_last_line = {
+      node.end_lineno: node.args[0].value for node in ast.walk(ast.parse(source))
+      if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'field'
+      and node.args and isinstance(node.args[0], ast.Constant)}
+  return {keys_by_last_line[token.start[0]]: token.string.lstrip('#').strip()
+          for token in tokenize.generate_tokens(io.StringIO(source).readline)
+          if token.type == tokenize.COMMENT and token.start[0] in keys_by_last_line}
+
+
 def _declare(field):
   """Every shared field: field(key, default, allowed values)  # what it does.
 
@@ -141,10 +180,10 @@ def _declare(field):
   placeholder = ml_collections.config_dict.placeholder
   field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
 
-  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model"'))  # what is learned: batch, loss, metrics (see README)
+  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
   field('task.label_smoothing', 0.0, checks.number(minimum=0, below=1))  # classification: share of the target spread evenly over the classes (0: off)
 
-  field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (see README)
+  field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (docs: Tasks and data)
   field('data.placement', 'auto', checks.one_of('auto', 'device', 'stream'))  # device: whole set on the devices; stream: read by Grain as it trains
   field('data.device_memory_share', 0.25, checks.number(above=0, maximum=1))  # auto places on the devices up to this share of their memory
   field('data.num_workers', -1, checks.integer(minimum=-1))  # streaming: Grain worker processes (-1: one per core for decoded sources, 0 for arrays)
@@ -152,7 +191,7 @@ def _declare(field):
   field('data.skip_bad_records', True, checks.boolean())  # streaming: skip and count undecodable records (False: stop)
   field('data.max_bad_records_fraction', 0.01, checks.number(minimum=0, maximum=1))  # streaming: past this share of the records read being bad, checkpoint and stop (exit 2); 1: never
   field('data.min_records_for_bad_fraction', 1000, checks.integer(minimum=1))  # streaming: ...judged at each block once this many were read since the run (re)started
-  field('data.cache_dir', '~/.cache/jaxlab/datasets', checks.text())  # decoded TFDS arrays and tokenized text ('': no decoded-image cache)
+  field('data.cache_dir', '~/.cache/jaxlab/datasets', checks.optional_text())  # decoded TFDS arrays and tokenized text ('': no decoded-image cache)
   field('data.path', placeholder(str), checks.optional(checks.text()))  # the .npz of data.name='npz'
   field('data.data_dir', placeholder(str), checks.optional(checks.text()))  # TFDS data_dir (default ~/tensorflow_datasets)
   field('data.batch_size', 32, checks.integer(minimum=1))  # global batch, split over the data-parallel devices
@@ -172,9 +211,9 @@ def _declare(field):
   field('compute_dtype', 'auto', checks.one_of('auto', 'float32', 'bfloat16'))  # auto: bfloat16 on GPU/TPU, float32 on CPU
   field('remat', 'none', checks.one_of('none', 'full', 'dots'))  # rematerialisation over the whole loss (per layer instead: transformer_lm's model.remat)
 
-  field('optimizer.name', 'adam', checks.one_of('adam', 'adamw', 'sgd'))
+  field('optimizer.name', 'adam', checks.one_of('adam', 'adamw', 'sgd'))  # the update rule
   field('optimizer.learning_rate', 1e-3, checks.number(above=0))  # peak learning rate
-  field('optimizer.schedule', 'constant', checks.one_of('constant', 'warmup_cosine'))
+  field('optimizer.schedule', 'constant', checks.one_of('constant', 'warmup_cosine'))  # learning rate: constant, or linear warmup then cosine decay
   field('optimizer.warmup_steps', placeholder(int), checks.optional(checks.integer(minimum=0)))  # warmup length in steps...
   field('optimizer.warmup_percent', 0.0, checks.number(minimum=0, maximum=100))  # ...or in percent of training
   field('optimizer.end_factor', 0.0, checks.number(minimum=0, maximum=1))  # final lr of warmup_cosine, as a fraction of the peak
@@ -200,10 +239,10 @@ def _declare(field):
   field('checkpoint_every_steps', 500, checks.integer(minimum=0))  # checkpoint interval (0: only at the end)
   field('checkpoint.keep', 2, checks.integer(minimum=1))  # how many of the latest checkpoints to keep
   field('checkpoint.best_metric', 'eval/accuracy', checks.metric_name('eval/'))  # also keep the best by this ('': off)
-  field('checkpoint.best_mode', 'max', checks.one_of('max', 'min'))
+  field('checkpoint.best_mode', 'max', checks.one_of('max', 'min'))  # whether the best checkpoint has the largest or the smallest best_metric
   field('checkpoint.async_save', True, checks.boolean())  # write checkpoints in the background
 
-  field('privacy.enabled', False, checks.boolean())  # DP-SGD: per-example clipping, Gaussian noise, sampling, ε accounting (README: Differential privacy)
+  field('privacy.enabled', False, checks.boolean())  # DP-SGD: per-example clipping, Gaussian noise, sampling, ε accounting (docs: Differential privacy)
   field('privacy.l2_clip_norm', 1.0, checks.number(above=0))  # each example's gradient is clipped to this L2 norm
   field('privacy.noise_multiplier', 1.1, checks.number(above=0))  # noise std / l2_clip_norm, added to the summed clipped gradients
   field('privacy.sampling', 'poisson', checks.one_of('poisson', 'fixed'))  # poisson: each example joins a step with rate batch/N; fixed: batch_size drawn uniformly without replacement

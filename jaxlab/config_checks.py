@@ -7,6 +7,18 @@ import math
 import numbers
 
 
+def _allows(description, check):
+  """`check`, carrying a human description of what it accepts (the config reference)."""
+  check.allowed = description
+  return check
+
+
+def _bounds(minimum=None, maximum=None, above=None, below=None):
+  parts = [f'{sign} {bound}' for sign, bound in (('≥', minimum), ('>', above), ('≤', maximum),
+                                                 ('<', below)) if bound is not None]
+  return ', '.join(parts)
+
+
 def _is_int(value):
   return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -22,7 +34,7 @@ def integer(minimum=None):
     if minimum is not None and value < minimum:
       return f'must be at least {minimum}'
     return None
-  return check
+  return _allows(' '.join(filter(None, ['integer', _bounds(minimum)])), check)
 
 
 def number(minimum=None, maximum=None, above=None, below=None):
@@ -39,26 +51,30 @@ def number(minimum=None, maximum=None, above=None, below=None):
     if below is not None and value >= below:
       return f'must be less than {below}'
     return None
-  return check
+  return _allows(' '.join(filter(None, ['number', _bounds(minimum, maximum, above, below)])),
+                 check)
 
 
 def boolean():
-  return lambda value: None if isinstance(value, bool) else 'must be True or False'
+  return _allows('True or False',
+                 lambda value: None if isinstance(value, bool) else 'must be True or False')
 
 
 def text():
-  return lambda value: None if isinstance(value, str) and value else 'must be a non-empty string'
+  return _allows('non-empty string', lambda value: None if isinstance(value, str) and value
+                 else 'must be a non-empty string')
 
 
 def optional_text():
   """'' (off) or a non-empty string: a str either way."""
-  return lambda value: None if isinstance(value, str) else "must be a string ('' for off)"
+  return _allows("string ('' for off)", lambda value: None if isinstance(value, str)
+                 else "must be a string ('' for off)")
 
 
 def one_of(*choices):
   def check(value):
     return None if value in choices else f'must be one of {", ".join(map(repr, choices))}'
-  return check
+  return _allows(f'one of {", ".join(map(repr, choices))}', check)
 
 
 def subset_of(*choices):
@@ -67,12 +83,13 @@ def subset_of(*choices):
       return f'must be a tuple of names from {", ".join(map(repr, choices))}, e.g. ("crop",)'
     unknown = [v for v in value if v not in choices]
     return f'has unknown {unknown}; known: {", ".join(map(repr, choices))}' if unknown else None
-  return check
+  return _allows(f'tuple of {", ".join(map(repr, choices))}', check)
 
 
 def optional(inner):
   """Unset (None) or a value that `inner` accepts."""
-  return lambda value: None if value is None else inner(value)
+  return _allows(f'unset (None) or {inner.allowed}',
+                 lambda value: None if value is None else inner(value))
 
 
 def mesh_axis():
@@ -80,7 +97,7 @@ def mesh_axis():
     if not _is_int(value) or (value < 1 and value != -1):
       return 'must be a positive device count, or -1 to fill the remaining devices'
     return None
-  return check
+  return _allows('device count ≥ 1, or -1 (fill the remaining devices)', check)
 
 
 def import_name(what, examples):
@@ -89,7 +106,7 @@ def import_name(what, examples):
     if not isinstance(value, str) or not value or value.count(':') > 1 or value.endswith(':'):
       return f'must be a registered {what} name (e.g. {examples}) or "package.module:Name"'
     return None
-  return check
+  return _allows(f'registered {what} name ({examples}) or "package.module:Name"', check)
 
 
 def model_name():
@@ -103,7 +120,7 @@ def metric_name(prefix):
                                                      and len(value) > len(prefix))):
       return f"must be '' or a metric name starting with {prefix!r} (e.g. {prefix}accuracy)"
     return None
-  return check
+  return _allows(f"'' (off) or a task metric named {prefix}NAME", check)
 
 
 def sharding_rules(mesh_axes):
@@ -120,4 +137,5 @@ def sharding_rules(mesh_axes):
       if rule[1] not in allowed:
         return f'maps {rule[0]!r} to {rule[1]!r}; mesh axes are {", ".join(map(repr, allowed))}'
     return None
-  return check
+  return _allows(f'(logical axis, mesh axis) pairs; mesh axes {", ".join(map(repr, allowed))}',
+                 check)

@@ -1,6 +1,6 @@
 """Every command the docs and --help texts show is one jaxlab accepts.
 
-Commands are extracted from README.md, tpu/README.md, docs/*.md, the experiments'
+Commands are extracted from README.md, tpu/README.md, docs/**/*.md, the experiments'
 docstrings, tpu/slurm/jaxlab.sbatch, `jaxlab --help` (jaxlab/main.py's docstring) and
 `tpu/launch.py --help` (and its usage examples). Each is checked by the real parsers:
 `jaxlab ...` and `python -m jaxlab.main ...` by jaxlab.main's flag parser and config
@@ -33,7 +33,8 @@ from tests.conftest import ROOT, load_config
 
 LAUNCH = ROOT / 'tpu' / 'launch.py'
 SBATCH = ROOT / 'tpu' / 'slurm' / 'jaxlab.sbatch'
-MARKDOWN = [ROOT / 'README.md', ROOT / 'tpu' / 'README.md', *sorted((ROOT / 'docs').glob('*.md'))]
+MARKDOWN = [ROOT / 'README.md', ROOT / 'tpu' / 'README.md',
+            *sorted(p for p in (ROOT / 'docs').rglob('*.md') if '_build' not in p.parts)]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / 'experiments').glob('*.py'))
 
 # Placeholder -> real value, applied to each word of a command in this order.
@@ -130,7 +131,7 @@ def _inline_snippets(name, text):
 
 def markdown_snippets(path):
   name = str(path.relative_to(ROOT))
-  fence = re.compile(r'^\s*```(\w*)\s*$')
+  fence = re.compile(r'^\s*```(\{[\w-]+\}|\w*)\s*$')  # a language, or a MyST {directive}
   variables = tuple(re.findall(r'^\s*([A-Z_]+)="([^"$]*)"\s*$', path.read_text(), re.M))
   snippets, prose, block, language = [], [], None, ''
   for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -139,7 +140,7 @@ def markdown_snippets(path):
       block, language = [], opened[1]
       prose.append('')
     elif opened:
-      if language != 'python':
+      if language != 'python' and not language.startswith('{'):
         snippets += _code_snippets(name, block, variables)
       block = None
       prose.append('')
@@ -444,7 +445,9 @@ def test_unknown_placeholders_and_bad_tpu_commands_are_caught(text):
 
 
 def test_every_source_yields_commands():
-  sources = ['README.md', 'tpu/README.md', 'docs/cloud_storage.md', 'jaxlab --help',
+  pages = ['configs', 'training', 'inference', 'export_and_serving', 'research_features',
+           'scaling_out', 'cloud_storage', 'models']
+  sources = ['README.md', 'tpu/README.md', *(f'docs/{page}.md' for page in pages), 'jaxlab --help',
              'tpu/launch.py --help', 'tpu/launch.py run usage example', 'tpu/slurm/jaxlab.sbatch',
              *(f'experiments/{name}.py' for name in EXPERIMENTS)]
   assert [s for s in sources if not any(c.snippet.where.startswith(s) for c in COMMANDS)] == []
@@ -482,13 +485,13 @@ def _all_keys():
 
 
 def test_config_keys_named_in_prose_exist():
-  """`--config.KEY` in any doc, and README's list of common fields, name real fields."""
+  """`--config.KEY` in any doc, and docs/configs.md's list of common fields, name real fields."""
   keys = _all_keys()
   texts = [p.read_text() for p in MARKDOWN] + [SBATCH.read_text(), main_docstring(),
                                                LAUNCH.read_text()]
   named = {k.rstrip('.') for t in texts for k in re.findall(r'--config\.([a-z_][\w.]*)', t)}
-  readme = (ROOT / 'README.md').read_text()
-  common = re.search(r'Common fields \(.*?\):(.*?)\n\n', readme, re.S)[1]
+  configs_page = (ROOT / 'docs' / 'configs.md').read_text()
+  common = re.search(r'Common fields \(.*?\):(.*?)\n\n', configs_page, re.S)[1]
   listed = set(re.findall(r'`([a-z_][\w.]*)(?:\.\*)?`', common))
   mistakes = {k for s in SNIPPETS if _expected_error(s)
               for k in re.findall(r'--config\.([a-z_][\w.]*)', s.text)}

@@ -1,7 +1,7 @@
 """The docs' runnable examples run, end to end, as written.
 
 test_docs_commands.py checks that every documented command parses; this module runs the
-code blocks of README.md and docs/*.md that are marked runnable, so an example a newcomer
+code blocks of README.md and docs/**/*.md that are marked runnable, so an example a newcomer
 copies (eval, predict, sample, export, serve, quantize, explain) cannot fail as written.
 
 Every shell block that shows commands carries an HTML comment (invisible on GitHub) on the
@@ -10,7 +10,8 @@ training, a download, a cloud bucket, the test suite itself, a synopsis). A bloc
 neither fails `test_every_command_block_says_whether_it_runs`.
 
 How a section's runnable blocks run (the substitution rules):
-- The runnable blocks run in the docs' order (one test per `##` or `###` section), all in
+- The runnable blocks run in the docs' order (one test per `##` or `###` section of a
+  page: README.md, then docs/ by path), all in
   one fresh directory, as a reader following the README would run them, each as one
   `bash -euo pipefail` script (a `python` block with this Python): every command must
   exit 0.
@@ -43,9 +44,10 @@ from PIL import Image
 
 from tests.conftest import ROOT, run_cli
 
-MARKDOWN = [ROOT / 'README.md', *sorted((ROOT / 'docs').glob('*.md'))]
+MARKDOWN = [ROOT / 'README.md',
+            *sorted(p for p in (ROOT / 'docs').rglob('*.md') if '_build' not in p.parts)]
 MARKER = re.compile(r'^<!-- (runnable|not runnable: .+) -->$')
-FENCE = re.compile(r'^```(\w*)\s*$')
+FENCE = re.compile(r'^```(\{[\w-]+\}|\w*)\s*$')  # a language, or a MyST {directive}
 SHELL_COMMAND = re.compile(r'^\s*(\$ )?(\w+=\S+ )*(jaxlab|python3?|curl|bash|pip|tfds)\b', re.M)
 EXPERIMENT_WORKDIR = re.compile(r'\bruns/(\w+)\b')
 TEXT = ('The for statement is used to iterate over the elements of a sequence (such as a '
@@ -65,8 +67,8 @@ def blocks(path):
       marker = MARKER.match(before.strip())
       opened = (section, fence[1], marker and marker[1], number)
     elif fence:
-      found.append((*opened[:3], '\n'.join(lines[opened[3]:number - 1]),
-                    f'{path.relative_to(ROOT)}:{opened[3]}'))
+      found.append((f'{path.relative_to(ROOT)}: {opened[0]}', *opened[1:3],
+                    '\n'.join(lines[opened[3]:number - 1]), f'{path.relative_to(ROOT)}:{opened[3]}'))
       opened = None
   return found
 

@@ -63,6 +63,8 @@ def image_info(name, image_shape, num_classes, pixel_max=255.0, class_names=(),
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
+  """What a loader returns: the data set's info, and a training and a test source
+  (random-access sequences of example dicts, `jaxlab.data.sources`)."""
   info: DatasetInfo
   train: Any  # a random-access source (jaxlab.data.sources)
   test: Any

@@ -16,6 +16,8 @@ from jaxlab import registry
 from jaxlab.errors import UserError
 from jaxlab.models import cnn, mlp, resnet, rnn, speech, text_encoder, transformer, vit
 
+#: Model names accepted by ``--config.model.name`` -> factories, each called as
+#: ``factory(input_shape, num_outputs, rngs=..., **other config.model fields)``.
 REGISTRY = {
     'mlp': mlp.create,
     'cnn': cnn.create,
@@ -33,12 +35,23 @@ REGISTRY = {
 
 
 def resolve(name):
-  """The factory for a registered name or a 'package.module:Class' path."""
+  """The factory for a registered name or a 'package.module:Class' path.
+
+  A path is imported as given (the module must be importable from the current directory
+  or PYTHONPATH); an unknown name, a failed import or a missing attribute raises
+  UserError naming the registered models or what the module defines.
+  """
   return registry.resolve(REGISTRY, name, 'model', '--config.model.name')
 
 
 def build(model_config, input_shape, num_classes, rngs, dtype, vocab_size=0):
-  """Builds the model that `model_config.name` names, with the rest as keyword arguments."""
+  """Builds the model that `model_config.name` names, with the rest as keyword arguments.
+
+  `input_shape` (one example's, without the batch axis) and `num_classes` come from the
+  task's `model_signature()`. `dtype` (the compute dtype) is passed when the factory
+  accepts it, and `vocab_size` when it names that parameter. A factory that rejects a
+  field raises UserError naming it.
+  """
   factory = resolve(model_config.name)
   kwargs = {k: _plain(v) for k, v in model_config.items() if k != 'name'}
   if _accepts(factory, 'dtype'):

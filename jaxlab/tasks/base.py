@@ -20,7 +20,14 @@ import numpy as np
 
 
 class Task:
-  """Base class; see the module docstring for the contract of each method."""
+  """Base class of tasks; subclass it and define the methods that raise
+  NotImplementedError (the others have working defaults).
+
+  `config` is the whole experiment config, `info` the data set's `DatasetInfo`,
+  `compute_dtype` the dtype the model computes in, and `workdir` the run's folder (where a
+  trained tokenizer is kept). `metric_names` lists what `eval_metrics` returns, so that
+  `checkpoint.best_metric` can be checked before training.
+  """
 
   metric_names = ('loss',)  # what eval_metrics returns: checkpoint.best_metric picks one
 
