@@ -108,6 +108,37 @@ def language_model(workdir, layouts, table_layouts):
   return dict(losses=out, tables=tables)
 
 
+def dense_input_grads(layouts):
+  """Max |difference| from one device of d loss / d x, for x split as jaxlab splits a
+  batch (features over 'tensor', as conv features are) entering a dense layer whose
+  kernels are split by the default rules: the pattern of the speech CNN's classifier."""
+  import jax.numpy as jnp
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from jaxlab.parallel import mesh as mesh_lib, sharding
+  keys = jax.random.split(jax.random.key(0), 4)
+  x = jax.random.normal(keys[0], (32, 16))
+  kernels = dict(dense=jax.random.normal(keys[1], (16, 16)),
+                 head=jax.random.normal(keys[2], (16, 10)))
+  axes = dict(dense=('embed', 'mlp'), head=('mlp', 'classes'))
+  upstream = jax.random.normal(keys[3], (32, 10))
+
+  def loss(x, kernels, x_sharding):
+    x = x if x_sharding is None else jax.lax.with_sharding_constraint(x, x_sharding)
+    return jnp.sum(jax.nn.relu(x @ kernels['dense']) @ kernels['head'] * upstream)
+
+  reference = np.asarray(jax.jit(jax.grad(loss), static_argnums=2)(x, kernels, None))
+  out = {}
+  for layout in layouts:
+    mesh = mesh_lib.create(LAYOUTS[layout])
+    x_sharding = NamedSharding(mesh, P(sharding.batch_sharding(mesh).spec[0], 'tensor'))
+    placed = {name: jax.device_put(k, NamedSharding(mesh, sharding.mesh_spec(
+        axes[name], k.shape, mesh, sharding.DEFAULT_RULES))) for name, k in kernels.items()}
+    grads = jax.jit(jax.grad(loss), static_argnums=2)(jax.device_put(x, x_sharding), placed,
+                                                       x_sharding)
+    out[layout] = float(np.abs(np.asarray(grads) - reference).max())
+  return dict(differences=out, scale=float(np.abs(reference).max()))
+
+
 if __name__ == '__main__':
   scenario, args = sys.argv[1], json.loads(sys.argv[2])
   print(json.dumps(globals()[scenario](**args)))

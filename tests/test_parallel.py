@@ -52,6 +52,15 @@ def test_cnn_data_parallel_matches_one_device(tmp_path):
       assert b == pytest.approx(a, rel=1e-4)
 
 
+def test_dense_input_gradient_of_a_feature_split_batch_matches_one_device():
+  # XLA (jaxlib 0.10.2) swaps the middle batch shards of this gradient on data=fsdp=tensor=2
+  # when the batch is split data-major: the speech CNN trained differently there.
+  result = run_worker('dense_input_grads', layouts=['dp_fsdp_tp', 'dp_fsdp', 'dp_tp', 'fsdp'])
+  assert result['scale'] > 1
+  for layout, difference in result['differences'].items():
+    assert difference < 1e-4 * result['scale'], layout
+
+
 def test_parameter_sharding_follows_the_rules():
   tables = run_worker('tables', name='mnist_cnn', layouts=['dp', 'fsdp', 'dp_tp'])
   specs = {layout: {path: spec for path, _, spec in rows} for layout, rows in tables.items()}

@@ -11,7 +11,15 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxlab import config as config_lib
 
-BATCH_AXES = ('data', 'fsdp')  # the batch is split over both data-parallel axes
+# The batch is split over both data-parallel axes, fsdp-major. Why that order: XLA's SPMD
+# partitioner (jaxlib 0.10.2, Shardy and GSPMD alike) miscompiles a dot whose weight is
+# split over the batch's minor axis: x[B:(a,b), K:tensor] @ W[K:tensor, N:b] ->
+# [B:(a,b), N:tensor] comes back with the middle batch shards swapped (with B over
+# ('data', 'fsdp'): the speech CNN's classifier gradient on data=fsdp=tensor=2).
+# Parameters are split over fsdp, never over data, so data must be the minor batch axis.
+# The cost: where data spans processes and fsdp > 1, a process's rows of a batch are
+# several blocks, so each reads the whole resident training set (local_row_range).
+BATCH_AXES = ('fsdp', 'data')
 
 DEFAULT_RULES = config_lib.DEFAULT_SHARDING_RULES
 
