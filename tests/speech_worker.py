@@ -1,6 +1,6 @@
 """The speech models on 8 fake CPU devices, all checks in one JAX process (printed as
-JSON on the last line): loss curves on one device, under FSDP (fsdp=8) and DP+TP
-(data=4, tensor=2), and the sharding tables that --dry_run prints (built from the same
+JSON on the last line): loss curves on one device and on a mesh of all three axes
+(data=2, fsdp=2, tensor=2), and the sharding tables that --dry_run prints (built from the same
 layout, without compiling the block again: the runs above compiled it on these meshes).
 
 Started by tests/test_speech.py with XLA_FLAGS=--xla_force_host_platform_device_count=8.

@@ -313,8 +313,10 @@ def test_speech_models_on_8_devices_match_one_and_shard_by_the_rules(tmp_path):
   env = dict(os.environ)
   env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
                       ' --xla_force_host_platform_device_count=8').strip()
-  request = dict(workdir=str(tmp_path), layouts=['single', 'fsdp', 'dp_tp'],
-                 table_layouts=['fsdp', 'dp_tp'])
+  # One mesh with all three axes (data=2, fsdp=2, tensor=2): the FSDP and the tensor rules
+  # apply together, so one sharded run per model checks both against one device.
+  request = dict(workdir=str(tmp_path), layouts=['single', 'dp_fsdp_tp'],
+                 table_layouts=['dp_fsdp_tp'])
   result = subprocess.run([sys.executable, '-m', 'tests.speech_worker', json.dumps(request)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -322,17 +324,13 @@ def test_speech_models_on_8_devices_match_one_and_shard_by_the_rules(tmp_path):
   for model, found in models.items():
     single = found['losses']['single']
     assert len(single) == 4 and len(set(single)) == 4, model  # the parameters moved
-    for layout in ('fsdp', 'dp_tp'):
-      assert found['losses'][layout] == pytest.approx(single, rel=1e-4), (model, layout)
-  cnn = {layout: {path: spec for path, _, spec in rows}
-         for layout, rows in models['speech_cnn']['tables'].items()}
-  assert cnn['fsdp']['convs/1/kernel'] == "P(None, None, 'fsdp', None)"
-  assert cnn['fsdp']['dense/0/kernel'] == "P('fsdp', None)"
-  assert cnn['dp_tp']['convs/1/kernel'] == "P(None, None, None, 'tensor')"
-  assert cnn['dp_tp']['norms/1/scale'] == "P('tensor',)"
-  assert cnn['dp_tp']['head/kernel'] == "P('tensor', None)"
-  gru = {layout: {path: spec for path, _, spec in rows}
-         for layout, rows in models['speech_gru']['tables'].items()}
-  assert gru['fsdp']['grus/0/cell/dense_h/kernel'] == "P('fsdp', None)"
-  assert gru['dp_tp']['grus/0/cell/dense_i/kernel'] == "P(None, 'tensor')"
-  assert gru['dp_tp']['subsample/kernel'] == "P(None, None, 'tensor')"
+    assert found['losses']['dp_fsdp_tp'] == pytest.approx(single, rel=1e-4), model
+  cnn = {path: spec for path, _, spec in models['speech_cnn']['tables']['dp_fsdp_tp']}
+  assert cnn['convs/1/kernel'] == "P(None, None, 'fsdp', 'tensor')"  # in: fsdp, out: tensor
+  assert cnn['dense/0/kernel'] == "P('fsdp', 'tensor')"
+  assert cnn['norms/1/scale'] == "P('tensor',)"
+  assert cnn['head/kernel'] == "P('tensor', None)"  # row-parallel after a column-parallel layer
+  gru = {path: spec for path, _, spec in models['speech_gru']['tables']['dp_fsdp_tp']}
+  assert gru['grus/0/cell/dense_h/kernel'] == "P('fsdp', 'tensor')"
+  assert gru['grus/0/cell/dense_i/kernel'] == "P('fsdp', 'tensor')"
+  assert gru['subsample/kernel'] == "P(None, 'fsdp', 'tensor')"
