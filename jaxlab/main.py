@@ -273,10 +273,10 @@ def run_command(command, args):
   _start_runtime()
   if command == 'train':
     if FLAGS.dry_run:
-      from jaxlab import dry_run
+      from jaxlab.perf import dry_run
       dry_run.report(config, verbose=FLAGS.verbose)
       return 0
-    from jaxlab import privacy
+    from jaxlab.privacy import accounting as privacy
     from jaxlab.train import loop
     try:
       summary = loop.run(config, workdir)
@@ -294,11 +294,11 @@ def run_command(command, args):
     if args:
       raise UserError(f'eval takes no positional arguments, got {args}; it evaluates the '
                       'checkpoint that --checkpoint names on the workdir\'s test set.')
-    from jaxlab import evaluate
+    from jaxlab.inference import evaluate
     evaluate.main(_workdir(), FLAGS.checkpoint)
     return 0
   if command == 'predict':
-    from jaxlab import predict
+    from jaxlab.inference import predict
     return predict.main(_workdir(), args, checkpoint=FLAGS.checkpoint, top_k_count=FLAGS.top_k,
                         as_json=FLAGS.json)
   if command == 'sample':
@@ -306,18 +306,18 @@ def run_command(command, args):
   if command == 'export':
     if args:
       raise UserError(f'export takes no positional arguments, got {args}.')
-    from jaxlab import export
+    from jaxlab.export import program as export
     export.main(_workdir(), FLAGS.out, checkpoint=FLAGS.checkpoint, fmt=FLAGS.format,
                 platforms=FLAGS.platforms)
     return 0
   if command == 'quantize':
     if args:
       raise UserError(f'quantize takes no positional arguments, got {args}.')
-    from jaxlab import quantize
+    from jaxlab.inference import quantize
     quantize.main(_workdir(), FLAGS.checkpoint, FLAGS.mode, FLAGS.calibration_batches)
     return 0
   if command == 'explain':
-    from jaxlab import explain
+    from jaxlab.inference import attributions as explain
     return explain.main(_workdir(), args, FLAGS.checkpoint, method=FLAGS.method,
                         target=FLAGS.target, out=FLAGS.out, steps=FLAGS.steps,
                         sanity_check=FLAGS.sanity_check)
@@ -357,7 +357,7 @@ def _sample(args):
                     '--prompt="...".')
   if FLAGS.prompt is None:
     raise UserError('sample needs a prompt: jaxlab sample --workdir=DIR --prompt="Once upon".')
-  from jaxlab import sample
+  from jaxlab.inference import lm_sampler as sample
   # --top_k is shared with predict (default 3 classes there); for sampling only an explicit
   # value limits the tokens drawn from.
   top_k = FLAGS.top_k if FLAGS['top_k'].present else 0
@@ -367,7 +367,7 @@ def _sample(args):
 
 
 def _start_runtime():
-  from jaxlab import runtime
+  from jaxlab.runtime import setup as runtime
   runtime.setup(distributed=FLAGS.jax_distributed, coordinator=FLAGS.coordinator_address,
                 num_processes=FLAGS.num_processes, process_id=FLAGS.process_id,
                 timeout=FLAGS.distributed_timeout)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from sklearn import metrics as sk
 
-from jaxlab import metrics as metrics_lib
+from jaxlab.tasks import metrics as metrics_lib
 from jaxlab.data import digits, sources
 from tests.conftest import read_metrics, run_cli
 
@@ -34,8 +34,8 @@ def test_classification_metrics_equal_sklearn(seed):
 
 
 def test_eval_command_matches_sklearn_on_the_models_predictions(trained_digits):
-  from jaxlab import inference
-  from jaxlab import predict
+  from jaxlab.inference import trained_run as inference
+  from jaxlab.inference import predict
   result = run_cli('eval', f'--workdir={trained_digits}', '--checkpoint=latest', check=True)
   assert 'accuracy' in result.stdout and 'f1' in result.stdout
   written = sorted(pathlib.Path(trained_digits).glob('eval_*.json'))

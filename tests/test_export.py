@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxlab import export, inference, predict
+from jaxlab.export import program as export
+from jaxlab.inference import trained_run as inference
+from jaxlab.inference import predict
 from jaxlab.errors import UserError
 from jaxlab.train import loop
 from tests.conftest import load_config, run_cli
@@ -205,7 +207,7 @@ def test_savedmodel_without_tensorflow_says_how_to_install_it(exports, tmp_path,
 
 def test_a_model_needing_a_fixed_length_is_exported_at_the_trained_one(exports, tmp_path,
                                                                          monkeypatch):
-  from jaxlab import forward
+  from jaxlab.inference import forward
   outputs = forward.export_outputs
 
   def length_dependent(variables, batch, **kwargs):  # Python branches on the length
@@ -218,7 +220,7 @@ def test_a_model_needing_a_fixed_length_is_exported_at_the_trained_one(exports, 
 
 
 def test_loader_names_what_is_wrong_with_the_inputs(exports):
-  from jaxlab import exported_model
+  from jaxlab.export import exported_model
   model = exported_model.load(exports['image']['out'])
   good = np.zeros((2, 8, 8, 1), np.float32)
   for inputs, message in (({'img': good}, r"unknown \['img'\] and missing \['image'\]"),
@@ -236,7 +238,7 @@ def test_loader_names_what_is_wrong_with_the_inputs(exports):
 
 
 def test_loader_refuses_an_export_for_other_platforms(exports, tmp_path):
-  from jaxlab import exported_model
+  from jaxlab.export import exported_model
   export.main(str(exports['image']['workdir']), str(tmp_path / 'tpu'), platforms='tpu')
   with pytest.raises(RuntimeError, match='exported for tpu, but JAX runs on cpu here'):
     exported_model.load(tmp_path / 'tpu')

@@ -91,7 +91,8 @@ def test_sentencepiece_tokenizer_is_saved_and_reused_by_eval_and_predict(tmp_pat
 @pytest.mark.slow  # trains a tokenizer and a model on mock lm1b, evaluates, predicts (~12 s)
 def test_lm1b_experiment_on_mock_tfds_trains_evaluates_and_predicts(tmp_path, capsys):
   import tensorflow_datasets as tfds
-  from jaxlab import evaluate, predict
+  from jaxlab.inference import evaluate
+  from jaxlab.inference import predict
   from jaxlab.train import loop
   workdir = str(tmp_path / 'w')
   # Mock lm1b is random letters: a small SentencePiece vocabulary fits it.

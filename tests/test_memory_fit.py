@@ -7,7 +7,8 @@ import pathlib
 
 import pytest
 
-from jaxlab import dry_run, memory_fit
+from jaxlab.perf import dry_run
+from jaxlab.perf import memory_fit
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 from tests.conftest import load_config, read_metrics, run_cli

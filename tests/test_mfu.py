@@ -12,9 +12,14 @@ import pytest
 from jax import lax
 
 from benchmarks import flops as benchmark_flops
-from jaxlab import device_peaks, dry_run, flops, modeling, tasks
+from jaxlab import tasks
+from jaxlab.perf import device_peaks
+from jaxlab.perf import dry_run
+from jaxlab.perf import flops
+from jaxlab.models import modeling
 from jaxlab.parallel import mesh as mesh_lib
-from jaxlab.train import loop, mfu
+from jaxlab.train import loop
+from jaxlab.perf import mfu
 from jaxlab.train import programs as programs_lib
 from jaxlab.train import step as step_lib
 from tests.conftest import load_config, read_metrics

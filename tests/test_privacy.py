@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from jaxlab import config as config_lib
-from jaxlab import dry_run, evaluate, inference, modeling, privacy, tasks
+from jaxlab import tasks
+from jaxlab.perf import dry_run
+from jaxlab.inference import evaluate
+from jaxlab.inference import trained_run as inference
+from jaxlab.models import modeling
+from jaxlab.privacy import accounting as privacy
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.train import programs as programs_lib

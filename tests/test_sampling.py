@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlab import modeling, sample, sampling
+from jaxlab.models import modeling
+from jaxlab.inference import lm_sampler as sample
+from jaxlab.inference import sampling
 from jaxlab.data import tokenizers
 from jaxlab.errors import UserError
 from jaxlab.models import transformer

@@ -505,7 +505,7 @@ def test_load_benchmark_summary_and_the_reports_serving_section():
 
 @pytest.mark.slow
 def test_generate_streams_the_text_sampling_makes_and_text_predicts_as_files(tmp_path):
-  from jaxlab import sampling
+  from jaxlab.inference import sampling
   from jaxlab.serve import inputs, sources
   from jaxlab.tasks import text_inputs
   workdir = tmp_path / 'lm'

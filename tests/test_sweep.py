@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from jaxlab import device_prices, dry_run
+from jaxlab.perf import device_prices
+from jaxlab.perf import dry_run
 from jaxlab.sweep import report, runner, space
-from jaxlab.train import mfu
+from jaxlab.perf import mfu
 from tests.conftest import ROOT, load_config, read_metrics, run_cli
 
 optuna = pytest.importorskip('optuna')

@@ -17,7 +17,11 @@ import pytest
 from flax import nnx
 
 from jaxlab import data as data_lib
-from jaxlab import evaluate, inference, modeling, models, predict, tasks
+from jaxlab import models, tasks
+from jaxlab.inference import evaluate
+from jaxlab.inference import trained_run as inference
+from jaxlab.models import modeling
+from jaxlab.inference import predict
 from jaxlab.errors import UserError
 from tests.conftest import ROOT, load_config, read_metrics, run_cli
 

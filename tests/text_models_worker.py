@@ -45,7 +45,9 @@ def _losses(workdir):
 def end_to_end(model, workdir, text_file):
   """Train on one device, then eval and predict its checkpoint as the CLI would."""
   from jaxlab import data as data_lib
-  from jaxlab import evaluate, inference, predict
+  from jaxlab.inference import evaluate
+  from jaxlab.inference import trained_run as inference
+  from jaxlab.inference import predict
   from jaxlab.data import sources
   from jaxlab.train import loop
   config = _config(model, LAYOUTS['single'])
@@ -67,7 +69,9 @@ def end_to_end(model, workdir, text_file):
 
 def sharding_table(config):
   """{parameter path: PartitionSpec text}, as the --dry_run table shows them."""
-  from jaxlab import dry_run, modeling, tasks
+  from jaxlab import tasks
+  from jaxlab.perf import dry_run
+  from jaxlab.models import modeling
   from jaxlab.parallel import mesh as mesh_lib
   info, _ = dry_run.shape_info(config.data)
   task = tasks.create(config, info, compute_dtype=modeling.compute_dtype(config))
@@ -76,7 +80,7 @@ def sharding_table(config):
 
 
 def run(workdir, text_file, dry_run_model='transformer'):
-  from jaxlab import dry_run
+  from jaxlab.perf import dry_run
   from jaxlab.train import loop
   result = {}
   for model in MODELS:

@@ -22,8 +22,9 @@ import tempfile
 
 import numpy as np
 
-from jaxlab import workdir_files
-from jaxlab.data import DatasetInfo, Splits, sources, text, tfds_source, tokenizers
+from jaxlab.workdir import files as workdir_files
+from jaxlab.data import sources, text, tfds_source, tokenizers
+from jaxlab.data.info import DatasetInfo, Splits
 
 def cache_dir(data_config):
   if not data_config.cache_dir:

@@ -212,7 +212,7 @@ class CachedRows:
 def load(data_config, workdir=None):
   """An image-classification data set (see the module doc) as Splits."""
   del workdir
-  from jaxlab.data import Splits, image_info  # pylint: disable=g-import-not-at-top
+  from jaxlab.data.info import Splits, image_info  # pylint: disable=g-import-not-at-top
   name, data_dir = data_config.name, data_config.data_dir
   cache_dir = data_config.cache_dir or None  # '' turns the cache off
   features = ('image', 'label')
@@ -313,7 +313,7 @@ def _read_indexed_split(name, data_dir, cache_dir, split, features):
 
 def _read_indexes(name, data_dir, cache_dir, features):
   """Splits read through the indexes of both splits, or None if either misses."""
-  from jaxlab.data import DatasetInfo, Splits  # pylint: disable=g-import-not-at-top
+  from jaxlab.data.info import DatasetInfo, Splits  # pylint: disable=g-import-not-at-top
   data_dir = os.path.expanduser(data_dir) if data_dir else None
   found = [_read_indexed_split(name, data_dir, cache_dir, s, features) for s in ('train', 'test')]
   if None in found:
