@@ -39,11 +39,15 @@ def defaults():
   return config
 
 
-def variant(arg, choices, default):
-  """An experiment's config argument 'CHOICE', 'smoke' or 'CHOICE,smoke' -> (choice, smoke)."""
+def variant(arg, choices=(), default=None):
+  """An experiment's config argument -> (choice, smoke): 'CHOICE', 'smoke' or
+  'CHOICE,smoke' where the experiment has `choices` (e.g. models), else only 'smoke' or
+  nothing. Anything else is a ValueError naming what is accepted."""
   words = [w for w in (arg or '').split(',') if w]
   chosen = [w for w in words if w in choices]
   if len(chosen) > 1 or any(w not in choices and w != 'smoke' for w in words):
+    if not choices:
+      raise ValueError(f'Unknown config argument {arg!r}; use "smoke" or nothing.')
     raise ValueError(f'Unknown config argument {arg!r}; use one of {", ".join(choices)} and/or '
                      f'"smoke", separated by a comma (e.g. "{choices[-1]},smoke").')
   return (chosen or [default])[0], 'smoke' in words
