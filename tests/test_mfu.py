@@ -15,6 +15,7 @@ from benchmarks import flops as benchmark_flops
 from jaxlab import tasks
 from jaxlab.perf import device_peaks
 from jaxlab.perf import dry_run
+from jaxlab.commands import train as train_command
 from jaxlab.perf import flops
 from jaxlab.models import modeling
 from jaxlab.parallel import mesh as mesh_lib
@@ -225,7 +226,7 @@ def test_dry_run_states_flops_per_step_and_run_and_the_peak(tiny_lm):
   config, _ = tiny_lm
   output = io.StringIO()
   with contextlib.redirect_stdout(output):
-    result = dry_run.report(config)
+    result = train_command.dry_run_report(config)
   assert result['flops_per_run'] == config.num_steps * result['flops_per_step']
   assert result['peak_flops_per_second'] > 0
   assert 'model FLOPs per train step' in output.getvalue() and 'MFU peak:' in output.getvalue()

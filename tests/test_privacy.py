@@ -14,6 +14,7 @@ from jaxlab import config as config_lib
 from jaxlab import tasks
 from jaxlab.perf import dry_run
 from jaxlab.inference import evaluate
+from jaxlab.commands import eval as eval_command
 from jaxlab.inference import trained_run as inference
 from jaxlab.models import modeling
 from jaxlab.privacy import accounting as privacy
@@ -119,7 +120,7 @@ def test_private_digits_run_trains_and_reports_epsilon_in_metrics_summary_and_ev
 @pytest.mark.slow
 def test_eval_of_a_private_run_prints_epsilon_and_delta(private_run, capsys):
   workdir, _ = private_run
-  result = evaluate.main(str(workdir), 'latest')  # what `jaxlab eval` runs
+  result = eval_command.main(str(workdir), 'latest')  # what `jaxlab eval` runs
   spent = result['privacy']
   printed = capsys.readouterr().out
   said = f'Privacy: trained with DP-SGD, ε = {spent["epsilon"]:.2f} at δ = 1e-05 (rdp, '

@@ -1,4 +1,4 @@
-"""jaxlab.runtime.setup.processes.alive: how abandoned locks, cache entries and sweep trials are found."""
+"""jaxlab.runtime.processes.alive: how abandoned locks, cache entries and sweep trials are found."""
 
 import os
 import signal

@@ -65,14 +65,14 @@ def test_quantized_digits_keep_accuracy_shrink_weights_and_report(quantized_digi
 @pytest.mark.slow
 def test_eval_and_predict_of_the_quantized_workdir_use_int8_weights(quantized_digits,
                                                                       digits_run):
-  from jaxlab.inference import evaluate
+  from jaxlab.commands import eval as eval_command
   from jaxlab.inference import trained_run as inference
   from jaxlab.inference import predict
   workdir, quantized, _ = quantized_digits
   float_run, int8_run = digits_run, inference.load(str(quantized))
   kernels = [leaf for path, leaf in _leaves(int8_run.variables.params) if 'qvalue' in path]
   assert kernels and all(leaf.dtype == jnp.int8 for leaf in kernels)
-  result = evaluate.main(str(quantized), 'best')  # what `jaxlab eval` runs
+  result = eval_command.main(str(quantized), 'best')  # what `jaxlab eval` runs
   report = json.loads((pathlib.Path(workdir) / 'quantize_w8a8.json').read_text())
   assert result['accuracy'] == pytest.approx(report['int8_metrics']['accuracy'])
   assert result['loss'] != pytest.approx(report['float_metrics']['loss'], abs=1e-6)
@@ -86,9 +86,9 @@ def test_eval_and_predict_of_the_quantized_workdir_use_int8_weights(quantized_di
 
 @pytest.mark.slow
 def test_eval_of_the_quantized_workdir_says_it_is_int8(quantized_digits, capsys):
-  from jaxlab.inference import evaluate
+  from jaxlab.commands import eval as eval_command
   workdir, quantized, _ = quantized_digits
-  result = evaluate.main(str(quantized), 'best')  # what `jaxlab eval` runs
+  result = eval_command.main(str(quantized), 'best')  # what `jaxlab eval` runs
   printed = capsys.readouterr().out
   assert (f'Model: int8, quantized with --mode=w8a8 (int8 weights and activations) from step '
           f'{result["step"]} of {workdir}.') in printed
@@ -175,23 +175,23 @@ def test_explain_gradcam_writes_overlays_and_a_summary(trained_digits, tmp_path)
 
 @pytest.mark.slow
 def test_explain_on_the_synthetic_mlp_and_its_refusals(mlp_synthetic, tmp_path):
-  from jaxlab.inference import attributions as explain
+  from jaxlab.inference import explanations
   image = tmp_path / 'noise.png'
   Image.fromarray(np.random.default_rng(0).integers(0, 255, (28, 28), np.uint8)).save(image)
-  records, errors = explain.explain(str(mlp_synthetic), [str(image)],
+  records, errors = explanations.explain(str(mlp_synthetic), [str(image)],
                                     method='integrated_gradients',
                                     out=str(tmp_path / 'out'))
   assert not errors and records[0]['completeness']['relative_error'] < 0.01
   assert pathlib.Path(records[0]['overlay']).is_file()
-  records, _ = explain.explain(str(mlp_synthetic), [str(image)], method='saliency', target='3',
+  records, _ = explanations.explain(str(mlp_synthetic), [str(image)], method='saliency', target='3',
                                out=str(tmp_path / 'out'))
   assert records[0]['target'] == '3'
   with pytest.raises(UserError, match='--target=cat'):
-    explain.explain(str(mlp_synthetic), [str(image)], target='cat')
+    explanations.explain(str(mlp_synthetic), [str(image)], target='cat')
   with pytest.raises(UserError, match='needs a convolutional layer'):
-    explain.explain(str(mlp_synthetic), [str(image)], method='gradcam')
+    explanations.explain(str(mlp_synthetic), [str(image)], method='gradcam')
   with pytest.raises(UserError, match='not an explanation method'):
-    explain.explain(str(mlp_synthetic), [str(image)], method='lime')
+    explanations.explain(str(mlp_synthetic), [str(image)], method='lime')
 
 
 def test_explain_refuses_text_models_and_quantized_runs():
@@ -365,12 +365,12 @@ def test_saliency_equals_finite_differences_of_the_logit(quadrant_run):
 
 @pytest.mark.parametrize('signed', [False, True])
 def test_overlay_colours_read_off_the_colourbar(signed):
-  from jaxlab.inference import attributions as explain
+  from jaxlab.inference import explanations
   image = np.zeros((8, 8, 1))
   image[2:6, 3:5] = 1.0  # an outline crosses the map, drawn over it
   heat = np.linspace(-0.5 if signed else 0, 0.5, 64).reshape(8, 8)
   heat[6, 1] = 2.0  # the largest cell
-  figure, artist = explain.overlay_figure(image, heat, 'test', signed)
+  figure, artist = explanations.overlay_figure(image, heat, 'test', signed)
   assert artist.get_alpha() in (None, 1)  # opaque: nothing beneath shows through
   figure.canvas.draw()
   pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(int)

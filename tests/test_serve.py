@@ -456,7 +456,7 @@ def test_ports_outside_the_tcp_range_are_refused():
 
 def test_without_the_server_packages_serve_says_what_to_install(monkeypatch):
   import importlib.util
-  from jaxlab import serve
+  from jaxlab.serve import server as serve
   from jaxlab.errors import UserError
   real = importlib.util.find_spec
   monkeypatch.setattr(importlib.util, 'find_spec',

@@ -258,6 +258,7 @@ def test_speech_cnn_loss_falls_and_eval_matches_training(trained_cnn):
 def test_predict_on_wav_equals_predict_on_the_waveform(trained_cnn, tmp_path, capsys):
   from jaxlab.inference import trained_run as inference
   from jaxlab.inference import predict
+  from jaxlab.commands import predict as predict_command
   from jaxlab.data import audio_sets
   clips = audio_sets.synthetic_clips(3, 0, 1)
   paths = [tmp_path / f'clip{i}.wav' for i in range(3)]
@@ -266,7 +267,7 @@ def test_predict_on_wav_equals_predict_on_the_waveform(trained_cnn, tmp_path, ca
   run = inference.load(str(trained_cnn), 'latest')
   quantised = np.round(np.clip(clips['audio'], -1, 1) * 32767) / 32768  # as 16-bit PCM holds it
   direct = predict.outputs(run, {'audio': quantised.astype(np.float32)})['probabilities']
-  assert predict.main(str(trained_cnn), [str(p) for p in paths], checkpoint='latest',
+  assert predict_command.main(str(trained_cnn), [str(p) for p in paths], checkpoint='latest',
                       top_k_count=2, as_json=True) == 0
   records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
   assert [r['file'] for r in records] == [str(p) for p in paths]

@@ -62,10 +62,10 @@ def train(name, layout):
 
 
 def dry_run_report(name, layout):
-  from jaxlab.perf import dry_run
+  from jaxlab.commands import train as train_command
   printed = io.StringIO()
   with contextlib.redirect_stdout(printed):
-    dry_run.report(_config(name, layout), verbose=True)  # --dry_run --verbose
+    train_command.dry_run_report(_config(name, layout), verbose=True)  # --dry_run --verbose
   return printed.getvalue()
 
 

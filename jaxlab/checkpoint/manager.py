@@ -12,15 +12,12 @@ shardings, so a checkpoint moves between device counts and meshes. Inference
 restores only the parameters and model state (`restore_variables`, an Orbax partial
 restore): no optimizer state is read. Reading a checkpoint runs no code from it:
 arrays go through TensorStore and the rest is JSON. s3:// and az:// workdirs are saved
-in a local staging folder and uploaded step by step (jaxlab/checkpoint_staging.py);
+in a local staging folder and uploaded step by step (jaxlab/checkpoint/staging.py);
 reading a step downloads it first (`_fetch`).
 """
 
 import dataclasses
-import gc
-import logging
 import posixpath
-import sys
 import time
 
 import jax
@@ -29,7 +26,7 @@ from orbax.checkpoint import checkpoint_managers
 
 from jaxlab import storage
 from jaxlab.checkpoint import staging as checkpoint_staging
-from jaxlab.checkpoint import digest
+from jaxlab.checkpoint import digest, failed_reads
 from jaxlab.workdir import files as workdir_files
 from jaxlab.errors import UserError
 from jaxlab.parallel import multihost
@@ -53,7 +50,7 @@ class Checkpointer:
                async_save=True, read_only=False):
     self.workdir = workdir
     self.best_metric = best_metric
-    _ignore_reads_completing_after_failure()
+    failed_reads.ignore_reads_completing_after_failure()
     policies = [checkpoint_managers.LatestN(keep)]
     if best_metric:
       policies.append(checkpoint_managers.BestN(
@@ -148,11 +145,11 @@ class Checkpointer:
     except ValueError as error:
       if 'do not match' in str(error) and 'Requested byte range' not in str(error):
         raise _optimizer_mismatch(step) from None
-      failure = _first_line(error)
+      failure = failed_reads.first_line(error)
     except Exception as error:  # pylint: disable=broad-except
-      failure = _first_line(error)
+      failure = failed_reads.first_line(error)
     if failure:
-      _collect_abandoned_reads()
+      failed_reads.collect_abandoned_reads()
     # Every process must agree before the digests' collective computation, or a
     # process whose read failed would leave the others waiting in it.
     if not multihost.all_agree(failure is None):
@@ -166,7 +163,7 @@ class Checkpointer:
       meta = self._manager.restore(step, args=ocp.args.Composite(
           meta=ocp.args.JsonRestore())).meta
     except Exception as error:  # pylint: disable=broad-except
-      raise DamagedCheckpoint(step, _first_line(error)) from None
+      raise DamagedCheckpoint(step, failed_reads.first_line(error)) from None
     if not isinstance(meta, dict) or 'step' not in meta:
       raise DamagedCheckpoint(step, 'its metadata is incomplete')
     return meta
@@ -249,49 +246,6 @@ def _optimizer_mismatch(step):
       'state than the configured optimizer (was --config.optimizer.name or gradient '
       'clipping/weight decay changed?). Resume with the optimizer settings of the '
       'workdir\'s config.json, or start a fresh run in a new --workdir.')
-
-
-def _collect_abandoned_reads():
-  """A failed read leaves Orbax's other reads behind as coroutines never awaited: collect
-  them now, quietly, rather than let Python print their tracebacks at a later moment."""
-  hook = sys.unraisablehook
-  sys.unraisablehook = lambda unraisable: None
-  try:
-    gc.collect()
-  finally:
-    sys.unraisablehook = hook
-
-
-def _ignore_reads_completing_after_failure():
-  """After a failed restore, TensorStore's other reads still complete, from its own
-  threads, into the event loop Orbax has closed; Python reports each one as an
-  unraisable "Event loop is closed" traceback over the one-line error. They are
-  harmless (their results are no longer wanted), so that report alone is dropped.
-  Installed when a Checkpointer is made, not on failure: those reports can arrive
-  before the failed restore's exception reaches `restore`."""
-  if getattr(sys.unraisablehook, 'ignores_closed_event_loops', False):
-    return
-  previous = sys.unraisablehook
-
-  def hook(unraisable):
-    if isinstance(unraisable.exc_value, RuntimeError) and \
-        str(unraisable.exc_value) == 'Event loop is closed':
-      return
-    previous(unraisable)
-
-  hook.ignores_closed_event_loops = True
-  sys.unraisablehook = hook
-  # The gathered read that failed is also reported by asyncio when collected.
-  logging.getLogger('asyncio').addFilter(
-      lambda record: 'exception was never retrieved' not in record.getMessage())
-
-
-def _first_line(error):
-  """The root cause's first line: TensorStore wraps its reason in generic errors."""
-  while error.__cause__ or error.__context__:
-    error = error.__cause__ or error.__context__
-  lines = str(error).strip().splitlines()
-  return f'{type(error).__name__}: {lines[0] if lines else ""}'[:300]
 
 
 def _shapes_by_path(tree):

@@ -10,13 +10,14 @@ from jaxlab.errors import UserError
 
 def _loaders():
   # Imported lazily: the TFDS import costs seconds and most runs never need it.
-  from jaxlab.data import arrays, audio_sets, digits, imagenet, synthetic, text_sets, tfds_source  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import arrays, audio_sets, digits, imagenet, synthetic, text_sets  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import tfds_images  # pylint: disable=g-import-not-at-top
   return {
       'npz': arrays.load,
       'digits': digits.load,
-      'mnist': tfds_source.load,
-      'fashion_mnist': tfds_source.load,
-      'cifar10': tfds_source.load,
+      'mnist': tfds_images.load,
+      'fashion_mnist': tfds_images.load,
+      'cifar10': tfds_images.load,
       'imagenet2012': imagenet.load,
       'synthetic': synthetic.load,
       **text_sets.LOADERS,

@@ -1,4 +1,5 @@
-"""`jaxlab export`: a trained model as a file that runs without jaxlab.
+"""The exported program: a trained model's serving function with symbolic shapes, for
+`jaxlab export` (a trained model as a file that runs without jaxlab).
 
   stablehlo   the eval-mode forward pass serialized with `jax.export` (any batch size;
               a language model also any sequence length up to its max_len), for each
@@ -16,21 +17,14 @@ tokenizer, so that `jaxlab.config.load_from_workdir`, `jaxlab.data.load_info` an
 """
 
 import dataclasses
-import datetime
-import json
 import os
-import shutil
-import tempfile
 
 import jax
 import numpy as np
 from jax import export as jax_export
 
-from jaxlab import data as data_lib
 from jaxlab import storage
 from jaxlab.inference import forward
-from jaxlab.inference import trained_run as inference
-from jaxlab.workdir import files as workdir_files
 from jaxlab.errors import UserError
 from jaxlab.tasks import language_model
 
@@ -45,31 +39,6 @@ SAVEDMODEL_TAG = 'serve'
 SAVEDMODEL_SIGNATURE = 'serving_default'
 COMPATIBILITY = ('jax.export guarantees that an artifact stays loadable by newer JAX '
                  'versions for about six months after it was exported; re-export after that.')
-
-
-def main(workdir, out, checkpoint='best', fmt='stablehlo', platforms=None):
-  """Writes the export of `workdir`'s checkpoint into the new folder `out`."""
-  fmt, platforms = check_format(fmt), parse_platforms(platforms)
-  check_out(out)
-  if fmt == 'savedmodel':
-    tensorflow()  # a missing TensorFlow fails before the checkpoint is read
-  run = inference.load(workdir, checkpoint)
-  write = write_stablehlo if fmt == 'stablehlo' else write_savedmodel
-  # Written beside `out` and renamed when complete: a failed export leaves no half folder.
-  parent = os.path.dirname(os.path.abspath(out))
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(os.path.abspath(out))}.', dir=parent)
-  try:
-    os.chmod(staging, 0o755)  # mkdtemp's folder is private
-    signature = write(run, staging, platforms)
-    os.rename(staging, out)  # onto an empty folder too
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
-  shown = ', '.join(f'{name} {_shown(spec["shape"])} {spec["dtype"]}'
-                    for name, spec in signature['inputs'].items())
-  print(f'Exported step {run.step} of {workdir} as {fmt} for {", ".join(platforms)} to {out} '
-        f'(inputs: {shown}).', flush=True)
-  return signature
 
 
 def check_format(fmt):
@@ -195,175 +164,3 @@ def export_program(run, program, platforms):
 
 
 # --- the folder ------------------------------------------------------------------------
-
-
-def write_stablehlo(run, out, platforms):
-  program = serving(run)
-  exported, dims = export_program(run, program, platforms)
-  with open(os.path.join(out, MODEL_FILE), 'wb') as f:
-    f.write(exported.serialize())
-  np.savez(os.path.join(out, WEIGHTS_FILE), **dict(zip(program.names, program.weights)))
-  shutil.copyfile(_loader_source(), os.path.join(out, LOADER_FILE))
-  outputs = _output_specs(exported)
-  signature = _signature(run, 'stablehlo', platforms, dims, outputs, program,
-                         model_file=MODEL_FILE, weights_file=WEIGHTS_FILE, loader=LOADER_FILE)
-  write_signature(out, signature)
-  copy_workdir_files(run.workdir, run.info, out)
-  return signature
-
-
-def tensorflow():
-  """(tf, jax2tf), or a UserError saying how to install TensorFlow."""
-  try:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise UserError('--format=savedmodel needs TensorFlow, which is not installed: '
-                    "pip install 'jaxlab[savedmodel]' (or tensorflow-cpu), or export "
-                    '--format=stablehlo, which needs jax alone.') from None
-  # Writing the SavedModel needs no accelerator; a GPU build of TensorFlow would
-  # otherwise take the GPU memory that JAX holds.
-  try:
-    tf.config.set_visible_devices([], 'GPU')
-  except RuntimeError:  # TensorFlow already started in this process: leave it as it is
-    pass
-  return tf, jax2tf
-
-
-def write_savedmodel(run, out, platforms):
-  tf, jax2tf = tensorflow()
-  program = serving(run)
-  exported, dims = export_program(run, program, platforms)  # the same function and shapes
-  shapes = input_shapes(run, dims)
-  converted = jax2tf.convert(
-      program.fn, with_gradient=False, native_serialization_platforms=platforms,
-      polymorphic_shapes=[None, {name: '(' + ', '.join(map(str, shape)) + ')'
-                                 for name, (shape, _) in shapes.items()}],
-      polymorphic_constraints=constraints(dims))
-  module = tf.Module()
-  module.weights = [tf.Variable(w, trainable=False, name=n.replace('/', '.'))
-                    for n, w in zip(program.names, program.weights)]
-  input_signature = [tf.TensorSpec([None if isinstance(d, str) else d for d in shape],
-                                   tf.as_dtype(dtype), name=name)
-                     for name, (shape, dtype) in shapes.items()]
-
-  @tf.function(autograph=False, input_signature=input_signature)
-  def serve(*arrays):
-    return converted(module.weights, dict(zip(shapes, arrays)))
-
-  module.serve = serve
-  tf.saved_model.save(module, out, signatures={SAVEDMODEL_SIGNATURE: serve})
-  outputs = _output_specs(exported)
-  signature = _signature(run, 'savedmodel', platforms, dims, outputs, program,
-                         saved_model=dict(tags=[SAVEDMODEL_TAG],
-                                          signature_def=SAVEDMODEL_SIGNATURE))
-  write_signature(out, signature)
-  copy_workdir_files(run.workdir, run.info, out)
-  return signature
-
-
-def _loader_source():
-  from jaxlab.export import exported_model  # pylint: disable=g-import-not-at-top
-  return exported_model.__file__
-
-
-def _output_specs(exported):
-  """{output: {shape, dtype}}, symbolic dims by name."""
-  avals = jax.tree.unflatten(exported.out_tree, exported.out_avals)
-  return {name: dict(shape=[d if isinstance(d, int) else str(d) for d in aval.shape],
-                     dtype=np.dtype(aval.dtype).name) for name, aval in avals.items()}
-
-
-def _signature(run, fmt, platforms, dims, outputs, program, **files):
-  info = run.info
-  return dict(
-      format=f'jaxlab-{fmt}', format_version=FORMAT_VERSION,
-      jaxlab_version=_jaxlab_version(), jax_version=jax.__version__,
-      exported_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-      compatibility=COMPATIBILITY,
-      **files,
-      workdir=run.workdir, checkpoint_step=run.step,
-      task=run.config.task.name, model=run.config.model.name, data=info.name,
-      compute_dtype=np.dtype(run.task.compute_dtype).name, platforms=list(platforms),
-      dims=dims,
-      inputs={name: dict(shape=shape, dtype=dtype.name)
-              for name, (shape, dtype) in input_shapes(run, dims).items()},
-      outputs=outputs, preprocessing=preprocessing(run, dims),
-      class_names=list(info.class_names) or (
-          [str(i) for i in range(info.num_classes)] if info.num_classes else []),
-      metrics=checkpoint_metrics(run.workdir, run.step),
-      weights=[dict(name=name, shape=list(w.shape), dtype=w.dtype.name)
-               for name, w in zip(program.names, program.weights)])
-
-
-def _jaxlab_version():
-  from importlib import metadata  # pylint: disable=g-import-not-at-top
-  try:
-    return metadata.version('jaxlab')
-  except metadata.PackageNotFoundError:  # run from a source tree
-    return 'unknown'
-
-
-def preprocessing(run, dims):
-  """How a raw input (one file of `jaxlab predict`) becomes the model's inputs."""
-  info, spec = run.info, run.task.predict_spec()
-  if 'image' in spec:
-    height, width, channels = spec['image'][0]
-    return dict(kind='image', height=height, width=width, channels=channels,
-                color='L' if channels == 1 else 'RGB', resize='bilinear',
-                pixel_range=[0.0, float(info.pixel_max)],
-                note='8-bit pixels scaled from 0..255 to pixel_range, as float32')
-  if 'audio' in spec:
-    return dict(kind='audio', sample_rate=info.sample_rate, num_samples=spec['audio'][0][0],
-                note='a WAV file: channels averaged, resampled to sample_rate, then padded '
-                     'with zeros or cropped to num_samples')
-  if info.tokenizer:
-    length = next(iter(spec.values()))[0][0]  # every token input is (seq_len,)
-    if isinstance(run.task, language_model.LanguageModel):
-      note = ('one row per text: its last sequence_length tokens, with segment_ids 1 and '
-              'positions 0, 1, ... on them and 0 on the padding after them')
-    else:
-      note = 'the first sequence_length tokens of the text, padded with token 0'
-    return dict(kind='text', tokenizer=info.tokenizer, vocab_size=info.vocab_size,
-                sequence_length=length, max_sequence_length=(dims.get('l') or {}).get('max'),
-                note=note)
-  return dict(kind='arrays', note='the inputs as the data set holds them')
-
-
-def checkpoint_metrics(workdir, step):
-  """The eval metrics of checkpoint `step`: `jaxlab eval`'s file, else training's last
-  eval record at that step; None if neither."""
-  path = workdir_files.path(workdir, workdir_files.eval_result(step))
-  if storage.exists(path):
-    return json.loads(storage.read_text(path))
-  records = [json.loads(line) for line in
-             storage.read_lines(workdir_files.path(workdir, workdir_files.METRICS))]
-  evals = [r for r in records if r.get('step') == step and any(k.startswith('eval/') for k in r)]
-  if not evals:
-    return None
-  return dict(step=step, **{k[len('eval/'):]: v for k, v in evals[-1].items()
-                            if k.startswith('eval/')})
-
-
-def write_signature(out, signature):
-  with open(os.path.join(out, SIGNATURE), 'w', encoding='utf-8') as f:
-    f.write(json.dumps(signature, indent=2) + '\n')
-
-
-def copy_workdir_files(workdir, info, out):
-  """What jaxlab's loaders read from a workdir: its config, data set info and tokenizer."""
-  config_text = storage.read_text(workdir_files.path(workdir, workdir_files.CONFIG))
-  with open(os.path.join(out, workdir_files.CONFIG), 'w', encoding='utf-8') as f:
-    f.write(config_text)
-  if info.tokenizer and info.tokenizer.get('kind') == 'sentencepiece':
-    from jaxlab.data import tokenizers  # pylint: disable=g-import-not-at-top
-    model = storage.epath.Path(tokenizers.model_path(info.tokenizer, workdir)).read_bytes()
-    with open(os.path.join(out, workdir_files.TOKENIZER), 'wb') as f:
-      f.write(model)
-    # A tokenizer shared between runs (an absolute 'file') is read from the copy.
-    info = dataclasses.replace(info, tokenizer=dict(info.tokenizer, file=workdir_files.TOKENIZER))
-  data_lib.save_info(info, out)
-
-
-def _shown(shape):
-  return '(' + ', '.join(map(str, shape)) + ')'

@@ -2,17 +2,13 @@
 (small sets) or streamed batch by batch; and `jaxlab eval`, which does it for a
 saved checkpoint. Imports nothing from training."""
 
-import json
 
 import jax
 import numpy as np
 
 from jaxlab import data as data_lib
-from jaxlab import storage
 from jaxlab.inference import trained_run as inference
 from jaxlab.privacy import accounting as privacy
-from jaxlab.workdir import files as workdir_files
-from jaxlab.tasks import metrics as metrics_lib
 from jaxlab.data import pipeline, placement, sources
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.parallel import sharding
@@ -90,15 +86,11 @@ def what_was_evaluated(result):
   return lines
 
 
-def main(workdir, which):
+def evaluate_workdir(workdir, which):
+  """(metrics, step) of the checkpoint `which` of a workdir (what `jaxlab eval` shows); a
+  quantized workdir's metrics say how it was quantized."""
   run = inference.load(workdir, which)
   result = evaluate(run)
   if run.quantization:
     result = dict(result, quantization=run.quantization)
-  print(metrics_lib.format_table(result, title=f'eval of {workdir} at step {run.step}'))
-  for line in what_was_evaluated(result):
-    print(line)
-  path = workdir_files.path(workdir, workdir_files.eval_result(run.step))
-  storage.write_text(path, json.dumps(result, indent=2) + '\n')
-  print(f'Wrote {path}')
-  return result
+  return result, run.step

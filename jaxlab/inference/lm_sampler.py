@@ -1,4 +1,5 @@
-"""`jaxlab sample`: a language model's continuation of a prompt, printed as it is made.
+"""A trained language model's sampler and tokenizer, for `jaxlab sample` (a language
+model's continuation of a prompt, printed as it is made) and the server's /v1/generate.
 
 Loads parameters only (like predict), tokenizes the prompt with the run's tokenizer and
 streams the new text to stdout; see `jaxlab.inference.sampling` for the cache and the compiled loop.
@@ -8,8 +9,6 @@ so on stderr (the default of 200 is longer than any shipped model's context, and
 first `jaxlab sample` should print text, not an error). The prompt itself is never cut: one
 that leaves no room for a new token is refused.
 """
-
-import sys
 
 from flax import nnx
 
@@ -40,31 +39,6 @@ def sampler_of(run):
     raise UserError(f'`jaxlab sample` supports the transformer_lm model; {workdir} holds a '
                     f'{type(model).__name__}.')
   return sampling.Sampler(run.programs.model, model.max_len), text_inputs.tokenizer(run.task)
-
-
-def main(workdir, prompt, *, checkpoint='best', max_tokens=200, temperature=0.8, top_k=0,
-         top_p=1.0, seed=0, out=sys.stdout, err=sys.stderr):
-  """Prints the prompt's continuation as it is generated; returns 0."""
-  if temperature < 0 or not 0 < top_p <= 1:
-    raise UserError(f'--temperature={temperature} must be >= 0 (0 is greedy) and '
-                    f'--top_p={top_p} in (0, 1].')
-  run, sampler, tokenizer = load(workdir, checkpoint)
-  prompt_ids = tokenizer.encode(prompt)
-  count = new_tokens(sampler, len(prompt_ids), max_tokens)
-  settings = sampling.Settings.create(temperature=temperature, top_k=top_k, top_p=top_p,
-                                      max_tokens=count, seed=seed)
-  text = sampling.TextStream(tokenizer.decode)
-  print(prompt, end='', file=out, flush=True)
-  made = 0
-  for ids in sampler.stream(run.variables, prompt_ids, settings):
-    made += len(ids)
-    print(text.add(ids), end='', file=out, flush=True)
-  print(text.finish(), file=out, flush=True)
-  if made == count < max_tokens:
-    print(f'jaxlab: stopped after {count} new tokens at the model\'s context of '
-          f'{sampler.max_len} tokens (its max_len), before --max_tokens={max_tokens}; a model '
-          'trained with a larger --config.data.seq_len writes longer text.', file=err, flush=True)
-  return 0
 
 
 def new_tokens(sampler, prompt_length, max_tokens):

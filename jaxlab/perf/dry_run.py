@@ -105,41 +105,6 @@ def _estimate_line(estimate):
           f'{estimate["examples_per_second"]:.4g} examples/s, {mfu.describe_cost(estimate)}')
 
 
-def report(config, verbose=False):
-  """Prints the report (the config and the sharding table only if `verbose`), the summary
-  last; returns analyse()'s dict."""
-  if verbose:
-    print(f'config:\n{config}')
-  result = analyse(config)
-  print(f'task: {result["task"]}  data placement: {result["placement"]}')
-  print(f'mesh: {result["mesh"]}  steps: {result["num_steps"]}  '
-        f'steps per compiled call: {result["steps_per_loop"]}')
-  print(f'model FLOPs per train step (global batch): {result["flops_per_step"]:.4g} '
-        f'({result["flops_source"]}); per run of {result["num_steps"]} steps: '
-        f'{result["flops_per_run"]:.4g}')
-  if result['privacy']:
-    print(f'privacy budget of the whole run: {privacy.describe(result["privacy"])}')
-  peak = result['peak_flops_per_second']
-  print(f'MFU peak: {f"{peak / 1e12:.4g} TFLOP/s, " if peak else "none, "}{result["peak_source"]}')
-  print(_estimate_line(result['estimate']))
-  if result['memory_per_device']:
-    print('compiled memory per device: ' + ', '.join(
-        f'{k} {memory_fit.size(v)}' for k, v in result['memory_per_device'].items()))
-  if verbose:
-    _print_sharding_table(result['sharding_table'])
-  print()
-  for line in summary_lines(result, config.data.batch_size):
-    print(line)
-  return result
-
-
-def _print_sharding_table(table):
-  width = max(len(row[0]) for row in table)
-  print(f'\n{"parameter":<{width}}  {"shape":<18} sharding')
-  for path, shape, spec in table:
-    print(f'{path:<{width}}  {str(shape):<18} {spec}')
-
-
 def summary_lines(result, batch_size):
   """The report's last lines: the figures to decide on, the verdict and the knobs."""
   lines = ['summary:',
@@ -176,3 +141,33 @@ def _duration(seconds):
     if seconds >= 2 * size:
       return f'{seconds / size:.3g} {unit}'
   return f'{seconds:.3g} s'
+
+
+def report_lines(config, result, verbose=False):
+  """The report of analyse()'s `result` as lines: (with `verbose`, the config first and
+  the sharding table), the summary last."""
+  lines = [f'config:\n{config}'] if verbose else []
+  lines += [f'task: {result["task"]}  data placement: {result["placement"]}',
+            f'mesh: {result["mesh"]}  steps: {result["num_steps"]}  '
+            f'steps per compiled call: {result["steps_per_loop"]}',
+            f'model FLOPs per train step (global batch): {result["flops_per_step"]:.4g} '
+            f'({result["flops_source"]}); per run of {result["num_steps"]} steps: '
+            f'{result["flops_per_run"]:.4g}']
+  if result['privacy']:
+    lines.append(f'privacy budget of the whole run: {privacy.describe(result["privacy"])}')
+  peak = result['peak_flops_per_second']
+  lines.append(f'MFU peak: {f"{peak / 1e12:.4g} TFLOP/s, " if peak else "none, "}'
+               f'{result["peak_source"]}')
+  lines.append(_estimate_line(result['estimate']))
+  if result['memory_per_device']:
+    lines.append('compiled memory per device: ' + ', '.join(
+        f'{k} {memory_fit.size(v)}' for k, v in result['memory_per_device'].items()))
+  if verbose:
+    lines += _sharding_table_lines(result['sharding_table'])
+  return lines + [''] + summary_lines(result, config.data.batch_size)
+
+
+def _sharding_table_lines(table):
+  width = max(len(row[0]) for row in table)
+  return ['', f'{"parameter":<{width}}  {"shape":<18} sharding'] + [
+      f'{path:<{width}}  {str(shape):<18} {spec}' for path, shape, spec in table]

@@ -1,6 +1,6 @@
 """The privacy budget of a DP-SGD run: (ε, δ) from Google's `dp_accounting`.
 
-The accounted mechanism is the one `jaxlab.privacy.accounting.dp_sgd` runs: each step samples a
+The accounted mechanism is the one `jaxlab.privacy.dp_sgd` runs: each step samples a
 batch from the N training examples (Poisson at rate q = batch_size / N, or batch_size
 of them uniformly without replacement), clips every example's gradient to
 `l2_clip_norm` and adds Gaussian noise of std `noise_multiplier * l2_clip_norm` to the

@@ -55,7 +55,7 @@ class WorkdirSource:
   """A checkpoint of a training workdir, run by the run's compiled predict program."""
 
   def __init__(self, workdir, checkpoint):
-    from jaxlab.export import program as export
+    from jaxlab.export import signature as export
     from jaxlab.inference import trained_run as inference
     from jaxlab.parallel import mesh as mesh_lib, sharding
     self.run = inference.load(workdir, checkpoint)
@@ -90,7 +90,7 @@ class WorkdirSource:
 
 
 class ExportSource:
-  """An export directory: `jaxlab.export.program.exported_model.load(DIR)`, with the run's task (its
+  """An export directory: `jaxlab.export.exported_model.load(DIR)`, with the run's task (its
   config, data set info and tokenizer are copied into DIR) to read inputs and write
   predictions."""
 
