@@ -107,6 +107,16 @@ def test_predict_text_output_and_all_good_exit_0(trained_digits, tmp_path):
   assert len(lines) == 2 and all(line.startswith(str(tmp_path)) for line in lines)
 
 
+def test_predict_of_one_image_imports_no_training_tensorboard_plots_tfds_or_server(
+    trained_digits, tmp_path):
+  from tests.test_commands import HEAVY, imports_of, loaded
+  paths, _ = _write_digit_pngs(tmp_path, count=1)
+  code, modules = imports_of('predict', f'--workdir={trained_digits}', *paths)
+  assert code == 0
+  assert 'jaxlab.inference.predict' in modules
+  assert loaded(modules, HEAVY) == []
+
+
 def test_eval_without_a_run_is_a_clear_error(tmp_path):
   result = run_cli('eval', f'--workdir={tmp_path}')
   assert result.returncode == 2 and 'jaxlab train' in result.stderr

@@ -7,6 +7,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -85,8 +86,8 @@ def test_epsilon_of_the_dp_sgd_paper_mnist_setting_matches_published_figures():
   # older conversion); the PLD accountant is tighter: 2.38.
   steps = int(np.ceil(60 * 60000 / 256))
   setting = dict(noise_multiplier=1.1, sampling='poisson', delta=1e-5)
-  rdp = config_lib.ml_collections.ConfigDict(dict(setting, accountant='rdp'))
-  pld = config_lib.ml_collections.ConfigDict(dict(setting, accountant='pld'))
+  rdp = ml_collections.ConfigDict(dict(setting, accountant='rdp'))
+  pld = ml_collections.ConfigDict(dict(setting, accountant='pld'))
   assert privacy.epsilon(rdp, 60000, 256, steps) == pytest.approx(2.60, abs=0.01)
   assert privacy.epsilon(pld, 60000, 256, steps) == pytest.approx(2.38, abs=0.01)
 
@@ -154,7 +155,7 @@ def test_settings_whose_accounting_would_be_wrong_are_refused(override, named):
 
 def test_batch_statistics_models_are_refused():
   config = load_config('digits_cnn_dp')
-  config.model = config_lib.ml_collections.ConfigDict(dict(name='resnet18', width=4))
+  config.model = ml_collections.ConfigDict(dict(name='resnet18', width=4))
   with pytest.raises(UserError, match='BatchNorm'):
     _programs(config)
 

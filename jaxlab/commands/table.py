@@ -38,7 +38,7 @@ def overview():
   return '\n'.join([
       'jaxlab: train, evaluate and predict with Flax models from ml-collections configs.',
       '',
-      'Usage: one command per line; `jaxlab COMMAND --help` shows all flags of one command.',
+      'Usage: one command per line; add --help to one for all its flags (`jaxlab eval --help`).',
       *lines,
       '',
       'A run lives in one folder, --workdir=DIR (local, gs://, s3:// or az://): train writes',

@@ -100,7 +100,7 @@ def copy_workdir_files(workdir, info, out):
     f.write(config_text)
   if info.tokenizer and info.tokenizer.get('kind') == 'sentencepiece':
     from jaxlab.data import tokenizers  # pylint: disable=g-import-not-at-top
-    model = storage.epath.Path(tokenizers.model_path(info.tokenizer, workdir)).read_bytes()
+    model = storage.as_epath(tokenizers.model_path(info.tokenizer, workdir)).read_bytes()
     with open(os.path.join(out, workdir_files.TOKENIZER), 'wb') as f:
       f.write(model)
     # A tokenizer shared between runs (an absolute 'file') is read from the copy.
