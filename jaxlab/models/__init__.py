@@ -10,4 +10,9 @@ segment_ids= and positions=) and returns logits; it may accept a `rngs=` keyword
 This package re-exports the registry (registry.py); one file per model family.
 """
 
-from jaxlab.models.registry import REGISTRY, accepts_rngs, build, resolve
+from jaxlab.models import registry as _registry
+from jaxlab.models.registry import accepts_rngs, build, resolve
+
+#: Model names accepted by ``--config.model.name`` -> factories, each called as
+#: ``factory(input_shape, num_outputs, rngs=..., **other config.model fields)``.
+REGISTRY = _registry.REGISTRY
