@@ -95,7 +95,7 @@ def main(argv=None):
   parser.add_argument('--out', default='')
   args = parser.parse_args(argv)
   sys.path.insert(0, str(ROOT))
-  from jaxlab import runtime  # pylint: disable=g-import-not-at-top
+  from jaxlab.runtime import setup as runtime  # pylint: disable=g-import-not-at-top
   os.environ['JAXLAB_COMPILATION_CACHE'] = ''  # every storage compiles alike
   runtime.setup()
   measure('local')  # warm-up, not reported: the first save compiles the digests

@@ -8,7 +8,7 @@
 - The forward matmul of `mlp_large_batch` alone (4096x784 by 784x128): how much of
   the GEMM peak its matrix shapes reach before any other work of the step.
 
-The runner measures these, and the GEMM peaks (jaxlab.device_peaks), in a process of
+The runner measures these, and the GEMM peaks (jaxlab.perf.device_peaks), in a process of
 their own with jaxlab's XLA options, so that it never holds the device itself:
 
     python -m benchmarks.floors [--kernels=resnet18_cifar,lm_small]
@@ -80,7 +80,7 @@ def gemm_peaks_gflops():
   """float32 peak everywhere; bfloat16 too on accelerators (on CPUs bf16 is not faster).
   Longer than training's cached CPU measurement: larger sizes, a second per size."""
   import jax
-  from jaxlab import device_peaks
+  from jaxlab.perf import device_peaks
   peaks = {'float32': device_peaks.measure_gemm_flops('float32', sizes=(1024, 2048, 3072),
                                                       seconds_per_size=1.0) / 1e9}
   if jax.default_backend() != 'cpu':
@@ -102,7 +102,7 @@ def main(argv):
   """argv: [--kernels=W1,W2]: also the kernels of those workloads (benchmarks.kernels)."""
   import os
   from benchmarks import kernels
-  from jaxlab import runtime
+  from jaxlab.runtime import setup as runtime
   runtime.setup()
   floors = measure()
   chosen = [w for arg in argv if arg.startswith('--kernels=')

@@ -5,8 +5,8 @@
 (a) ImageNet-shaped JPEG path: synthetic 500x375 photo-like JPEGs (quality 90), each
     decoded, Inception-cropped to 224 and flipped (`TrainImageTransform`), and the eval
     path (`EvalImageTransform`); in one process and in one worker process per core.
-(b) Text: `ByteTokenizer().encode` and `text.pack` into 1024-token rows, when
-    `jaxlab.data.tokenizers` and `jaxlab.data.text` exist.
+(b) Text: `ByteTokenizer().encode` and `packing.pack` into 1024-token rows, when
+    `jaxlab.data.tokenizers` and `jaxlab.data.packing` exist.
 (c) TFDS records: a Fashion-MNIST-sized ArrayRecord data set (70,000 28x28 PNGs) built
     here with TFDS's builder; decoded on one core and in parallel; the decoded cache's
     write, its memory-mapped load against np.load of an .npz of the same arrays, and a
@@ -99,9 +99,9 @@ def measure_jpeg(count):
 
 def measure_text(num_documents):
   try:
-    from jaxlab.data import text, tokenizers
+    from jaxlab.data import packing, tokenizers
   except ImportError as error:
-    return dict(skipped=f'jaxlab.data.tokenizers / jaxlab.data.text not available ({error})')
+    return dict(skipped=f'jaxlab.data.tokenizers / jaxlab.data.packing not available ({error})')
   rng = np.random.default_rng(0)
   words = [''.join(rng.choice(list('abcdefghijklmnopqrstuvwxyz'), rng.integers(2, 10)))
            for _ in range(2000)]
@@ -110,7 +110,7 @@ def measure_text(num_documents):
   started = time.perf_counter()
   tokens = [np.asarray(tokenizer.encode(d), np.int32) for d in documents]
   encoded = time.perf_counter()
-  packed = text.pack(tokens, SEQ_LEN, tokenizer.eos_id)
+  packed = packing.pack(tokens, SEQ_LEN, tokenizer.eos_id)
   finished = time.perf_counter()
   count = int(sum(len(t) for t in tokens))
   return dict(documents=num_documents, tokens=count, seq_len=SEQ_LEN,
@@ -170,8 +170,8 @@ def total(splits):
 '''
 _LOAD_CACHED = _SUM_SPLITS + '''
 import sys, ml_collections
-from jaxlab.data import tfds_source
-print(total(tfds_source.load(ml_collections.ConfigDict(dict(name=sys.argv[1], data_dir=sys.argv[2],
+from jaxlab.data import tfds_images
+print(total(tfds_images.load(ml_collections.ConfigDict(dict(name=sys.argv[1], data_dir=sys.argv[2],
     cache_dir=sys.argv[3], num_train=None, num_test=None)))))
 '''
 _LOAD_NPZ = _SUM_SPLITS + '''

@@ -165,7 +165,7 @@ def _outputs(session, split, count=None):
   """(logits, batch) of the first `count` examples of a split (all by default), from the
   session's current state, through the task: the peer knows nothing of the batch."""
   import jax
-  from jaxlab import forward
+  from jaxlab.inference import forward
   from jaxlab.data import sources
   source = getattr(session.splits, split)
   batch = sources.read_rows(source, 0, count or len(source))
@@ -200,7 +200,7 @@ def untrained_test_metrics(session):
 
 def epoch_records(workdir, steps_per_epoch, epochs):
   """The train record jaxlab wrote at each epoch's end (log_every_steps is one epoch)."""
-  from jaxlab import writers
+  from jaxlab.workdir import writers
   records = [r for r in writers.read_records(workdir) if 'train/steps_per_second' in r]
   if [r['step'] for r in records] != [steps_per_epoch * (k + 1) for k in range(epochs)]:
     raise RuntimeError(f'Expected one train record per epoch of {steps_per_epoch} steps, got '
@@ -210,7 +210,7 @@ def epoch_records(workdir, steps_per_epoch, epochs):
 
 def main(argv=None):
   args = common.parse_args(argv, extra_flags=[add_flags])
-  from jaxlab import runtime
+  from jaxlab.runtime import setup as runtime
   runtime.setup()
   import jax
   import numpy as np

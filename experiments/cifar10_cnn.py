@@ -9,6 +9,7 @@ from jaxlab import config as config_lib
 
 
 def get_config(arg=None):
+  _, smoke = config_lib.variant(arg)  # "smoke" or nothing
   c = config_lib.defaults()
   c.data.name = 'cifar10'
   c.data.batch_size = 128
@@ -34,7 +35,7 @@ def get_config(arg=None):
   c.log_every_steps = 100
   c.eval_every_steps = 390  # one epoch (50000 // 128)
   c.checkpoint_every_steps = 390
-  if arg == 'smoke':
+  if smoke:
     c.data.num_train = 512
     c.data.num_test = 128
     c.data.batch_size = 32
@@ -46,6 +47,4 @@ def get_config(arg=None):
     c.log_every_steps = 8
     c.eval_every_steps = 16
     c.checkpoint_every_steps = 16
-  elif arg:
-    raise ValueError(f'Unknown config argument {arg!r}; use "smoke" or nothing.')
   return c

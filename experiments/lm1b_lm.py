@@ -18,6 +18,7 @@ from jaxlab import config as config_lib
 
 
 def get_config(arg=None):
+  _, smoke = config_lib.variant(arg)  # "smoke" or nothing
   c = config_lib.defaults()
   c.task.name = 'language_model'  # next-token prediction on packed text
 
@@ -57,7 +58,7 @@ def get_config(arg=None):
   c.checkpoint_every_steps = 2000  # checkpoint interval
   c.checkpoint.best_metric = 'eval/loss'  # keep the checkpoint of the lowest eval loss
   c.checkpoint.best_mode = 'min'  # lower is better
-  if arg == 'smoke':
+  if smoke:
     c.data.name = 'python_docs'  # embedded text: no download
     c.data.vocab_size = 512  # a small SentencePiece model trains in about a second
     c.data.seq_len = 64  # short rows
@@ -76,6 +77,4 @@ def get_config(arg=None):
     c.log_every_steps = 20  # two train records
     c.eval_every_steps = 40  # one evaluation, at the end
     c.checkpoint_every_steps = 40  # one checkpoint, at the end
-  elif arg:
-    raise ValueError(f'Unknown config argument {arg!r}; use "smoke" or nothing.')
   return c

@@ -9,6 +9,7 @@ from jaxlab import config as config_lib
 
 
 def get_config(arg=None):
+  _, smoke = config_lib.variant(arg)  # "smoke" or nothing
   c = config_lib.defaults()
   c.data.name = 'mnist'
   c.data.batch_size = 128
@@ -29,7 +30,7 @@ def get_config(arg=None):
   c.log_every_steps = 100
   c.eval_every_steps = 468  # one epoch (60000 // 128)
   c.checkpoint_every_steps = 468
-  if arg == 'smoke':
+  if smoke:
     c.data.num_train = 1024
     c.data.num_test = 256
     c.data.batch_size = 32
@@ -40,6 +41,4 @@ def get_config(arg=None):
     c.log_every_steps = 8
     c.eval_every_steps = 32
     c.checkpoint_every_steps = 32
-  elif arg:
-    raise ValueError(f'Unknown config argument {arg!r}; use "smoke" or nothing.')
   return c

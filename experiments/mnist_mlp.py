@@ -12,6 +12,7 @@ from jaxlab import config as config_lib
 
 
 def get_config(arg=None):
+  _, smoke = config_lib.variant(arg)  # "smoke" or nothing
   c = config_lib.defaults()
   c.data.name = 'mnist'
   c.data.batch_size = 32
@@ -31,7 +32,7 @@ def get_config(arg=None):
   c.log_every_steps = 375
   c.eval_every_steps = 1875
   c.checkpoint_every_steps = 1875
-  if arg == 'smoke':
+  if smoke:
     c.data.num_train = 2048
     c.data.num_test = 500
     c.data.eval_batch_size = 100
@@ -40,6 +41,4 @@ def get_config(arg=None):
     c.log_every_steps = 16
     c.eval_every_steps = 64
     c.checkpoint_every_steps = 64
-  elif arg:
-    raise ValueError(f'Unknown config argument {arg!r}; use "smoke" or nothing.')
   return c

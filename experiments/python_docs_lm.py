@@ -16,6 +16,7 @@ from jaxlab import config as config_lib
 
 
 def get_config(arg=None):
+  _, smoke = config_lib.variant(arg)  # "smoke" or nothing
   c = config_lib.defaults()
   c.task.name = 'language_model'
 
@@ -50,7 +51,7 @@ def get_config(arg=None):
   c.checkpoint_every_steps = 500
   c.checkpoint.best_metric = 'eval/loss'
   c.checkpoint.best_mode = 'min'
-  if arg == 'smoke':
+  if smoke:
     c.data.seq_len = 64
     c.data.batch_size = 16
     c.data.eval_batch_size = 32
@@ -63,6 +64,4 @@ def get_config(arg=None):
     c.log_every_steps = 20
     c.eval_every_steps = 60
     c.checkpoint_every_steps = 60
-  elif arg:
-    raise ValueError(f'Unknown config argument {arg!r}; use "smoke" or nothing.')
   return c

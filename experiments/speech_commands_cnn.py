@@ -15,9 +15,7 @@ from jaxlab import config as config_lib
 
 
 def get_config(arg=None):
-  options = set(arg.split(',')) if arg else set()
-  if options - {'gru', 'smoke'}:
-    raise ValueError(f'Unknown config argument {arg!r}; use "gru", "smoke", "gru,smoke" or nothing.')
+  model, smoke = config_lib.variant(arg, ('cnn', 'gru'), 'cnn')
   c = config_lib.defaults()
   c.data.name = 'speech_commands'  # 1 s clips at 16 kHz, 12 classes (10 words, silence, unknown)
   c.data.placement = 'stream'  # ~85k clips of 64 KB as float32: read by Grain as it trains
@@ -25,7 +23,7 @@ def get_config(arg=None):
   c.data.batch_size = 128
   c.data.eval_batch_size = 256
 
-  if 'gru' in options:
+  if model == 'gru':
     c.model.name = 'speech_gru'
     c.model.conv_features = 128  # one stride-2 conv over time: 101 -> 51 frames
     c.model.hidden_size = 192  # GRU width
@@ -51,7 +49,7 @@ def get_config(arg=None):
   c.log_every_steps = 100
   c.eval_every_steps = 1000
   c.checkpoint_every_steps = 1000
-  if 'smoke' in options:  # seconds, offline: the synthesized vowels stand in
+  if smoke:  # seconds, offline: the synthesized vowels stand in
     c.data.name = 'synthetic_speech'
     c.data.placement = 'auto'
     c.data.num_workers = -1
@@ -59,7 +57,7 @@ def get_config(arg=None):
     c.data.num_test = 64
     c.data.batch_size = 32
     c.data.eval_batch_size = 64
-    if 'gru' in options:
+    if model == 'gru':
       c.model.conv_features = 16
       c.model.hidden_size = 16
       c.model.num_layers = 1

@@ -25,6 +25,7 @@ from jaxlab import config as config_lib
 
 
 def get_config(arg=None):
+  _, smoke = config_lib.variant(arg)  # "smoke" or nothing
   c = config_lib.defaults()
   c.data.name = 'spoken_digits'  # 1 s clips at 16 kHz: 2730 train / 710 test (held-out speakers)
   c.data.batch_size = 32
@@ -46,7 +47,7 @@ def get_config(arg=None):
   c.log_every_steps = 85
   c.eval_every_steps = 425
   c.checkpoint_every_steps = 425
-  if arg == 'smoke':  # seconds, for tests: a few synthesized vowels
+  if smoke:  # seconds, for tests: a few synthesized vowels
     c.data.name = 'synthetic_speech'
     c.data.num_train = 192
     c.data.num_test = 64
@@ -60,6 +61,4 @@ def get_config(arg=None):
     c.log_every_steps = 3
     c.eval_every_steps = 12
     c.checkpoint_every_steps = 12
-  elif arg:
-    raise ValueError(f'Unknown config argument {arg!r}; use "smoke" or nothing.')
   return c

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from jaxlab import runtime, storage, xla_options
+from jaxlab import storage
+from jaxlab.runtime import setup as runtime
+from jaxlab.runtime import xla_options
 from tests.storage_fixtures import gcs_emulator, gcs_workdir  # noqa: F401  pylint: disable=unused-import
 
 # Same process set-up as the CLI's start-up: XLA options, so in-process and subprocess runs

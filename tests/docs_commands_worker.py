@@ -7,8 +7,8 @@ JSON result per check, as a list, on its last line. A check is
   {"kind": "dry_run", "argv": [...]}                    run `jaxlab train ARGV --dry_run`
   {"kind": "bench", "argv": [...]}                      parse as `jaxlab bench ARGV` would
 
-Parsing goes through jaxlab.main.parse_flags and the command dispatch of jaxlab.main,
-so a check fails exactly where the CLI would: an unknown command, flag or config key,
+Parsing goes through jaxlab.main.parse_command_line (the command table and the command's
+own flags), so a check fails exactly where the CLI would: an unknown command, flag or config key,
 a value of the wrong type, a config file that does not load. `complete` also asks for
 what the command needs to run (a config for train; a workdir unless --dry_run).
 """
@@ -26,24 +26,15 @@ class _Rejected(Exception):
   """The command line is one the CLI refuses; the message is what it prints."""
 
 
-def _reset(flags):
-  """Back to a fresh process's flags: defaults, and no config.* override flags."""
-  flags.unparse_flags()
-  for name in [n for n in flags if n.startswith('config.')]:
-    delattr(flags, name)
-
-
 def _parse(argv):
-  """(command, positional args) as jaxlab.main sees them; raises _Rejected."""
+  """(command, Args) as jaxlab.main sees them; raises _Rejected."""
   from jaxlab import main
   from jaxlab.errors import UserError
-  _reset(main.FLAGS)
-  sys.argv = ['jaxlab', *argv]  # config_flags reads the overrides from sys.argv
   stderr = io.StringIO()
   try:
     with contextlib.redirect_stderr(stderr):
-      remaining = main.parse_flags(sys.argv)
-      return main._command(remaining)  # pylint: disable=protected-access
+      name, _, args = main.parse_command_line(argv)
+      return name, args
   except SystemExit:
     raise _Rejected(stderr.getvalue().strip()) from None
   except UserError as error:
@@ -65,39 +56,41 @@ def check_help(argv):
 
 
 def check_jaxlab(argv, complete):
-  from jaxlab import main
+  from jaxlab.config import command_line
   from jaxlab.errors import UserError
   if argv[:1] == ['help'] or any(a in ('-h', '--help') for a in argv):
     return check_help(argv)
-  command, args = _parse(argv)
+  command, parsed = _parse(argv)
+  args = parsed.positional
+  flag = lambda name: getattr(parsed, name, None)
   problems = []
   if command in ('train', 'eval', 'sample') and args:
     problems.append(f'{command} takes no positional arguments, got {args}')
   if command == 'predict':
     problems += [f'{a!r} is not an image, text or WAV file name' for a in args
                  if not a.lower().endswith(INPUT_SUFFIXES)]
-  if command == 'train' and (complete or main.FLAGS.config is not None):
+  if command == 'train' and (complete or flag('config') is not None):
     try:
-      main._config()  # pylint: disable=protected-access
+      command_line.loaded(flag('config'))
     except UserError as error:
       raise _Rejected(f'jaxlab: error: {error}') from None
-  if complete and command in ('train', 'eval', 'predict', 'sample') and not main.FLAGS.workdir \
-      and not (command == 'train' and main.FLAGS.dry_run):
+  if complete and command in ('train', 'eval', 'predict', 'sample') and not flag('workdir') \
+      and not (command == 'train' and flag('dry_run')):
     problems.append(f'{command} needs --workdir=DIR')
   if complete and command == 'predict' and not args:
     problems.append('predict needs at least one input FILE')
-  if complete and command == 'sample' and main.FLAGS.prompt is None:
+  if complete and command == 'sample' and flag('prompt') is None:
     problems.append('sample needs --prompt=TEXT')
   return dict(ok=not problems, command=command, error='; '.join(problems))
 
 
 def dry_run(argv):
-  from jaxlab import main
+  from jaxlab.commands import train
   command, args = _parse([*argv, '--dry_run'])
-  assert command == 'train' and not args, (command, args)
+  assert command == 'train' and not args.positional, (command, args.positional)
   report = io.StringIO()
   with contextlib.redirect_stdout(report):
-    code = main.run_command('train', [])
+    code = train.run(args)
   return dict(ok=code == 0 and 'parameters:' in report.getvalue(), report=report.getvalue(),
               error=f'exit {code}')
 

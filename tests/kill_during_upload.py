@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxlab import checkpoint_staging  # pylint: disable=g-import-not-at-top
+from jaxlab.checkpoint import staging as checkpoint_staging  # pylint: disable=g-import-not-at-top
 from jaxlab import main
 
 _KILL_AT = int(sys.argv.pop(1))

@@ -44,15 +44,16 @@ def losses(workdir, name, layouts):
 
 
 def tables(name, layouts):
-  from jaxlab import dry_run
+  from jaxlab.perf import dry_run
   return {layout: dry_run.analyse(_config(name, layout))['sharding_table'] for layout in layouts}
 
 
 def reshard(workdir, name, save_layout, restore_layouts):
   """Trains under one layout, restores the checkpoint under others; returns whether
   every restored parameter equals the saved one and how each is sharded."""
-  from jaxlab import checkpoint as checkpoint_lib
-  from jaxlab import modeling, tasks
+  from jaxlab.checkpoint import manager as checkpoint_lib
+  from jaxlab import tasks
+  from jaxlab.models import modeling
   from jaxlab.data import KNOWN_SHAPES, image_info
   from jaxlab.train import loop, programs as programs_lib
   from jaxlab.parallel import mesh as mesh_lib
@@ -86,7 +87,7 @@ def language_model(workdir, layouts, table_layouts):
   """The LM smoke config (experiments/lm1b_lm.py:smoke: scanned layers, GQA, SentencePiece)
   under each layout: its loss curve, and the dry run's sharding table."""
   import shutil
-  from jaxlab import dry_run
+  from jaxlab.perf import dry_run
   from jaxlab.train import loop
 
   def config(layout, **overrides):

@@ -10,7 +10,7 @@ import sys
 import jax
 import numpy as np
 
-from jaxlab import runtime
+from jaxlab.runtime import setup as runtime
 from tests.conftest import load_config
 
 

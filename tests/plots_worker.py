@@ -54,7 +54,7 @@ class BrokenImport(importlib.abc.MetaPathFinder):
 
 
 def held(workdir):
-  from jaxlab import plots
+  from jaxlab.workdir import plots
   finder = HeldImport('matplotlib.pyplot')
   sys.meta_path.insert(0, finder)
   plots.prepare()

@@ -24,7 +24,9 @@ def _config(arg, layout, **overrides):
 
 def sharding_table(config):
   """The rows (path, shape, spec) of `jaxlab train --dry_run`'s table."""
-  from jaxlab import dry_run, modeling, tasks
+  from jaxlab import tasks
+  from jaxlab.perf import dry_run
+  from jaxlab.models import modeling
   from jaxlab.parallel import mesh as mesh_lib
   from jaxlab.train import programs as programs_lib
   info, _ = dry_run.shape_info(config.data)

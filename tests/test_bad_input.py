@@ -58,7 +58,7 @@ CASES = [
     # config files
     (['train', '--config=README.md'], 'README.md (line'),
     (['train', '--config=experiments/nope.py'], 'nope.py'),
-    (['train', '--config=experiments/digits_cnn.py:bogus'], "line 40: ValueError: Unknown config "
+    (['train', '--config=experiments/digits_cnn.py:bogus'], "line 12: ValueError: Unknown config "
      "argument 'bogus'"),
     (['train', '--config={tmp}/raises.py'], 'raises.py (line 2: ZeroDivisionError'),
     (['train', '--config={tmp}/no_get_config.py'], 'defines no get_config'),
@@ -70,7 +70,7 @@ CASES = [
     (['train', SMOKE, 'extra'], 'no positional arguments'),
     (['trian', SMOKE], "Unknown command 'trian'"),
     (['train', SMOKE, '--foo=1'], 'foo'),
-    (['eval', '--dry_run'], '--dry_run applies to `jaxlab train` only'),
+    (['eval', '--dry_run'], '`jaxlab eval` does not take --dry_run'),
     (['eval', '--workdir={tmp}', 'extra'], 'eval takes no positional arguments'),
 ]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from etils import epath
 
-from jaxlab import digest
+from jaxlab.checkpoint import digest
 from jaxlab import storage  # noqa: F401  (sets epath to gcsfs, which the emulator serves)
 from tests.conftest import ROOT, restore_params, run_cli
 
@@ -179,7 +179,7 @@ def test_damaged_step_in_a_bucket_is_reported_and_set_aside(gcs_workdir):
 
 def test_restoring_a_checkpoint_unpickles_nothing(pristine, monkeypatch):
   import pickle
-  from jaxlab import inference
+  from jaxlab.inference import trained_run as inference
 
   def refuse(*args, **kwargs):
     raise AssertionError('a checkpoint read tried to unpickle')

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from jaxlab import progress
+from jaxlab.train import progress
 from tests.conftest import read_metrics, run_cli
 
 STEP_LINE = re.compile(r'^step (\d+)/(\d+)  train/loss (\d+\.\d{4}) \((?:mean of steps (\d+)-|step )'

@@ -33,7 +33,9 @@ def test_distilled_student_beats_the_same_student_alone_over_seeds(tmp_path):
 
 
 def test_a_teacher_workdir_without_a_run_is_refused_naming_the_field(tmp_path):
-  from jaxlab import dry_run, modeling, tasks
+  from jaxlab import tasks
+  from jaxlab.perf import dry_run
+  from jaxlab.models import modeling
   from jaxlab.errors import UserError
   from jaxlab.parallel import mesh as mesh_lib
   from jaxlab.train import distill

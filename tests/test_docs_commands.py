@@ -1,9 +1,9 @@
 """Every command the docs and --help texts show is one jaxlab accepts.
 
 Commands are extracted from README.md, tpu/README.md, docs/**/*.md, the experiments'
-docstrings, tpu/slurm/jaxlab.sbatch, `jaxlab --help` (jaxlab/main.py's docstring) and
+docstrings, tpu/slurm/jaxlab.sbatch, `jaxlab --help` and every `jaxlab COMMAND --help`, and
 `tpu/launch.py --help` (and its usage examples). Each is checked by the real parsers:
-`jaxlab ...` and `python -m jaxlab.main ...` by jaxlab.main's flag parser and config
+`jaxlab ...` and `python -m jaxlab.main ...` by jaxlab.main's command parser and config
 loader (tests/docs_commands_worker.py), `jaxlab bench` by the benchmark suite's parser,
 `tpu/launch.py ...` by launch.py's parser, then the `jaxlab train` it would start; the
 sbatch script is run with DRY_RUN=1 and the `jaxlab train` it prints is checked. Train
@@ -187,7 +187,7 @@ def all_snippets():
     path = ROOT / 'experiments' / f'{name}.py'
     snippets += text_snippets(f'experiments/{name}.py', ast.get_docstring(ast.parse(
         path.read_text())))
-  snippets += text_snippets('jaxlab --help', main_docstring())
+  snippets += text_snippets('jaxlab --help', help_texts())
   parser, subparsers = LAUNCH_MODULE.build_parser()
   snippets += text_snippets('tpu/launch.py --help', parser.format_help())
   snippets += [Snippet(f'tpu/launch.py {name} usage example', sub.example, True)
@@ -195,8 +195,14 @@ def all_snippets():
   return snippets + sbatch_snippets()
 
 
-def main_docstring():
-  return ast.get_docstring(ast.parse((ROOT / 'jaxlab' / 'main.py').read_text()))
+def help_texts():
+  """What `jaxlab --help` and each `jaxlab COMMAND --help` print (bench: the suite's own
+  parser, checked as a bench command)."""
+  from jaxlab import main
+  from jaxlab.commands import table
+  texts = [main.help_text(['--help'])] + [main.help_text([name, '--help'])
+                                          for name in table.COMMANDS]
+  return '\n\n'.join(text for text in texts if text)
 
 
 def _expand_variables(text, variables):
@@ -455,11 +461,13 @@ def test_every_source_yields_commands():
   assert not unchecked
 
 
-def test_jaxlab_help_prints_the_checked_docstring():
-  result = subprocess.run([sys.executable, '-m', 'jaxlab.main', '--help'], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-  assert result.returncode == 0, result.stderr
-  assert main_docstring() in result.stdout
+def test_jaxlab_help_prints_the_checked_help_texts():
+  from jaxlab import main
+  for argv in (['--help'], ['eval', '--help']):
+    result = subprocess.run([sys.executable, '-m', 'jaxlab.main', *argv], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert main.help_text(argv) in result.stdout
 
 
 def test_ci_runs_the_readme_test_command():
@@ -487,7 +495,7 @@ def _all_keys():
 def test_config_keys_named_in_prose_exist():
   """`--config.KEY` in any doc, and docs/configs.md's list of common fields, name real fields."""
   keys = _all_keys()
-  texts = [p.read_text() for p in MARKDOWN] + [SBATCH.read_text(), main_docstring(),
+  texts = [p.read_text() for p in MARKDOWN] + [SBATCH.read_text(), help_texts(),
                                                LAUNCH.read_text()]
   named = {k.rstrip('.') for t in texts for k in re.findall(r'--config\.([a-z_][\w.]*)', t)}
   configs_page = (ROOT / 'docs' / 'configs.md').read_text()

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from sklearn import metrics as sk
 
-from jaxlab import metrics as metrics_lib
+from jaxlab.tasks import metrics as metrics_lib
 from jaxlab.data import digits, sources
 from tests.conftest import read_metrics, run_cli
 
@@ -34,8 +34,8 @@ def test_classification_metrics_equal_sklearn(seed):
 
 
 def test_eval_command_matches_sklearn_on_the_models_predictions(trained_digits):
-  from jaxlab import inference
-  from jaxlab import predict
+  from jaxlab.inference import trained_run as inference
+  from jaxlab.inference import predict
   result = run_cli('eval', f'--workdir={trained_digits}', '--checkpoint=latest', check=True)
   assert 'accuracy' in result.stdout and 'f1' in result.stdout
   written = sorted(pathlib.Path(trained_digits).glob('eval_*.json'))
@@ -105,6 +105,16 @@ def test_predict_text_output_and_all_good_exit_0(trained_digits, tmp_path):
   assert result.returncode == 0, result.stderr
   lines = result.stdout.strip().splitlines()
   assert len(lines) == 2 and all(line.startswith(str(tmp_path)) for line in lines)
+
+
+def test_predict_of_one_image_imports_no_training_tensorboard_plots_tfds_or_server(
+    trained_digits, tmp_path):
+  from tests.test_commands import HEAVY, imports_of, loaded
+  paths, _ = _write_digit_pngs(tmp_path, count=1)
+  code, modules = imports_of('predict', f'--workdir={trained_digits}', *paths)
+  assert code == 0
+  assert 'jaxlab.inference.predict' in modules
+  assert loaded(modules, HEAVY) == []
 
 
 def test_eval_without_a_run_is_a_clear_error(tmp_path):

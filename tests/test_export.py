@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxlab import export, inference, predict
+from jaxlab.commands import export as export_command
+from jaxlab.inference import trained_run as inference
+from jaxlab.inference import predict
 from jaxlab.errors import UserError
 from jaxlab.train import loop
 from tests.conftest import load_config, run_cli
@@ -75,7 +77,7 @@ def exports(tmp_path_factory):
   for kind, (name, arg) in RUNS.items():
     workdir, out = folder / f'{kind}_run', folder / f'{kind}_export'
     loop.run(load_config(name, arg, **ONE_STEP), str(workdir))
-    export.main(str(workdir), str(out))
+    export_command.main(str(workdir), str(out))
     run = inference.load(str(workdir))
     batch, _, errors = run.task.predict_inputs(_inputs(kind, folder / kind))
     assert not errors
@@ -158,7 +160,7 @@ def test_savedmodel_runs_in_tensorflow_with_the_same_outputs(exports, tmp_path):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   for kind, compared in (('image', 'probabilities'), ('lm', 'next_token')):
     run = exports[kind]
-    export.main(str(run['workdir']), str(tmp_path / kind), fmt='savedmodel')
+    export_command.main(str(run['workdir']), str(tmp_path / kind), fmt='savedmodel')
     model = tf.saved_model.load(str(tmp_path / kind), tags=['serve'])
     outputs = model.signatures['serving_default'](**run['batch'])
     np.testing.assert_allclose(outputs[compared].numpy(), run['expected'][compared], atol=1e-5)
@@ -182,7 +184,7 @@ def test_export_into_a_full_folder_exits_2_and_leaves_it_alone(exports):
 def test_bad_export_arguments_say_what_to_fix(exports, tmp_path, kwargs, message):
   args = {'workdir': str(exports['image']['workdir']), 'out': str(tmp_path / 'out'), **kwargs}
   with pytest.raises(UserError, match=message):
-    export.main(args.pop('workdir'), args.pop('out'), **args)
+    export_command.main(args.pop('workdir'), args.pop('out'), **args)
   assert not os.listdir(tmp_path)
 
 
@@ -192,20 +194,20 @@ def test_a_workdir_without_checkpoints_is_refused(exports, tmp_path):
   for name in ('config.json', 'dataset_info.json'):
     (workdir / name).write_text((exports['image']['workdir'] / name).read_text())
   with pytest.raises(UserError, match='No checkpoint in'):
-    export.main(str(workdir), str(tmp_path / 'out'))
+    export_command.main(str(workdir), str(tmp_path / 'out'))
   assert not os.path.exists(tmp_path / 'out')
 
 
 def test_savedmodel_without_tensorflow_says_how_to_install_it(exports, tmp_path, monkeypatch):
   monkeypatch.setitem(sys.modules, 'tensorflow', None)  # `import tensorflow` fails
   with pytest.raises(UserError, match=r"pip install 'jaxlab\[savedmodel\]'"):
-    export.main(str(exports['image']['workdir']), str(tmp_path / 'out'), fmt='savedmodel')
+    export_command.main(str(exports['image']['workdir']), str(tmp_path / 'out'), fmt='savedmodel')
   assert not os.listdir(tmp_path)
 
 
 def test_a_model_needing_a_fixed_length_is_exported_at_the_trained_one(exports, tmp_path,
                                                                          monkeypatch):
-  from jaxlab import forward
+  from jaxlab.inference import forward
   outputs = forward.export_outputs
 
   def length_dependent(variables, batch, **kwargs):  # Python branches on the length
@@ -213,12 +215,12 @@ def test_a_model_needing_a_fixed_length_is_exported_at_the_trained_one(exports, 
     return outputs(variables, batch, **kwargs)
 
   monkeypatch.setattr(forward, 'export_outputs', length_dependent)
-  signature = export.main(str(exports['lm']['workdir']), str(tmp_path / 'out'))
+  signature = export_command.main(str(exports['lm']['workdir']), str(tmp_path / 'out'))
   assert signature['inputs']['tokens']['shape'] == ['b', 64] and 'l' not in signature['dims']
 
 
 def test_loader_names_what_is_wrong_with_the_inputs(exports):
-  from jaxlab import exported_model
+  from jaxlab.export import exported_model
   model = exported_model.load(exports['image']['out'])
   good = np.zeros((2, 8, 8, 1), np.float32)
   for inputs, message in (({'img': good}, r"unknown \['img'\] and missing \['image'\]"),
@@ -236,8 +238,8 @@ def test_loader_names_what_is_wrong_with_the_inputs(exports):
 
 
 def test_loader_refuses_an_export_for_other_platforms(exports, tmp_path):
-  from jaxlab import exported_model
-  export.main(str(exports['image']['workdir']), str(tmp_path / 'tpu'), platforms='tpu')
+  from jaxlab.export import exported_model
+  export_command.main(str(exports['image']['workdir']), str(tmp_path / 'tpu'), platforms='tpu')
   with pytest.raises(RuntimeError, match='exported for tpu, but JAX runs on cpu here'):
     exported_model.load(tmp_path / 'tpu')
 
@@ -265,7 +267,8 @@ def test_a_sentencepiece_tokenizer_is_copied_and_read_from_the_copy(tmp_path):
   (workdir / 'config.json').write_text('{"seed": 3}')
   spec = {'kind': 'sentencepiece', 'vocab_size': 512, 'file': str(shared)}
   info = DatasetInfo('toy', {'tokens': ((8,), 'int32')}, vocab_size=512, tokenizer=spec)
-  export.copy_workdir_files(str(workdir), info, str(out))
+  from jaxlab.export import signature as export_signature
+  export_signature.copy_workdir_files(str(workdir), info, str(out))
   assert (out / 'tokenizer.model').read_bytes() == b'sentencepiece model bytes'
   assert data_lib.load_info(str(out)).tokenizer == dict(spec, file='tokenizer.model')
   assert (out / 'config.json').read_text() == '{"seed": 3}'

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.data import DatasetInfo, sources, text
+from jaxlab.data import DatasetInfo, sources, unigram
 from jaxlab.tasks import language_model
 from tests.conftest import load_config, read_metrics, run_cli
 
@@ -52,7 +52,7 @@ def _unigram_perplexity(config):
   from jaxlab import data as data_lib
   splits = data_lib.load(config.data)
   rows = [sources.read_rows(s, 0, len(s)) for s in (splits.train, splits.test)]
-  return text.unigram_baseline(*rows, splits.info.vocab_size)[1]
+  return unigram.unigram_baseline(*rows, splits.info.vocab_size)[1]
 
 
 def test_byte_language_model_beats_the_unigram_baseline(tmp_path):
@@ -91,7 +91,8 @@ def test_sentencepiece_tokenizer_is_saved_and_reused_by_eval_and_predict(tmp_pat
 @pytest.mark.slow  # trains a tokenizer and a model on mock lm1b, evaluates, predicts (~12 s)
 def test_lm1b_experiment_on_mock_tfds_trains_evaluates_and_predicts(tmp_path, capsys):
   import tensorflow_datasets as tfds
-  from jaxlab import evaluate, predict
+  from jaxlab.commands import eval as eval_command
+  from jaxlab.commands import predict as predict_command
   from jaxlab.train import loop
   workdir = str(tmp_path / 'w')
   # Mock lm1b is random letters: a small SentencePiece vocabulary fits it.
@@ -100,7 +101,7 @@ def test_lm1b_experiment_on_mock_tfds_trains_evaluates_and_predicts(tmp_path, ca
                        eval_every_steps=60, checkpoint_every_steps=60)
   with tfds.testing.mock_data(num_examples=200):
     summary = loop.run(config, workdir)
-    evaluated = evaluate.main(workdir, 'best')
+    evaluated = eval_command.main(workdir, 'best')
   assert summary['step'] == 60
   records = read_metrics(workdir)
   losses = [r['train/loss'] for r in records if 'train/loss' in r]
@@ -112,6 +113,6 @@ def test_lm1b_experiment_on_mock_tfds_trains_evaluates_and_predicts(tmp_path, ca
   sample = tmp_path / 'sample.txt'
   sample.write_text('gebc ahgjefjhfef ehj aijbcidcib')
   capsys.readouterr()
-  assert predict.main(workdir, [str(sample)], as_json=True, top_k_count=2) == 0
+  assert predict_command.main(workdir, [str(sample)], as_json=True, top_k_count=2) == 0
   prediction = json.loads(capsys.readouterr().out.splitlines()[-1])
   assert 1 < prediction['perplexity'] < 300 and len(prediction['next_tokens']) == 2

@@ -7,7 +7,8 @@ import pathlib
 
 import pytest
 
-from jaxlab import dry_run, memory_fit
+from jaxlab.commands import train as train_command
+from jaxlab.perf import memory_fit
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 from tests.conftest import load_config, read_metrics, run_cli
@@ -19,7 +20,7 @@ TINY_MEMORY = {memory_fit.OVERRIDE_ENV: '0.0005'}  # 524 KiB: the smoke step nee
 def _report(config, verbose=False):
   printed = io.StringIO()
   with contextlib.redirect_stdout(printed):
-    result = dry_run.report(config, verbose=verbose)
+    result = train_command.dry_run_report(config, verbose=verbose)
   return result, printed.getvalue().splitlines()
 
 

@@ -12,9 +12,15 @@ import pytest
 from jax import lax
 
 from benchmarks import flops as benchmark_flops
-from jaxlab import device_peaks, dry_run, flops, modeling, tasks
+from jaxlab import tasks
+from jaxlab.perf import device_peaks
+from jaxlab.perf import dry_run
+from jaxlab.commands import train as train_command
+from jaxlab.perf import flops
+from jaxlab.models import modeling
 from jaxlab.parallel import mesh as mesh_lib
-from jaxlab.train import loop, mfu
+from jaxlab.train import loop
+from jaxlab.perf import mfu
 from jaxlab.train import programs as programs_lib
 from jaxlab.train import step as step_lib
 from tests.conftest import load_config, read_metrics
@@ -220,7 +226,7 @@ def test_dry_run_states_flops_per_step_and_run_and_the_peak(tiny_lm):
   config, _ = tiny_lm
   output = io.StringIO()
   with contextlib.redirect_stdout(output):
-    result = dry_run.report(config)
+    result = train_command.dry_run_report(config)
   assert result['flops_per_run'] == config.num_steps * result['flops_per_step']
   assert result['peak_flops_per_second'] > 0
   assert 'model FLOPs per train step' in output.getvalue() and 'MFU peak:' in output.getvalue()

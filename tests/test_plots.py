@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxlab import background, plots, writers
+from jaxlab.runtime import background
+from jaxlab.workdir import plots
+from jaxlab.workdir import writers
 from tests.conftest import ROOT, read_metrics
 
 
@@ -124,7 +126,7 @@ def test_background_returns_raises_or_times_out():
 def test_a_failed_tensorboard_writer_is_one_warning(tmp_path, monkeypatch, capsys):
   def broken(logdir):
     raise ImportError(f'no TensorBoard for {logdir}')
-  monkeypatch.setattr(writers.storage, 'tensorboard_writer', broken)
+  monkeypatch.setattr(writers.tensorboard_events, 'tensorboard_writer', broken)
   writer = writers.MetricWriter(str(tmp_path))
   writer.write(1, {'train/loss': 2.0})
   writer.write(2, {'train/loss': 1.0})

@@ -7,11 +7,18 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from jaxlab import config as config_lib
-from jaxlab import dry_run, evaluate, inference, modeling, privacy, tasks
+from jaxlab import tasks
+from jaxlab.perf import dry_run
+from jaxlab.inference import evaluate
+from jaxlab.commands import eval as eval_command
+from jaxlab.inference import trained_run as inference
+from jaxlab.models import modeling
+from jaxlab.privacy import accounting as privacy
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.train import programs as programs_lib
@@ -79,8 +86,8 @@ def test_epsilon_of_the_dp_sgd_paper_mnist_setting_matches_published_figures():
   # older conversion); the PLD accountant is tighter: 2.38.
   steps = int(np.ceil(60 * 60000 / 256))
   setting = dict(noise_multiplier=1.1, sampling='poisson', delta=1e-5)
-  rdp = config_lib.ml_collections.ConfigDict(dict(setting, accountant='rdp'))
-  pld = config_lib.ml_collections.ConfigDict(dict(setting, accountant='pld'))
+  rdp = ml_collections.ConfigDict(dict(setting, accountant='rdp'))
+  pld = ml_collections.ConfigDict(dict(setting, accountant='pld'))
   assert privacy.epsilon(rdp, 60000, 256, steps) == pytest.approx(2.60, abs=0.01)
   assert privacy.epsilon(pld, 60000, 256, steps) == pytest.approx(2.38, abs=0.01)
 
@@ -114,7 +121,7 @@ def test_private_digits_run_trains_and_reports_epsilon_in_metrics_summary_and_ev
 @pytest.mark.slow
 def test_eval_of_a_private_run_prints_epsilon_and_delta(private_run, capsys):
   workdir, _ = private_run
-  result = evaluate.main(str(workdir), 'latest')  # what `jaxlab eval` runs
+  result = eval_command.main(str(workdir), 'latest')  # what `jaxlab eval` runs
   spent = result['privacy']
   printed = capsys.readouterr().out
   said = f'Privacy: trained with DP-SGD, ε = {spent["epsilon"]:.2f} at δ = 1e-05 (rdp, '
@@ -148,7 +155,7 @@ def test_settings_whose_accounting_would_be_wrong_are_refused(override, named):
 
 def test_batch_statistics_models_are_refused():
   config = load_config('digits_cnn_dp')
-  config.model = config_lib.ml_collections.ConfigDict(dict(name='resnet18', width=4))
+  config.model = ml_collections.ConfigDict(dict(name='resnet18', width=4))
   with pytest.raises(UserError, match='BatchNorm'):
     _programs(config)
 

@@ -1,4 +1,4 @@
-"""jaxlab.processes.alive: how abandoned locks, cache entries and sweep trials are found."""
+"""jaxlab.runtime.processes.alive: how abandoned locks, cache entries and sweep trials are found."""
 
 import os
 import signal
@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from jaxlab import processes
+from jaxlab.runtime import processes
 
 
 def test_a_running_process_is_alive_and_a_killed_unreaped_one_is_not():

@@ -27,7 +27,7 @@ def quantized_digits(trained_digits):
 
 @pytest.fixture(scope='module')
 def digits_run(trained_digits):
-  from jaxlab import inference
+  from jaxlab.inference import trained_run as inference
   return inference.load(str(trained_digits))
 
 
@@ -65,12 +65,14 @@ def test_quantized_digits_keep_accuracy_shrink_weights_and_report(quantized_digi
 @pytest.mark.slow
 def test_eval_and_predict_of_the_quantized_workdir_use_int8_weights(quantized_digits,
                                                                       digits_run):
-  from jaxlab import evaluate, inference, predict
+  from jaxlab.commands import eval as eval_command
+  from jaxlab.inference import trained_run as inference
+  from jaxlab.inference import predict
   workdir, quantized, _ = quantized_digits
   float_run, int8_run = digits_run, inference.load(str(quantized))
   kernels = [leaf for path, leaf in _leaves(int8_run.variables.params) if 'qvalue' in path]
   assert kernels and all(leaf.dtype == jnp.int8 for leaf in kernels)
-  result = evaluate.main(str(quantized), 'best')  # what `jaxlab eval` runs
+  result = eval_command.main(str(quantized), 'best')  # what `jaxlab eval` runs
   report = json.loads((pathlib.Path(workdir) / 'quantize_w8a8.json').read_text())
   assert result['accuracy'] == pytest.approx(report['int8_metrics']['accuracy'])
   assert result['loss'] != pytest.approx(report['float_metrics']['loss'], abs=1e-6)
@@ -84,19 +86,19 @@ def test_eval_and_predict_of_the_quantized_workdir_use_int8_weights(quantized_di
 
 @pytest.mark.slow
 def test_eval_of_the_quantized_workdir_says_it_is_int8(quantized_digits, capsys):
-  from jaxlab import evaluate
+  from jaxlab.commands import eval as eval_command
   workdir, quantized, _ = quantized_digits
-  result = evaluate.main(str(quantized), 'best')  # what `jaxlab eval` runs
+  result = eval_command.main(str(quantized), 'best')  # what `jaxlab eval` runs
   printed = capsys.readouterr().out
   assert (f'Model: int8, quantized with --mode=w8a8 (int8 weights and activations) from step '
           f'{result["step"]} of {workdir}.') in printed
-  from jaxlab import workdir_files
+  from jaxlab.workdir import files as workdir_files
   written = json.loads((quantized / workdir_files.eval_result(result['step'])).read_text())
   assert written['quantization']['mode'] == 'w8a8'
 
 
 def test_eval_of_a_float_run_claims_no_quantization():
-  from jaxlab import evaluate
+  from jaxlab.inference import evaluate
   spec = dict(mode='w8', source_workdir='/runs/a', source_step=40)
   assert evaluate.what_was_evaluated(dict(accuracy=0.9, quantization=spec)) == [
       'Model: int8, quantized with --mode=w8 (int8 weights) from step 40 of /runs/a.']
@@ -111,7 +113,7 @@ def _leaves(tree):
 
 @pytest.mark.slow
 def test_weight_only_quantization_of_the_synthetic_mlp(mlp_synthetic):
-  from jaxlab import quantize
+  from jaxlab.inference import quantize
   report = quantize.quantize(str(mlp_synthetic), 'best', 'w8')
   assert abs(report['metric_change']['accuracy']) <= ACCURACY_TOLERANCE
   assert report['size_ratio'] < 0.3
@@ -120,7 +122,7 @@ def test_weight_only_quantization_of_the_synthetic_mlp(mlp_synthetic):
 
 
 def test_quantize_rejects_bad_modes_before_loading_anything():
-  from jaxlab import quantize
+  from jaxlab.inference import quantize
   with pytest.raises(UserError, match='w8a8'):
     quantize.check_mode('int4', None)
   with pytest.raises(UserError, match='--calibration_batches'):
@@ -128,7 +130,7 @@ def test_quantize_rejects_bad_modes_before_loading_anything():
 
 
 def test_integrated_gradients_are_complete_and_differ_for_a_randomized_model(digits_run):
-  from jaxlab import explain
+  from jaxlab.inference import attributions as explain
   run = digits_run
   x, _ = _digit_images(run, 4)
   targets = explain._logits(run.variables, x, model=run.programs.model).argmax(-1)
@@ -173,27 +175,27 @@ def test_explain_gradcam_writes_overlays_and_a_summary(trained_digits, tmp_path)
 
 @pytest.mark.slow
 def test_explain_on_the_synthetic_mlp_and_its_refusals(mlp_synthetic, tmp_path):
-  from jaxlab import explain
+  from jaxlab.inference import explanations
   image = tmp_path / 'noise.png'
   Image.fromarray(np.random.default_rng(0).integers(0, 255, (28, 28), np.uint8)).save(image)
-  records, errors = explain.explain(str(mlp_synthetic), [str(image)],
+  records, errors = explanations.explain(str(mlp_synthetic), [str(image)],
                                     method='integrated_gradients',
                                     out=str(tmp_path / 'out'))
   assert not errors and records[0]['completeness']['relative_error'] < 0.01
   assert pathlib.Path(records[0]['overlay']).is_file()
-  records, _ = explain.explain(str(mlp_synthetic), [str(image)], method='saliency', target='3',
+  records, _ = explanations.explain(str(mlp_synthetic), [str(image)], method='saliency', target='3',
                                out=str(tmp_path / 'out'))
   assert records[0]['target'] == '3'
   with pytest.raises(UserError, match='--target=cat'):
-    explain.explain(str(mlp_synthetic), [str(image)], target='cat')
+    explanations.explain(str(mlp_synthetic), [str(image)], target='cat')
   with pytest.raises(UserError, match='needs a convolutional layer'):
-    explain.explain(str(mlp_synthetic), [str(image)], method='gradcam')
+    explanations.explain(str(mlp_synthetic), [str(image)], method='gradcam')
   with pytest.raises(UserError, match='not an explanation method'):
-    explain.explain(str(mlp_synthetic), [str(image)], method='lime')
+    explanations.explain(str(mlp_synthetic), [str(image)], method='lime')
 
 
 def test_explain_refuses_text_models_and_quantized_runs():
-  from jaxlab import explain
+  from jaxlab.inference import attributions as explain
   text_run = types.SimpleNamespace(quantization=None, task=types.SimpleNamespace(
       input='tokens'), workdir='w')
   with pytest.raises(UserError, match='token-level saliency'):
@@ -246,7 +248,7 @@ def _quadrant_shares(maps_NxHxW, labels_N):
 def quadrant_run(tmp_path_factory):
   """(run, model inputs x_Nx16x16x1, labels) of digits_cnn trained through jaxlab's own
   loop on the quadrant task (npz data), 8 short epochs: about 10 s on 2 cores."""
-  from jaxlab import inference
+  from jaxlab.inference import trained_run as inference
   from jaxlab.train import loop
   from tests.conftest import load_config
   directory = tmp_path_factory.mktemp('quadrants')
@@ -265,7 +267,7 @@ def quadrant_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_each_method_puts_its_mass_in_the_quadrant_that_decides_the_label(quadrant_run):
-  from jaxlab import explain
+  from jaxlab.inference import attributions as explain
   run, x, labels = quadrant_run
   logits = explain._logits(run.variables, x, model=run.programs.model)
   assert (np.asarray(logits).argmax(-1) == labels).mean() >= 0.95  # the model learnt the rule
@@ -321,7 +323,7 @@ def _bilinear_upsample(map_hxw, size):
 @pytest.mark.slow
 def test_gradcam_and_hirescam_equal_the_textbook_formulas_on_the_same_weights(quadrant_run):
   import jax
-  from jaxlab import explain
+  from jaxlab.inference import attributions as explain
   run, x, labels = quadrant_run
   x, labels = x[:8], labels[:8]
   logits = np.asarray(explain._logits(run.variables, x, model=run.programs.model))
@@ -341,7 +343,7 @@ def test_gradcam_and_hirescam_equal_the_textbook_formulas_on_the_same_weights(qu
 
 @pytest.mark.slow
 def test_saliency_equals_finite_differences_of_the_logit(quadrant_run):
-  from jaxlab import explain
+  from jaxlab.inference import attributions as explain
   run, x, labels = quadrant_run
   x, labels = np.asarray(x[:2]), labels[:2]
   saliency, _ = explain.attributions(run, run.variables, jnp.asarray(x), labels, 'saliency')
@@ -363,12 +365,12 @@ def test_saliency_equals_finite_differences_of_the_logit(quadrant_run):
 
 @pytest.mark.parametrize('signed', [False, True])
 def test_overlay_colours_read_off_the_colourbar(signed):
-  from jaxlab import explain
+  from jaxlab.inference import explanations
   image = np.zeros((8, 8, 1))
   image[2:6, 3:5] = 1.0  # an outline crosses the map, drawn over it
   heat = np.linspace(-0.5 if signed else 0, 0.5, 64).reshape(8, 8)
   heat[6, 1] = 2.0  # the largest cell
-  figure, artist = explain.overlay_figure(image, heat, 'test', signed)
+  figure, artist = explanations.overlay_figure(image, heat, 'test', signed)
   assert artist.get_alpha() in (None, 1)  # opaque: nothing beneath shows through
   figure.canvas.draw()
   pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(int)
@@ -392,5 +394,5 @@ def test_overlay_colours_read_off_the_colourbar(signed):
   value = heat[3, 6]
   expected = np.round(np.array(artist.cmap(artist.norm(value))[:3]) * 255)
   np.testing.assert_allclose(cell_colour(3, 6), expected, atol=3)
-  from jaxlab import plots
+  from jaxlab.workdir import plots
   plots.pyplot().close(figure)

@@ -13,7 +13,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxlab import checkpoint_staging, storage, workdir_lock
+from jaxlab import storage
+from jaxlab.checkpoint import staging as checkpoint_staging
+from jaxlab.workdir import lock as workdir_lock
 from jaxlab.errors import UserError
 from tests import cloud_emulators
 from tests.conftest import ROOT, run_cli

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlab import modeling, sample, sampling
+from jaxlab.models import modeling
+from jaxlab.inference import lm_sampler as sample
+from jaxlab.commands import sample as sample_command
+from jaxlab.inference import sampling
 from jaxlab.data import tokenizers
 from jaxlab.errors import UserError
 from jaxlab.models import transformer
@@ -135,7 +138,7 @@ def test_text_stream_holds_back_incomplete_utf8():
 
 def test_cli_streams_a_continuation(lm_workdir):
   result = run_cli('sample', f'--workdir={lm_workdir}', '--prompt=The for ', '--max_tokens=20',
-                   '--top_k=10', '--seed=3')
+                   '--top_k_tokens=10', '--seed=3')
   assert result.returncode == 0, result.stderr
   assert result.stdout.startswith('The for ') and len(result.stdout) > len('The for \n')
 
@@ -175,7 +178,7 @@ def test_room_left_by_the_prompt_bounds_the_new_tokens(loaded):
 ])
 def test_bad_requests_raise_user_errors(lm_workdir, options, words):
   with pytest.raises(UserError, match=re.escape(words)):
-    sample.main(lm_workdir, checkpoint='latest', **options)
+    sample_command.main(lm_workdir, checkpoint='latest', **options)
 
 
 def test_cli_refuses_a_workdir_that_is_not_a_language_model(trained_digits):

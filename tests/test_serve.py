@@ -456,7 +456,7 @@ def test_ports_outside_the_tcp_range_are_refused():
 
 def test_without_the_server_packages_serve_says_what_to_install(monkeypatch):
   import importlib.util
-  from jaxlab import serve
+  from jaxlab.serve import server as serve
   from jaxlab.errors import UserError
   real = importlib.util.find_spec
   monkeypatch.setattr(importlib.util, 'find_spec',
@@ -505,7 +505,7 @@ def test_load_benchmark_summary_and_the_reports_serving_section():
 
 @pytest.mark.slow
 def test_generate_streams_the_text_sampling_makes_and_text_predicts_as_files(tmp_path):
-  from jaxlab import sampling
+  from jaxlab.inference import sampling
   from jaxlab.serve import inputs, sources
   from jaxlab.tasks import text_inputs
   workdir = tmp_path / 'lm'

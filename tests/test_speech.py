@@ -242,7 +242,8 @@ def trained_cnn(tmp_path_factory):
 
 @pytest.mark.slow
 def test_speech_cnn_loss_falls_and_eval_matches_training(trained_cnn):
-  from jaxlab import evaluate, inference
+  from jaxlab.inference import evaluate
+  from jaxlab.inference import trained_run as inference
   records = read_metrics(trained_cnn)
   losses = [r['train/loss'] for r in records if 'train/loss' in r]
   assert len(losses) == 4 and losses[-1] < losses[0]
@@ -255,7 +256,9 @@ def test_speech_cnn_loss_falls_and_eval_matches_training(trained_cnn):
 
 @pytest.mark.slow
 def test_predict_on_wav_equals_predict_on_the_waveform(trained_cnn, tmp_path, capsys):
-  from jaxlab import inference, predict
+  from jaxlab.inference import trained_run as inference
+  from jaxlab.inference import predict
+  from jaxlab.commands import predict as predict_command
   from jaxlab.data import audio_sets
   clips = audio_sets.synthetic_clips(3, 0, 1)
   paths = [tmp_path / f'clip{i}.wav' for i in range(3)]
@@ -264,7 +267,7 @@ def test_predict_on_wav_equals_predict_on_the_waveform(trained_cnn, tmp_path, ca
   run = inference.load(str(trained_cnn), 'latest')
   quantised = np.round(np.clip(clips['audio'], -1, 1) * 32767) / 32768  # as 16-bit PCM holds it
   direct = predict.outputs(run, {'audio': quantised.astype(np.float32)})['probabilities']
-  assert predict.main(str(trained_cnn), [str(p) for p in paths], checkpoint='latest',
+  assert predict_command.main(str(trained_cnn), [str(p) for p in paths], checkpoint='latest',
                       top_k_count=2, as_json=True) == 0
   records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
   assert [r['file'] for r in records] == [str(p) for p in paths]
@@ -291,7 +294,8 @@ def test_speech_gru_trains_streamed_from_mock_speech_commands(tmp_path):
   """speech_gru end to end on TFDS speech_commands (mocked), streamed: loss falls on a
   repeated batch, and the checkpoint predicts a WAV."""
   import tensorflow_datasets as tfds
-  from jaxlab import inference, predict
+  from jaxlab.inference import trained_run as inference
+  from jaxlab.inference import predict
   from jaxlab.train import loop
   config = load_config('speech_commands_cnn', 'gru,smoke', data__name='speech_commands',
                        data__placement='stream', data__num_workers=0, data__num_train=32,

@@ -17,6 +17,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxlab import storage
+from jaxlab.storage import clouds
+from jaxlab.workdir import line_writer, tensorboard
 
 try:
   from tests import cloud_emulators, storage_emulators
@@ -30,7 +32,7 @@ def _records(path):
 
 
 def _write_records(path, records, **kwargs):
-  writer = storage.LineWriter(path, **kwargs)
+  writer = line_writer.LineWriter(path, **kwargs)
   for record in records:
     writer.write(json.dumps(record))
   return writer
@@ -89,7 +91,7 @@ def test_abfs_is_read_as_az_and_both_are_staged():
 
 @pytest.mark.parametrize('workdir, extra', [('s3://b/run', 's3'), ('az://c/run', 'azure')])
 def test_validate_without_the_cloud_package_names_the_extra(monkeypatch, workdir, extra):
-  from jaxlab import cloud_checks  # pylint: disable=g-import-not-at-top
+  from jaxlab.storage import clouds as cloud_checks  # pylint: disable=g-import-not-at-top
   find_spec = cloud_checks.importlib.util.find_spec
   monkeypatch.setattr(cloud_checks.importlib.util, 'find_spec',
                       lambda name: None if name in ('s3fs', 'adlfs') else find_spec(name))
@@ -98,14 +100,14 @@ def test_validate_without_the_cloud_package_names_the_extra(monkeypatch, workdir
 
 
 def test_validate_without_gcsfs_says_how_to_install(monkeypatch):
-  monkeypatch.setattr(storage, '_has_module', lambda name: name != 'gcsfs')
+  monkeypatch.setattr(clouds, 'has_module', lambda name: name != 'gcsfs')
   with pytest.raises(storage.StorageError, match=r'pip install .*gcsfs'):
     storage.validate_workdir('gs://bucket/run')
 
 
 def test_validate_without_credentials_says_how_to_log_in(monkeypatch, tmp_path):
   pytest.importorskip('google.auth')
-  monkeypatch.setattr(storage, '_has_module', lambda name: True)
+  monkeypatch.setattr(clouds, 'has_module', lambda name: True)
   # A credentials file that does not exist fails at once, without a network probe.
   with storage_emulators.patched_env({
       'STORAGE_EMULATOR_HOST': None,
@@ -115,7 +117,7 @@ def test_validate_without_credentials_says_how_to_log_in(monkeypatch, tmp_path):
 
 
 def test_validate_half_configured_emulator_is_refused(monkeypatch):
-  monkeypatch.setattr(storage, '_has_module', lambda name: True)
+  monkeypatch.setattr(clouds, 'has_module', lambda name: True)
   with storage_emulators.patched_env({
       'STORAGE_EMULATOR_HOST': 'http://127.0.0.1:1', 'TENSORSTORE_GCS_HTTP_URL': None}):
     with pytest.raises(storage.StorageError, match='TENSORSTORE_GCS_HTTP_URL'):
@@ -173,7 +175,7 @@ def test_remote_line_writer_uploads_after_flush_secs(gcs_workdir):
 
 def test_tensorboard_events_land_in_bucket(gcs_emulator, gcs_workdir):
   logdir = posixpath.join(gcs_workdir, 'tensorboard')
-  writer = storage.tensorboard_writer(logdir)
+  writer = tensorboard.tensorboard_writer(logdir)
   staging = writer._staging  # pylint: disable=protected-access
   for step in range(3):
     writer.add_scalar('train/loss', 1.0 / (step + 1), step)

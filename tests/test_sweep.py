@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from jaxlab import device_prices, dry_run
+from jaxlab.perf import device_prices
+from jaxlab.commands import train as train_command
 from jaxlab.sweep import report, runner, space
-from jaxlab.train import mfu
+from jaxlab.perf import mfu
 from tests.conftest import ROOT, load_config, read_metrics, run_cli
 
 optuna = pytest.importorskip('optuna')
@@ -213,7 +214,7 @@ def test_best_config_dry_runs_with_a_cost_estimate_at_the_overridden_price(kille
   config.cost.assumed_mfu = 0.5
   output = io.StringIO()
   with contextlib.redirect_stdout(output):
-    result = dry_run.report(config)
+    result = train_command.dry_run_report(config)
   estimate = result['estimate']
   assert result['num_steps'] == 22
   assert estimate['estimated_seconds'] == pytest.approx(

@@ -4,7 +4,7 @@ and arrays memory-mapped from .npy files."""
 import numpy as np
 
 from jaxlab import data as data_lib
-from jaxlab.data import sources, text
+from jaxlab.data import sources, text_sources
 from tests.conftest import load_config
 
 
@@ -21,7 +21,7 @@ def test_python_docs_rows_are_packed_documents_of_the_split(tmp_path):
   assert test['tokens'].shape[1] == seq_len and isinstance(test['tokens'], np.memmap)
   # The non-padding tokens are exactly the test documents' bytes (+3), each followed by eos.
   expected = np.concatenate([np.append(np.frombuffer(d.encode(), np.uint8).astype(np.int32) + 3, 1)
-                             for d in text.embedded_split('test')])
+                             for d in text_sources.embedded_split('test')])
   np.testing.assert_array_equal(test['tokens'][test['segment_ids'] > 0], expected)
 
 
@@ -31,7 +31,7 @@ def test_lm1b_through_mock_tfds(tmp_path):
                        data__num_test=None)
   with tfds.testing.mock_data(num_examples=12):
     splits = data_lib.load(config.data)
-    texts = list(text.tfds_documents('lm1b', 'test'))
+    texts = list(text_sources.tfds_documents('lm1b', 'test'))
   test = _rows(splits.test)
   assert splits.info.name == 'lm1b' and set(test) == {'tokens', 'segment_ids', 'positions'}
   assert int((test['tokens'] == 1).sum()) == len(texts) == 12  # one eos per document

@@ -13,7 +13,7 @@ import pickle
 import numpy as np
 import pytest
 
-from jaxlab.data import decoded_cache, sources, tfds_source
+from jaxlab.data import decoded_cache, sources, tfds_images, tfds_source
 from tests.conftest import load_config
 
 NUM_TRAIN, NUM_TEST, BROKEN = 600, 100, 37  # test record BROKEN holds a broken PNG
@@ -196,7 +196,7 @@ def test_load_reads_only_the_rows_asked_for_on_mock_data(tmp_path):
   config = load_config('mnist_mlp', data__num_train=None, data__num_test=None,
                        data__cache_dir=str(tmp_path))
   with tfds.testing.mock_data(num_examples=40):
-    splits = tfds_source.load(config.data)
+    splits = tfds_images.load(config.data)
     rows = splits.train.rows(10, 30)
     train = tfds.data_source('mnist', split='train')
     expected = np.stack([train[i]['image'] for i in range(10, 30)])
@@ -211,8 +211,8 @@ def test_load_through_the_cache(data_dir, tmp_path):
   config.unlock()
   config.data.name, config.data.data_dir = 'jaxlab_tiny_images', data_dir
   config.data.cache_dir = str(tmp_path)
-  first = tfds_source.load(config.data)
-  second = tfds_source.load(config.data)
+  first = tfds_images.load(config.data)
+  second = tfds_images.load(config.data)
   whole = second.train.rows(0, len(second.train))
   assert isinstance(whole['image'], np.memmap) or isinstance(
       getattr(whole['image'], 'base', None), np.memmap)
@@ -234,7 +234,7 @@ def _tiny_config(data_dir, cache_dir):
 def _fill_cache(data_dir, tmp_path):
   """Loads the tiny set and caches both whole splits (the test split's broken record
   replaced, as a valid data set would have it)."""
-  splits = tfds_source.load(_tiny_config(data_dir, tmp_path).data)
+  splits = tfds_images.load(_tiny_config(data_dir, tmp_path).data)
   splits.train.rows(0, NUM_TRAIN)
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(splits.test.source, '__getitems__', lambda indices: [
@@ -251,8 +251,8 @@ def test_a_cached_load_needs_no_tfds(data_dir, tmp_path, monkeypatch):
     raise AssertionError('opened TFDS although the index holds')
 
   monkeypatch.setattr(tfds_source, '_open', no_tfds)
-  second = tfds_source.load(_tiny_config(data_dir, tmp_path).data)
-  assert isinstance(second.train, tfds_source.IndexedRows) and second.info == first.info
+  second = tfds_images.load(_tiny_config(data_dir, tmp_path).data)
+  assert isinstance(second.train, tfds_images.IndexedRows) and second.info == first.info
   assert len(second.train) == NUM_TRAIN and len(second.test) == NUM_TEST
   np.testing.assert_array_equal(second.train.rows(3, 9)['image'],
                                 first.train.rows(0, NUM_TRAIN)['image'][3:9])
@@ -270,8 +270,8 @@ def test_a_changed_shard_misses_the_index(data_dir, tmp_path, monkeypatch):
   opened = []
   real_open = tfds_source._open
   monkeypatch.setattr(tfds_source, '_open', lambda *a: opened.append(a) or real_open(*a))
-  second = tfds_source.load(_tiny_config(data_dir, tmp_path).data)
-  assert opened and isinstance(second.train, tfds_source.CachedRows)
+  second = tfds_images.load(_tiny_config(data_dir, tmp_path).data)
+  assert opened and isinstance(second.train, tfds_images.CachedRows)
   assert second.info == first.info
 
 

@@ -17,7 +17,12 @@ import pytest
 from flax import nnx
 
 from jaxlab import data as data_lib
-from jaxlab import evaluate, inference, modeling, models, predict, tasks
+from jaxlab import models, tasks
+from jaxlab.inference import evaluate
+from jaxlab.commands import eval as eval_command
+from jaxlab.inference import trained_run as inference
+from jaxlab.models import modeling
+from jaxlab.commands import predict as predict_command
 from jaxlab.errors import UserError
 from tests.conftest import ROOT, load_config, read_metrics, run_cli
 
@@ -205,12 +210,12 @@ def test_smoke_experiment_trains_evaluates_and_predicts(experiment, trained, tmp
   losses = [r['train/loss'] for r in records if 'train/loss' in r]
   assert losses[-1] < losses[0]
   final_eval = [r for r in records if 'eval/accuracy' in r][-1]
-  result = evaluate.main(workdir, 'latest')
+  result = eval_command.main(workdir, 'latest')
   # The restored checkpoint, with its BatchNorm statistics, scores as the trained state did.
   assert result['accuracy'] == final_eval['eval/accuracy']
   assert result['loss'] == pytest.approx(final_eval['eval/loss'], rel=1e-5)
   capsys.readouterr()
-  assert predict.main(workdir, [_write_png(tmp_path / 'x.png')], top_k_count=2,
+  assert predict_command.main(workdir, [_write_png(tmp_path / 'x.png')], top_k_count=2,
                       as_json=True) == 0
   prediction = json.loads(capsys.readouterr().out.splitlines()[-1])
   assert len(prediction['top_k']) == 2 and 0 <= prediction['top_k'][0]['probability'] <= 1

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from jaxlab import workdir_lock
+from jaxlab.workdir import lock as workdir_lock
 from jaxlab.errors import UserError
 from tests.conftest import ROOT, run_cli
 

@@ -45,14 +45,16 @@ def _losses(workdir):
 def end_to_end(model, workdir, text_file):
   """Train on one device, then eval and predict its checkpoint as the CLI would."""
   from jaxlab import data as data_lib
-  from jaxlab import evaluate, inference, predict
+  from jaxlab.commands import eval as eval_command
+  from jaxlab.inference import trained_run as inference
+  from jaxlab.commands import predict as predict_command
   from jaxlab.data import sources
   from jaxlab.train import loop
   config = _config(model, LAYOUTS['single'])
   loop.run(config, workdir)
   evals = [r for r in read_metrics(workdir) if 'eval/accuracy' in r]
-  result, _ = _printed(evaluate.main, workdir, 'latest')
-  code, printed = _printed(predict.main, workdir, [text_file], checkpoint='latest', top_k_count=8,
+  result, _ = _printed(eval_command.main, workdir, 'latest')
+  code, printed = _printed(predict_command.main, workdir, [text_file], checkpoint='latest', top_k_count=8,
                            as_json=True)
   # The file's tokens are those of the same text in the test split.
   run = inference.load(workdir, 'latest')
@@ -67,7 +69,9 @@ def end_to_end(model, workdir, text_file):
 
 def sharding_table(config):
   """{parameter path: PartitionSpec text}, as the --dry_run table shows them."""
-  from jaxlab import dry_run, modeling, tasks
+  from jaxlab import tasks
+  from jaxlab.perf import dry_run
+  from jaxlab.models import modeling
   from jaxlab.parallel import mesh as mesh_lib
   info, _ = dry_run.shape_info(config.data)
   task = tasks.create(config, info, compute_dtype=modeling.compute_dtype(config))
@@ -76,7 +80,7 @@ def sharding_table(config):
 
 
 def run(workdir, text_file, dry_run_model='transformer'):
-  from jaxlab import dry_run
+  from jaxlab.commands import train as train_command
   from jaxlab.train import loop
   result = {}
   for model in MODELS:
@@ -86,7 +90,7 @@ def run(workdir, text_file, dry_run_model='transformer'):
     entry['sharded_losses'] = _losses(f'{workdir}/{model}-sharded')
     entry['table'] = sharding_table(sharded)
     if model == dry_run_model:
-      entry['dry_run'] = _printed(dry_run.report, sharded, verbose=True)[1]  # --dry_run --verbose
+      entry['dry_run'] = _printed(train_command.dry_run_report, sharded, verbose=True)[1]  # --dry_run --verbose
     result[model] = entry
   return result
 

@@ -37,7 +37,9 @@ def train(name, layout):
   """(loss of each step, {BatchNorm statistic: values}) after one block of STEPS steps:
   the compiled block that streamed training runs, on the smoke data's first batches."""
   from jaxlab import data as data_lib
-  from jaxlab import modeling, programs, tasks
+  from jaxlab import tasks
+  from jaxlab.models import modeling
+  from jaxlab.inference import programs
   from jaxlab.data import sources
   from jaxlab.parallel import mesh as mesh_lib
   from jaxlab.train import programs as train_programs, state as state_lib
@@ -60,10 +62,10 @@ def train(name, layout):
 
 
 def dry_run_report(name, layout):
-  from jaxlab import dry_run
+  from jaxlab.commands import train as train_command
   printed = io.StringIO()
   with contextlib.redirect_stdout(printed):
-    dry_run.report(_config(name, layout), verbose=True)  # --dry_run --verbose
+    train_command.dry_run_report(_config(name, layout), verbose=True)  # --dry_run --verbose
   return printed.getvalue()
 
 

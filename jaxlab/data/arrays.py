@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from jaxlab.data import from_arrays, image_info
+from jaxlab.data.info import from_arrays, image_info
 from jaxlab.errors import UserError
 
 KEYS = ('x_train', 'y_train', 'x_test', 'y_test')

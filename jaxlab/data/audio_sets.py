@@ -17,7 +17,8 @@ import sys
 
 import numpy as np
 
-from jaxlab.data import DatasetInfo, Splits, audio, espeak_digits, from_arrays, tfds_source
+from jaxlab.data import audio, espeak_digits, tfds_source
+from jaxlab.data.info import DatasetInfo, Splits, from_arrays
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE  # one second

@@ -28,7 +28,7 @@ import uuid
 from absl import logging
 import numpy as np
 
-from jaxlab import processes
+from jaxlab.runtime import processes
 from jaxlab.data import sources
 
 DEFAULT_CACHE_DIR = '~/.cache/jaxlab/datasets'

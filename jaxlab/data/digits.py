@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jaxlab.data import from_arrays, image_info
+from jaxlab.data.info import from_arrays, image_info
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # fixed, so every run and every machine sees the same split

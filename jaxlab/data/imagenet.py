@@ -8,7 +8,8 @@ once (`tfds build imagenet2012 --file_format=array_record`, with the archives
 downloaded by hand, as TFDS explains); a missing one fails with the not-prepared message.
 """
 
-from jaxlab.data import Splits, image_info, image_transforms, tfds_source
+from jaxlab.data import image_transforms, tfds_source
+from jaxlab.data.info import Splits, image_info
 from jaxlab.errors import UserError
 
 NAME = 'imagenet2012'

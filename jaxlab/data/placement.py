@@ -4,7 +4,7 @@ import os
 
 import jax
 
-from jaxlab import data as data_lib
+from jaxlab.data import info as data_lib
 from jaxlab.parallel import mesh as mesh_lib
 
 

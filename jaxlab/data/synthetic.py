@@ -7,7 +7,7 @@ in a few hundred steps) yet not trivial, and needs no download.
 
 import numpy as np
 
-from jaxlab.data import KNOWN_SHAPES, from_arrays, image_info
+from jaxlab.data.info import KNOWN_SHAPES, from_arrays, image_info
 from jaxlab.errors import UserError
 
 

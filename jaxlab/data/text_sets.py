@@ -10,7 +10,7 @@ Text is tokenized by data.tokenizer: 'byte' (UTF-8 bytes, vocabulary 259) or
 'sentencepiece' (data.vocab_size pieces, trained on the training text at the run's first
 start and saved in the workdir as tokenizer.model, so eval and predict tokenize alike).
 Language-model text is packed into rows of data.seq_len tokens with document boundaries
-marked (`jaxlab.data.text`) and cached, memory-mapped, under data.cache_dir.
+marked (`jaxlab.data.packing`) and cached (`jaxlab.data.text_cache`), memory-mapped, under data.cache_dir.
 """
 
 import collections
@@ -22,8 +22,10 @@ import tempfile
 
 import numpy as np
 
-from jaxlab import workdir_files
-from jaxlab.data import DatasetInfo, Splits, sources, text, tfds_source, tokenizers
+from jaxlab.workdir import files as workdir_files
+from jaxlab.data import packing, sources, text_cache, text_sources, tfds_source, tokenizers
+from jaxlab.data import token_pool
+from jaxlab.data.info import DatasetInfo, Splits
 
 def cache_dir(data_config):
   if not data_config.cache_dir:
@@ -73,25 +75,25 @@ def without_empty(documents, where):
 def _language_model(name, data_config, workdir, documents, cache_keys):
   spec, tokenizer = make_tokenizer(data_config, workdir, lambda: documents('train'))
   seq_len = int(data_config.seq_len)
-  rows = {split: text.packed_rows(
+  rows = {split: text_cache.packed_rows(
       lambda split=split: without_empty(documents(split), f'{name} {split}'), tokenizer, seq_len,
       cache_keys(split), cache_dir(data_config)) for split in ('train', 'test')}
-  features = {key: ((seq_len,), 'int32') for key in text.PACKED_KEYS}
+  features = {key: ((seq_len,), 'int32') for key in packing.PACKED_KEYS}
   info = DatasetInfo(name, features, vocab_size=tokenizer.vocab_size, tokenizer=spec)
   return Splits(info, sources.ArraySource(rows['train'], f'{name} train'),
                 sources.ArraySource(rows['test'], f'{name} test'))
 
 
 def python_docs(data_config, workdir=None):
-  return _language_model('python_docs', data_config, workdir, text.embedded_split,
-                         text.embedded_cache_key)
+  return _language_model('python_docs', data_config, workdir, text_sources.embedded_split,
+                         text_sources.embedded_cache_key)
 
 
 def lm1b(data_config, workdir=None):
   data_dir = data_config.data_dir
   return _language_model('lm1b', data_config, workdir,
-                         lambda split: text.tfds_documents('lm1b', split, data_dir),
-                         lambda split: text.tfds_cache_key('lm1b', split, data_dir))
+                         lambda split: text_sources.tfds_documents('lm1b', split, data_dir),
+                         lambda split: text_sources.tfds_cache_key('lm1b', split, data_dir))
 
 
 IMDB_TRAIN_SIZE = 25_000  # reviews in TFDS imdb_reviews' train split
@@ -100,7 +102,7 @@ IMDB_TRAIN_SIZE = 25_000  # reviews in TFDS imdb_reviews' train split
 def imdb_reviews(data_config, workdir=None):
   """Reviews as their first seq_len tokens (zero-padded) with the sentiment label."""
   data_dir = data_config.data_dir
-  documents = lambda split: text.tfds_documents('imdb_reviews', split, data_dir)
+  documents = lambda split: text_sources.tfds_documents('imdb_reviews', split, data_dir)
   spec, tokenizer = make_tokenizer(data_config, workdir, lambda: documents('train'))
   seq_len = int(data_config.seq_len)
   splits = {}
@@ -128,7 +130,7 @@ def imdb_reviews_shapes(data_config):
 
 def first_tokens(documents, tokenizer, seq_len):
   """Each document's first seq_len token ids, zero-padded (PAD_ID): an N x seq_len array."""
-  rows = [ids[:seq_len] for ids in text.tokenize(documents, tokenizer)]
+  rows = [ids[:seq_len] for ids in token_pool.tokenize(documents, tokenizer)]
   tokens = np.full((len(rows), seq_len), tokenizers.PAD_ID, np.int32)
   for index, ids in enumerate(rows):
     tokens[index, :len(ids)] = ids

@@ -95,7 +95,7 @@ class SentencePieceTokenizer:
       raise UserError(
           f'The SentencePiece model {path} does not exist. It is written by the training '
           f'run into its workdir; pass the workdir of that run, or train one first.')
-    return cls(storage.epath.Path(path).read_bytes())
+    return cls(storage.as_epath(path).read_bytes())
 
   def save(self, path):
     storage.write_bytes(path, self.model_proto)
@@ -171,7 +171,7 @@ def train_or_load(spec, workdir, documents_fn):
 def model_path(spec, workdir):
   """Where a SentencePiece spec's model lives: 'file' relative to the workdir (an
   absolute 'file' names a model shared between runs)."""
-  return str(storage.epath.Path(workdir) / spec.get('file', 'tokenizer.model'))
+  return str(storage.as_epath(workdir) / spec.get('file', 'tokenizer.model'))
 
 
 def _kind(spec):

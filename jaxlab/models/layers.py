@@ -24,7 +24,7 @@ REMAT_POLICIES = {
 
 
 # A name scope for ops a model runs only to help the compiler (e.g. a copy made to
-# stop a slow fusion): model FLOPs (jaxlab.flops, hence MFU) leave them out.
+# stop a slow fusion): model FLOPs (jaxlab.perf.flops, hence MFU) leave them out.
 NOT_MODEL_FLOPS = 'not_model_flops'
 
 

@@ -1,12 +1,12 @@
 """POST /v1/generate: a language model's continuation of a prompt, streamed as
 server-sent events (one `data: {"text": ...}` event per piece of text, then an
-`event: done` with the token count), made by `jaxlab.sampling` as `jaxlab sample`
+`event: done` with the token count), made by `jaxlab.inference.sampling` as `jaxlab sample`
 makes it. Each compiled chunk runs on the model thread, between predict batches.
 """
 
 import json
 
-from jaxlab import sampling
+from jaxlab.inference import sampling
 from jaxlab.serve.inputs import BadInput
 
 # The request's fields, their types and defaults (those of `jaxlab sample`).

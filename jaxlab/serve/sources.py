@@ -55,7 +55,8 @@ class WorkdirSource:
   """A checkpoint of a training workdir, run by the run's compiled predict program."""
 
   def __init__(self, workdir, checkpoint):
-    from jaxlab import export, inference
+    from jaxlab.export import signature as export
+    from jaxlab.inference import trained_run as inference
     from jaxlab.parallel import mesh as mesh_lib, sharding
     self.run = inference.load(workdir, checkpoint)
     self.task, self.step = self.run.task, self.run.step
@@ -77,7 +78,7 @@ class WorkdirSource:
     return self._predict._cache_size()  # pylint: disable=protected-access
 
   def _sampler(self):
-    from jaxlab import sample
+    from jaxlab.inference import lm_sampler as sample
     from jaxlab.tasks import language_model
     if not isinstance(self.task, language_model.LanguageModel):
       return None, (f'this server holds a {type(self.task).__name__} model; /v1/generate '
@@ -89,12 +90,14 @@ class WorkdirSource:
 
 
 class ExportSource:
-  """An export directory: `jaxlab.exported_model.load(DIR)`, with the run's task (its
+  """An export directory: `jaxlab.export.exported_model.load(DIR)`, with the run's task (its
   config, data set info and tokenizer are copied into DIR) to read inputs and write
   predictions."""
 
   def __init__(self, directory):
-    from jaxlab import config as config_lib, data, exported_model, modeling, tasks
+    from jaxlab import config as config_lib, data, tasks
+    from jaxlab.export import exported_model
+    from jaxlab.models import modeling
     directory = storage.absolute(directory)
     self.model = exported_model.load(directory)
     config = config_lib.load_from_workdir(directory)

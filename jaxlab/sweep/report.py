@@ -13,7 +13,7 @@ import os
 import warnings
 
 from jaxlab import config as config_lib
-from jaxlab import plots
+from jaxlab.workdir import plots
 from jaxlab.errors import UserError
 
 RESULTS_CSV = 'results.csv'
@@ -182,8 +182,8 @@ def _differences(base, config):
   """{dotted key: value} of `config`'s fields that differ from `base`'s."""
   found = {}
   for key in config_lib.flat_keys(config):
-    ok, value = config_lib._lookup(config, key)  # pylint: disable=protected-access
-    had, old = config_lib._lookup(base, key)  # pylint: disable=protected-access
+    ok, value = config_lib.lookup(config, key)
+    had, old = config_lib.lookup(base, key)
     if ok and (not had or old != value):
       found[key] = value
   return found

@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 
-from jaxlab import processes
+from jaxlab.runtime import processes
 from jaxlab.errors import UserError
 
 HEARTBEAT_S = 30
@@ -178,7 +178,7 @@ def space_label(sweep, key, value):
 
 def worker(config, sweep, name, url, workdir, n_trials, stream):
   """One worker process: runs `n_trials` trials of the study one after another."""
-  from jaxlab import runtime
+  from jaxlab.runtime import setup as runtime
   quiet()
   runtime.setup()
   from jaxlab.train import loop
@@ -239,7 +239,7 @@ def final_metric(summary, directory, metric):
   training had finished before its sweep was killed, from its metrics records."""
   if summary['eval']:
     return float(summary['eval'][metric.split('/', 1)[1]])
-  from jaxlab import writers
+  from jaxlab.workdir import writers
   return float([r for r in writers.read_records(directory) if metric in r][-1][metric])
 
 

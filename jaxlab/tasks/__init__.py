@@ -1,23 +1,7 @@
 """Tasks by name, or a user's own by import path ('my_pkg.tasks:MyTask').
 
-See `jaxlab.tasks.base` for the interface.
+See `jaxlab.tasks.base` for the interface; this package re-exports the registry
+(registry.py).
 """
 
-from jaxlab import registry
-from jaxlab.tasks import base, classification, language_model
-
-REGISTRY = {
-    'classification': classification.Classification,
-    'language_model': language_model.LanguageModel,
-}
-
-
-def create(config, info, *, compute_dtype, workdir=None):
-  """The task that config.task.name names, for a data set described by `info`."""
-  task_class = registry.resolve(REGISTRY, config.task.name, 'task', '--config.task.name')
-  task = task_class(config, info, compute_dtype=compute_dtype, workdir=workdir)
-  if not isinstance(task, base.Task):
-    from jaxlab.errors import UserError
-    raise UserError(f'--config.task.name={config.task.name} is not a jaxlab.tasks.base.Task '
-                    'subclass; subclass it (see its docstring for the methods).')
-  return task
+from jaxlab.tasks.registry import REGISTRY, create

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlab import metrics as metrics_lib
+from jaxlab.tasks import metrics as metrics_lib
 from jaxlab.data import augment
 from jaxlab.errors import UserError
 from jaxlab.tasks import base

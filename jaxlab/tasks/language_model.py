@@ -1,7 +1,7 @@
 """Next-token prediction over packed token sequences.
 
 A batch holds 'tokens', 'segment_ids' and 'positions' (int32, batch x seq_len), as
-`jaxlab.data.text` packs documents: segment 0 is padding, and a new segment starts at
+`jaxlab.data.packing` packs documents: segment 0 is padding, and a new segment starts at
 each document (and where a document continues into the next row). The model predicts
 token t+1 from tokens 0..t of the same segment; that target counts in the loss iff
 segment_ids[t+1] == segment_ids[t] != 0, so padding and document boundaries are masked.

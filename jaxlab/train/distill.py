@@ -45,7 +45,7 @@ def load(config, task, mesh):
   c = config.distill
   if not c.teacher_workdir:
     return None, None
-  from jaxlab import inference
+  from jaxlab.inference import trained_run as inference
   try:
     teacher = inference.load(c.teacher_workdir, c.checkpoint)
   except UserError as error:

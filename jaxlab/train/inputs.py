@@ -13,7 +13,7 @@ import os
 import jax
 import numpy as np
 
-from jaxlab import programs as programs_lib
+from jaxlab.inference import programs as programs_lib
 from jaxlab.data import pipeline, sources
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib

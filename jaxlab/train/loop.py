@@ -13,10 +13,12 @@ import jax
 import numpy as np
 
 from jaxlab import config as config_lib
-from jaxlab import storage, workdir_lock
+from jaxlab import storage
+from jaxlab.workdir import lock as workdir_lock
 from jaxlab.data import bad_records, sources
 from jaxlab.errors import UserError
-from jaxlab.train import mfu, preemption
+from jaxlab.train import preemption
+from jaxlab.perf import mfu
 from jaxlab.train.session import Session
 
 

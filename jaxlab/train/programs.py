@@ -7,12 +7,13 @@ import functools
 import jax
 import numpy as np
 
-from jaxlab import flops
+from jaxlab.perf import flops
 from jaxlab.errors import UserError
-from jaxlab import programs as inference_programs
-from jaxlab import modeling
+from jaxlab.inference import programs as inference_programs
+from jaxlab.models import modeling
 from jaxlab.parallel import sharding
-from jaxlab.train import distill, optimizer, privacy, state as state_lib, step as step_lib
+from jaxlab.train import distill, optimizer, state as state_lib, step as step_lib
+from jaxlab.privacy import dp_sgd as privacy
 
 
 class TrainPrograms:
@@ -67,7 +68,7 @@ class TrainPrograms:
         donate_argnums=0)
 
   def step_flops(self, batch_size):
-    """Model FLOPs of one train step on the whole global batch (jaxlab.flops): counted
+    """Model FLOPs of one train step on the whole global batch (jaxlab.perf.flops): counted
     without remat and in one micro-batch, which change the work but not the model's
     (nor do DP-SGD's per-example gradients; a distillation teacher's forward pass is
     not the model's either)."""

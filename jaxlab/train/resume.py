@@ -5,7 +5,7 @@ import sys
 import jax
 import numpy as np
 
-from jaxlab import checkpoint as checkpoint_lib
+from jaxlab.checkpoint import manager as checkpoint_lib
 from jaxlab.train import state as state_lib
 
 

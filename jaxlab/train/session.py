@@ -9,16 +9,23 @@ from typing import Any
 
 import jax
 
-from jaxlab import checkpoint as checkpoint_lib
+from jaxlab.checkpoint import manager as checkpoint_lib
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
-from jaxlab import (background, memory_fit, modeling, plots, privacy, progress, storage, tasks,
-                    writers)
+from jaxlab import storage, tasks
+from jaxlab.runtime import background
+from jaxlab.perf import memory_fit
+from jaxlab.models import modeling
+from jaxlab.workdir import plots
+from jaxlab.privacy import accounting as privacy
+from jaxlab.train import progress
+from jaxlab.workdir import writers
 from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
-from jaxlab.train import inputs, mfu, resume
+from jaxlab.train import inputs, resume
+from jaxlab.perf import mfu
 from jaxlab.train import programs as programs_lib
 
 
@@ -204,7 +211,7 @@ class Session:
 
   def _eval_outputs(self):
     """Per-example eval outputs of the test set's real examples, on the host."""
-    from jaxlab import evaluate
+    from jaxlab.inference import evaluate
     eval_batch = mesh_lib.eval_batch_size(self.config, self.programs.mesh)
     test, mesh = self.splits.test, self.programs.mesh
     if placement_lib.choose(self.config.data, self.splits.info, len(test), mesh,

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxlab import modeling
+from jaxlab.models import modeling
 from jaxlab.parallel import sharding
 
 

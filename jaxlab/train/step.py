@@ -17,7 +17,7 @@ import optax
 from flax import nnx
 from jax import lax
 
-from jaxlab import forward
+from jaxlab.inference import forward
 from jaxlab.data import pipeline
 from jaxlab.models import layers
 

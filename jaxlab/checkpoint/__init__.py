@@ -1,0 +1,1 @@
+"""Orbax checkpoints of a workdir: the manager, s3/az staging, and content digests."""

@@ -1,0 +1,48 @@
+"""Prints the model's predictions for input files, read as the task says (images for
+image classifiers, text files for text models, WAV files for speech): the --top_k likeliest
+classes of each, or one JSON object per file with --json. Exit 1 if a file could not be
+read (the others are still predicted)."""
+
+import json
+import sys
+
+from jaxlab.commands import common, options
+from jaxlab.commands.options import Flag
+
+USAGE = ('jaxlab predict --workdir=DIR [--top_k=3] [--json] FILE [FILE ...]',)
+FLAGS = (
+    options.WORKDIR, options.CHECKPOINT,
+    Flag('top_k', 'integer', 3, 'How many of the likeliest classes to print per file.'),
+    Flag('json', 'bool', False, 'Print one JSON object per file.'),
+    *options.MULTI_HOST,
+)
+POSITIONAL = 'FILE ...'
+
+
+def run(args):
+  workdir = common.workdir(args)
+  common.start_runtime(args)
+  return main(workdir, args.positional, checkpoint=args.checkpoint, top_k_count=args.top_k,
+              as_json=args.json)
+
+
+def main(workdir, paths, checkpoint='best', top_k_count=3, as_json=False):
+  """Prints predictions; returns 1 if any file could not be read, else 0."""
+  if not paths:
+    print('jaxlab: error: predict needs input files: jaxlab predict --workdir=DIR FILE ...',
+          file=sys.stderr)
+    return 2
+  from jaxlab.inference import predict  # pylint: disable=g-import-not-at-top
+  from jaxlab.inference import trained_run  # pylint: disable=g-import-not-at-top
+  run_ = trained_run.load(workdir, checkpoint)
+  batch, readable, errors = run_.task.predict_inputs(paths)
+  for path, error in errors.items():
+    print(f'jaxlab: cannot read {path}: {error}', file=sys.stderr, flush=True)
+  if readable:
+    outputs = predict.outputs(run_, batch)
+    for path, prediction in zip(readable, run_.task.predictions(outputs, top_k_count)):
+      if as_json:
+        print(json.dumps(dict(file=path, **prediction)), flush=True)
+      else:
+        print(f'{path}: {run_.task.prediction_line(prediction)}', flush=True)
+  return 1 if errors else 0

@@ -1,0 +1,20 @@
+"""The task registry: names -> Task classes, or a user's own 'package.module:Class'."""
+
+from jaxlab.config import registry
+from jaxlab.tasks import base, classification, language_model
+
+REGISTRY = {
+    'classification': classification.Classification,
+    'language_model': language_model.LanguageModel,
+}
+
+
+def create(config, info, *, compute_dtype, workdir=None):
+  """The task that config.task.name names, for a data set described by `info`."""
+  task_class = registry.resolve(REGISTRY, config.task.name, 'task', '--config.task.name')
+  task = task_class(config, info, compute_dtype=compute_dtype, workdir=workdir)
+  if not isinstance(task, base.Task):
+    from jaxlab.errors import UserError
+    raise UserError(f'--config.task.name={config.task.name} is not a jaxlab.tasks.base.Task '
+                    'subclass; subclass it (see its docstring for the methods).')
+  return task
