@@ -122,6 +122,26 @@ class Checkpointer:
     state = restored.state
     return modeling.Variables(state['params'], state.get('model_state') or {}), restored.meta
 
+  def saved_shapes(self, step):
+    """{'params/dense/0/kernel': shape, 'model_state/...': shape} of a saved step."""
+    self._fetch(step)
+    try:
+      saved = self._manager.item_metadata(step).state
+    except Exception as error:  # pylint: disable=broad-except
+      raise DamagedCheckpoint(step, _first_line(error)) from None
+    saved = saved.tree if hasattr(saved, 'tree') else saved
+    return _shapes_by_path({name: saved[name] for name in ('params', 'model_state')
+                            if name in saved})
+
+  def restore_subset(self, step, target):
+    """Some of the saved arrays: `target` is {'params': ..., 'model_state': ...} holding
+    any subset of the saved leaves as ShapeDtypeStructs with shardings (an Orbax partial
+    restore), verified against their digests."""
+    restore_args = jax.tree.map(lambda leaf: ocp.ArrayRestoreArgs(sharding=leaf.sharding), target)
+    restored = self._restore_verified(step, None, dict(state=ocp.args.PyTreeRestore(
+        item=target, restore_args=restore_args, partial_restore=True)), subset=True)
+    return restored.state
+
   def _fetch(self, step):
     if self._staging:
       self._staging.fetch(step)
@@ -133,11 +153,12 @@ class Checkpointer:
     except Exception:  # pylint: disable=broad-except
       return True  # let the restore itself report the damage
 
-  def _restore_verified(self, step, target_params, items):
+  def _restore_verified(self, step, target_params, items, subset=False):
     failure = None
     try:
       self._fetch(step)
-      self._check_shapes(step, target_params)
+      if target_params is not None:
+        self._check_shapes(step, target_params)
       restored = self._manager.restore(step, args=ocp.args.Composite(
           **items, meta=ocp.args.JsonRestore(), integrity=ocp.args.JsonRestore()))
     except UserError:
@@ -154,7 +175,7 @@ class Checkpointer:
     # process whose read failed would leave the others waiting in it.
     if not multihost.all_agree(failure is None):
       raise DamagedCheckpoint(step, failure or 'another process could not read it')
-    _verify(step, restored)
+    _verify(step, restored, subset)
     return restored
 
   def restore_meta(self, step):
@@ -213,14 +234,16 @@ class Checkpointer:
           'or start a fresh run in a new --workdir.')
 
 
-def _verify(step, restored):
-  """Raises DamagedCheckpoint unless the restored state and meta match their digests."""
+def _verify(step, restored, subset=False):
+  """Raises DamagedCheckpoint unless the restored state and meta match their digests
+  (`subset`: the restored arrays only)."""
   integrity = restored.integrity
   if not isinstance(integrity, dict) or not isinstance(integrity.get('state'), dict):
     raise DamagedCheckpoint(step, 'its digests are missing or unreadable')
   actual = digest.tree_digests(restored.state)
   expected = {path: value for path, value in integrity['state'].items()
-              if path.split('/', 1)[0] in _top_level(restored.state)}  # a partial restore
+              if path.split('/', 1)[0] in _top_level(restored.state)  # a partial restore
+              and (not subset or path in actual)}
   differing = digest.mismatches(expected, actual)
   if differing:
     listed = ', '.join(differing[:5]) + (' ...' if len(differing) > 5 else '')

@@ -11,6 +11,7 @@ import typing
 import ml_collections
 
 from jaxlab.config import checks
+from jaxlab.finetune import patterns
 
 # Names the checks accept, listed here so that loading a config stays light.
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
@@ -138,6 +139,13 @@ def _declare(field):
   field('compute_dtype', 'auto', checks.one_of('auto', 'float32', 'bfloat16'))  # auto: bfloat16 on GPU/TPU, float32 on CPU
   field('remat', 'none', checks.one_of('none', 'full', 'dots'))  # rematerialisation over the whole loss (per layer instead: transformer_lm's model.remat)
 
+  field('init.from_workdir', '', checks.optional_text())  # fine-tuning: a jaxlab workdir whose parameters and model state start this run (step 0, fresh optimizer; '': random init)
+  field('init.checkpoint', 'best', checks.text())  # ...which of its checkpoints: best, latest or a step
+  field('init.reset', (), patterns.check_patterns())  # ...parameters (regexes over '/'-joined paths, e.g. 'head/.*') that start from this model's init instead
+  field('lora.rank', 0, checks.integer(minimum=0))  # LoRA adapters of this rank on lora.modules, base weights frozen (0: off; needs qwix)
+  field('lora.alpha', 16.0, checks.number(above=0))  # LoRA's update is scaled by alpha / rank
+  field('lora.modules', '.*', checks.text())  # regex over '/'-joined layer paths (Linear, Einsum, Conv) that get adapters
+
   field('optimizer.name', 'adam', checks.one_of('adam', 'adamw', 'sgd'))  # the update rule
   field('optimizer.learning_rate', 1e-3, checks.number(above=0))  # peak learning rate
   field('optimizer.schedule', 'constant', checks.one_of('constant', 'warmup_cosine'))  # learning rate: constant, or linear warmup then cosine decay
@@ -151,6 +159,8 @@ def _declare(field):
   field('optimizer.nesterov', False, checks.boolean())  # SGD with Nesterov momentum
   field('optimizer.weight_decay', 0.0, checks.number(minimum=0))  # on kernels only; decoupled for adamw
   field('optimizer.grad_clip_norm', 0.0, checks.number(minimum=0))  # clip gradients to this global norm (0: off)
+  field('optimizer.frozen', (), patterns.check_patterns())  # parameters (regexes over '/'-joined paths) that never change and get no optimizer state
+  field('optimizer.lr_multipliers', (), patterns.check_multipliers())  # 'PATTERN=FACTOR' strings: the learning rate of matching parameters times FACTOR (0 freezes)
 
   field('num_epochs', 5, checks.number(above=0))  # training length in epochs...
   field('num_steps', placeholder(int), checks.optional(checks.integer(minimum=1)))  # ...or in steps (wins when set)

@@ -16,14 +16,18 @@ from jaxlab.export.signature import copy_workdir_files, signature_of, write_sign
 from jaxlab.inference import trained_run as inference
 
 
-def export(workdir, out, checkpoint='best', fmt='stablehlo', platforms=None):
+def export(workdir, out, checkpoint='best', fmt='stablehlo', platforms=None, merge_lora=False):
   """Writes the export of `workdir`'s checkpoint into the new folder `out`; returns
-  (the TrainedRun, the signature, the platforms)."""
+  (the TrainedRun, the signature, the platforms). `merge_lora`: a LoRA run's adapters
+  folded into its weights (jaxlab.finetune.lora_export)."""
   fmt, platforms = check_format(fmt), parse_platforms(platforms)
   check_out(out)
   if fmt == 'savedmodel':
     tensorflow()  # a missing TensorFlow fails before the checkpoint is read
   run = inference.load(workdir, checkpoint)
+  if merge_lora:
+    from jaxlab.finetune import lora_export  # pylint: disable=g-import-not-at-top
+    run = lora_export.merged_run(run)
   write = write_stablehlo if fmt == 'stablehlo' else write_savedmodel
   # Written beside `out` and renamed when complete: a failed export leaves no half folder.
   parent = os.path.dirname(os.path.abspath(out))
@@ -32,6 +36,9 @@ def export(workdir, out, checkpoint='best', fmt='stablehlo', platforms=None):
   try:
     os.chmod(staging, 0o755)  # mkdtemp's folder is private
     signature = write(run, staging, platforms)
+    if merge_lora:  # the folder's config describes the merged, plain model
+      from jaxlab import config as config_lib  # pylint: disable=g-import-not-at-top
+      config_lib.save(run.config, staging)
     os.rename(staging, out)  # onto an empty folder too
   finally:
     shutil.rmtree(staging, ignore_errors=True)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import nnx, struct
 
 from jaxlab import models
+from jaxlab.finetune import lora
 from jaxlab.parallel import sharding
 
 
@@ -59,8 +60,11 @@ def seed_keys(seed):
 def build(config, task, key):
   """The NNX model that config.model names, shaped for the task."""
   input_shape, num_outputs = task.model_signature()
-  return models.build(config.model, input_shape, num_outputs, nnx.Rngs(params=key, dropout=key),
-                      compute_dtype(config), vocab_size=task.info.vocab_size)
+  model = models.build(config.model, input_shape, num_outputs, nnx.Rngs(params=key, dropout=key),
+                       compute_dtype(config), vocab_size=task.info.vocab_size)
+  if lora.enabled(config):  # adapters on chosen layers (jaxlab.finetune.lora)
+    model = lora.adapt(config, task, model, jax.random.fold_in(key, 1))
+  return model
 
 
 def model_def(config, task):

@@ -69,6 +69,8 @@ def analyse(config):
       task=type(task).__name__, placement=placement,
       num_params=int(sum(math.prod(p.shape) for p in params)),
       param_bytes=int(sum(math.prod(p.shape) * p.dtype.itemsize for p in params)),
+      trained_params=programs.trainability.counts(programs.layout.shapes.params)[0],
+      opt_state_bytes=_bytes(programs.layout.shapes.opt_state),
       flops_per_step=meter.flops_per_step, flops_source=meter.flops_source,
       flops_per_run=meter.flops_per_step * programs.num_steps, **meter.peak.to_json(),
       estimate=meter.estimate(programs.num_steps, config.cost.assumed_mfu),
@@ -77,6 +79,10 @@ def analyse(config):
       knobs=memory_fit.knobs(config, mesh, fit, placement) if fit and not fit.fits else [],
       privacy=privacy.report(config, num_train, programs.num_steps),
       sharding_table=[(path, shape, str(spec)) for path, shape, spec in programs.layout.param_table])
+
+
+def _bytes(tree):
+  return int(sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree)))
 
 
 def _abstract_resident(task, length, steps_per_epoch, num_train, mesh):
@@ -108,7 +114,9 @@ def _estimate_line(estimate):
 def summary_lines(result, batch_size):
   """The report's last lines: the figures to decide on, the verdict and the knobs."""
   lines = ['summary:',
-           f'  parameters: {result["num_params"]:,} ({memory_fit.size(result["param_bytes"])})',
+           f'  parameters: {result["num_params"]:,} ({memory_fit.size(result["param_bytes"])}), '
+           f'trained: {result["trained_params"]:,}; optimizer state: '
+           f'{memory_fit.size(result["opt_state_bytes"])}',
            f'  model FLOPs per step: {result["flops_per_step"]:.4g} (global batch {batch_size})']
   estimate = result['estimate']
   if estimate:

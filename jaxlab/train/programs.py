@@ -11,6 +11,7 @@ from jaxlab.perf import flops
 from jaxlab.errors import UserError
 from jaxlab.inference import programs as inference_programs
 from jaxlab.models import modeling
+from jaxlab.finetune import trainable
 from jaxlab.parallel import sharding
 from jaxlab.train import distill, optimizer, state as state_lib, step as step_lib
 from jaxlab.privacy import dp_sgd as privacy
@@ -21,7 +22,10 @@ class TrainPrograms:
   def __init__(self, config, task, mesh, num_steps, num_examples=None):
     self.config, self.task, self.mesh, self.num_steps = config, task, mesh, num_steps
     tx, learning_rate = optimizer.create(config.optimizer, num_steps)
+    self.trainability = trainable.Trainability.from_config(config)
+    tx = self.trainability.wrap(tx)  # frozen parameters: no update, no optimizer state
     model, self.layout = state_lib.layout(config, task, tx, mesh)
+    self.trainability.check(self.layout.shapes.params)
     dp_sgd = privacy.DpSgd.from_config(config, num_examples) if config.privacy.enabled else None
     if dp_sgd is not None:
       _check_private(self.layout, config)
@@ -29,7 +33,8 @@ class TrainPrograms:
     self.step_config = step_lib.StepConfig(
         model=model, task=task, tx=tx, learning_rate=learning_rate,
         grad_accum_steps=int(config.grad_accum_steps), remat=config.remat,
-        batch_sharding=sharding.batch_sharding(mesh), privacy=dp_sgd, distill=distillation)
+        batch_sharding=sharding.batch_sharding(mesh), privacy=dp_sgd, distill=distillation,
+        trainability=self.trainability if self.trainability.active else None)
     variables_layout = modeling.Layout(
         modeling.Variables(self.layout.shapes.params, self.layout.shapes.model_state),
         modeling.Variables(self.layout.shardings.params, self.layout.shardings.model_state),

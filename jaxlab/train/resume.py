@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from jaxlab.checkpoint import manager as checkpoint_lib
+from jaxlab.finetune import init_from
 from jaxlab.train import state as state_lib
 
 
@@ -26,6 +27,10 @@ def restore_or_init(config, task, programs, checkpointer, init_params=None):
       print(f'Resuming from the checkpoint at step {step}.', flush=True)
     return state, step, position
   state = state_lib.create(config, task, programs.tx, programs.layout)
+  if init_from.source_workdir(config):  # fine-tuning: another run's arrays, a fresh optimizer
+    state, plan, step = init_from.load(config, state, programs.layout)
+    if chief:
+      print(init_from.describe(plan, step, init_from.source_workdir(config)), flush=True)
   if init_params is not None:
     params = jax.device_put(jax.tree.map(np.asarray, init_params),
                             programs.layout.shardings.params)

@@ -39,10 +39,11 @@ def layout(config, task, tx, mesh):
   definition, variables = modeling.variables_layout(config, task, mesh)
   shapes = jax.eval_shape(_init(config, task, tx))
   replicated = sharding.replicated(mesh)
+  # Frozen parameters (jaxlab.finetune.trainable) are MaskedNodes, without state.
   opt_shardings = optax.tree_map_params(
-      tx, lambda _, s: s, shapes.opt_state, variables.shardings.params,
-      transform_non_params=lambda _: replicated,
-      is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
+      tx, lambda x, s: x if isinstance(x, optax.MaskedNode) else s, shapes.opt_state,
+      variables.shardings.params, transform_non_params=lambda _: replicated,
+      is_leaf=lambda x: isinstance(x, (jax.sharding.Sharding, optax.MaskedNode)))
   shardings = TrainState(step=replicated, params=variables.shardings.params,
                          opt_state=opt_shardings, model_state=variables.shardings.model_state,
                          rng=replicated)

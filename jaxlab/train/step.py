@@ -36,6 +36,7 @@ class StepConfig:
   batch_sharding: Any = None
   privacy: Any = None  # train.privacy.DpSgd: per-example clipped, noised gradients
   distill: Any = None  # train.distill.Distillation: the teacher's outputs in the loss
+  trainability: Any = None  # finetune.trainable.Trainability: frozen parameters pass through
 
 
 def loss_fn(params, model_state, batch, key, step_config, teacher=None):
@@ -100,6 +101,8 @@ def train_step(state, batch, step_config, teacher=None):
       state.params, state.model_state, batch, key, step_config, teacher)
   updates, opt_state = step_config.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  if step_config.trainability is not None:  # bitwise unchanged, -0.0 + 0.0 included
+    params = step_config.trainability.keep_frozen(state.params, params)
   metrics = {'loss': loss, **task_metrics, 'grad_norm': global_norm(grads),
              'learning_rate': step_config.learning_rate(state.step)}
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
