@@ -19,7 +19,8 @@ import json
 import sys
 import traceback
 
-INPUT_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.txt', '.wav')  # images, text, audio
+INPUT_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.txt', '.wav', '.csv',
+                  '.parquet')  # images, text, audio, table rows
 
 
 class _Rejected(Exception):

@@ -64,4 +64,6 @@ def final_metrics(metrics, test_split=''):
     held_out = f' ({test_split})' if test_split else ''
     return f'test accuracy{held_out} {metrics["accuracy"]:.4f}'
   shown = f'test loss {metrics["loss"]:.4f}'
+  if 'rmse' in metrics:  # regression
+    return shown + f', rmse {metrics["rmse"]:.4g}, r2 {metrics["r2"]:.4f}'
   return shown + (f', perplexity {metrics["perplexity"]:.2f}' if 'perplexity' in metrics else '')

@@ -71,6 +71,16 @@ def optional_text():
                  else "must be a string ('' for off)")
 
 
+def names():
+  """A tuple of non-empty strings (column names, ...), possibly empty."""
+  def check(value):
+    if isinstance(value, str) or not isinstance(value, (tuple, list)) or not all(
+        isinstance(v, str) and v for v in value):
+      return "must be a tuple of names, e.g. ('age', 'city')"
+    return None
+  return _allows('a tuple of names', check)
+
+
 def one_of(*choices):
   def check(value):
     return None if value in choices else f'must be one of {", ".join(map(repr, choices))}'

@@ -16,7 +16,9 @@ from jaxlab.finetune import patterns
 # Names the checks accept, listed here so that loading a config stays light.
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
               'lm1b', 'imdb_reviews', 'python_snippets', 'synthetic_speech', 'spoken_digits',
-              'speech_commands', 'imagenet2012')
+              'speech_commands', 'imagenet2012', 'image_folder', 'table', 'text_files', 'hf_disk')
+# Data sets read from your own files at data.path.
+PATH_DATA_NAMES = ('npz', 'image_folder', 'table', 'text_files', 'hf_disk')
 SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'imagenet2012')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -108,7 +110,7 @@ def _declare(field):
   placeholder = ml_collections.config_dict.placeholder
   field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
 
-  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
+  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
   field('task.label_smoothing', 0.0, checks.number(minimum=0, below=1))  # classification: share of the target spread evenly over the classes (0: off)
 
   field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (docs: Tasks and data)
@@ -120,7 +122,16 @@ def _declare(field):
   field('data.max_bad_records_fraction', 0.01, checks.number(minimum=0, maximum=1))  # streaming: past this share of the records read being bad, checkpoint and stop (exit 2); 1: never
   field('data.min_records_for_bad_fraction', 1000, checks.integer(minimum=1))  # streaming: ...judged at each block once this many were read since the run (re)started
   field('data.cache_dir', '~/.cache/jaxlab/datasets', checks.optional_text())  # decoded TFDS arrays and tokenized text ('': no decoded-image cache)
-  field('data.path', placeholder(str), checks.optional(checks.text()))  # the .npz of data.name='npz'
+  field('data.path', placeholder(str), checks.optional(checks.text()))  # your files: the .npz of npz, the folder of image_folder, the .csv/.parquet of table, ... (docs: Your files)
+  field('data.validation_split', placeholder(float), checks.optional(checks.number(above=0, below=1)))  # your files without a test split: the share held out for eval (default 0.2)
+  field('data.split_seed', 0, checks.integer())  # ...which examples are held out (apart from `seed`, so the test set stays put)
+  field('data.resize_mode', 'stretch', checks.one_of('stretch', 'center_crop', 'random_crop'))  # image_folder/hf_disk to image_size: stretch (Keras's default), center_crop (largest centred square), random_crop (train: random crop + flip, streamed)
+  field('data.color_mode', 'rgb', checks.one_of('rgb', 'grayscale'))  # image_folder/hf_disk: decode to 3 channels or 1
+  field('data.label_column', placeholder(str), checks.optional(checks.text()))  # table: the column to predict (strings, ints, bools: classes; floats: regression)
+  field('data.feature_columns', (), checks.names())  # table: the input columns (empty: every column but the label)
+  field('data.text_key', 'text', checks.text())  # text_files .jsonl / hf_disk: the field holding the text
+  field('data.label_key', 'label', checks.optional_text())  # text_files .jsonl / hf_disk: the field holding the class ('' or absent: language-model text)
+  field('data.image_key', 'image', checks.text())  # hf_disk: the column holding the images
   field('data.data_dir', placeholder(str), checks.optional(checks.text()))  # TFDS data_dir (default ~/tensorflow_datasets)
   field('data.batch_size', 32, checks.integer(minimum=1))  # global batch, split over the data-parallel devices
   field('data.eval_batch_size', placeholder(int), checks.optional(checks.integer(minimum=1)))  # default: batch_size
@@ -128,7 +139,7 @@ def _declare(field):
   field('data.num_test', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N test examples
   field('data.augment', (), checks.subset_of('crop', 'flip'))  # on-device augmentations: 'crop', 'flip'
   field('data.mixup_alpha', 0.0, checks.number(minimum=0))  # training: mixup of image pairs, weight ~ Beta(alpha, alpha) (0: off)
-  field('data.image_size', 224, checks.integer(minimum=8))  # streamed encoded images (imagenet2012): side of the train crop and eval center crop
+  field('data.image_size', 224, checks.integer(minimum=8))  # encoded images (imagenet2012, image_folder, hf_disk): side of the square they are resized or cropped to
   field('data.synthetic_like', 'digits', checks.one_of(*SYNTHETIC_SHAPES))  # shapes and sizes of data.name='synthetic'
   field('data.synthetic_seed', 0, checks.integer())  # seed of the synthetic images and their teacher (and of synthetic_speech)
   field('data.seq_len', 128, checks.integer(minimum=2))  # text: tokens per packed sequence

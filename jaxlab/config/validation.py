@@ -1,6 +1,6 @@
 """Checking a whole config: every field against its rule, then the fields that must agree."""
 
-from jaxlab.config.fields import MESH_AXES, rules
+from jaxlab.config.fields import MESH_AXES, PATH_DATA_NAMES, rules
 from jaxlab.config.keys import lookup
 from jaxlab.errors import UserError
 
@@ -27,6 +27,9 @@ def _cross_field_problems(config):
   if config.data.name == 'npz' and not config.data.path:
     problems.append('--config.data.name=npz needs --config.data.path=FILE.npz holding x_train, '
                     'y_train, x_test and y_test')
+  elif config.data.name in PATH_DATA_NAMES and not config.data.path:
+    problems.append(f'--config.data.name={config.data.name} reads your files: give '
+                    '--config.data.path (docs: Your files)')
   if config.data.batch_size % config.grad_accum_steps:
     problems.append(f'--config.data.batch_size={config.data.batch_size} is not divisible by '
                     f'--config.grad_accum_steps={config.grad_accum_steps}')

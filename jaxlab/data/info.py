@@ -25,6 +25,10 @@ class DatasetInfo:
   tokenizer: Any = None  # token sets: the tokenizer's spec (jaxlab.data.tokenizers)
   sample_rate: int = 0  # audio sets: samples per second of the 'audio' feature
   test_split: str = ''  # what the test split holds out, named on the eval line ('held-out speakers')
+  # How raw inputs become features, for predict and serve to repeat (JSON): 'image' (size,
+  # resize mode, channels: jaxlab.data.image_fit), 'table' (columns, statistics and
+  # vocabularies of the training split: jaxlab.data.table_encoding).
+  preprocessing: Any = None
 
   def spec(self):
     """{name: (shape, numpy dtype)} of one example."""

@@ -12,7 +12,12 @@ def _loaders():
   # Imported lazily: the TFDS import costs seconds and most runs never need it.
   from jaxlab.data import arrays, audio_sets, digits, imagenet, synthetic, text_sets  # pylint: disable=g-import-not-at-top
   from jaxlab.data import tfds_images  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import hf_disk, image_folder, table, text_files  # pylint: disable=g-import-not-at-top
   return {
+      'image_folder': image_folder.load,
+      'table': table.load,
+      'text_files': text_files.load,
+      'hf_disk': hf_disk.load,
       'npz': arrays.load,
       'digits': digits.load,
       'mnist': tfds_images.load,

@@ -78,6 +78,12 @@ class Decoder:
       raise BadInput('"instances" must be a non-empty list of examples, e.g. '
                      f'{{"instances": [x1, x2]}} with each x shaped {self._shapes()}.')
     _check_count(len(instances), 'instances')
+    if hasattr(self.task, 'json_inputs') and all(isinstance(i, dict) for i in instances) and \
+        not set(instances[0]) <= set(self.spec):  # raw rows, e.g. {"age": 31, "city": "Oslo"}
+      try:
+        return self.task.json_inputs(instances)
+      except ValueError as error:
+        raise BadInput(f'Cannot read the instances as rows of the table: {error}.') from None
     names = list(self.spec)
     if len(names) == 1:
       columns = {names[0]: instances}

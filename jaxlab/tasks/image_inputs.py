@@ -10,6 +10,10 @@ import numpy as np
 def load_image(path, info):
   """The image as float32 (H, W, C) in the data set's raw pixel range."""
   from PIL import Image
+  fitted = (info.preprocessing or {}).get('image')
+  if fitted:  # trained on encoded images (image_folder, hf_disk): fitted as they were
+    from jaxlab.data import image_fit
+    return image_fit.fit_file(path, fitted).astype(np.float32) / 255.0 * info.pixel_max
   height, width, channels = info.image_shape
   with Image.open(path) as image:
     image = image.convert('L' if channels == 1 else 'RGB').resize((width, height),

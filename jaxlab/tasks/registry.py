@@ -1,17 +1,21 @@
 """The task registry: names -> Task classes, or a user's own 'package.module:Class'."""
 
 from jaxlab.config import registry
-from jaxlab.tasks import base, classification, language_model
+from jaxlab.tasks import base, classification, language_model, regression, table_inputs
 
 REGISTRY = {
     'classification': classification.Classification,
     'language_model': language_model.LanguageModel,
+    'regression': regression.Regression,
 }
 
 
 def create(config, info, *, compute_dtype, workdir=None):
   """The task that config.task.name names, for a data set described by `info`."""
   task_class = registry.resolve(REGISTRY, config.task.name, 'task', '--config.task.name')
+  if task_class is classification.Classification and table_inputs.is_table(info):
+    from jaxlab.tasks import table_classification  # rows of a table: two inputs
+    task_class = table_classification.TableClassification
   task = task_class(config, info, compute_dtype=compute_dtype, workdir=workdir)
   if not isinstance(task, base.Task):
     from jaxlab.errors import UserError

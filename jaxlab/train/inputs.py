@@ -69,7 +69,7 @@ class StreamedInput:
         source, example_spec=spec, seed=seed, batch_size=batch_size,
         steps_per_epoch=steps_per_epoch, num_steps=num_steps, start_step=start_step,
         block_end=block_end, sharding=block_sharding,
-        transform=transform, num_workers=num_workers(data_config, transform),
+        transform=transform, num_workers=num_workers(data_config, transform, source),
         skip_bad_records=data_config.skip_bad_records,
         prefetch_blocks=data_config.prefetch_blocks, resume_state=resume)
 
@@ -130,10 +130,12 @@ class StreamedInput:
     self._bad.flush()  # the count not yet said
 
 
-def num_workers(data_config, transform):
+def num_workers(data_config, transform, source=None):
   if data_config.num_workers >= 0:
     return data_config.num_workers
-  return min(os.cpu_count() or 1, 8) if transform is not None else 0
+  inner = getattr(source, 'source', source)  # through sources.Head (data.num_train)
+  decodes = transform is not None or getattr(inner, 'decodes', False)  # e.g. image files
+  return min(os.cpu_count() or 1, 8) if decodes else 0
 
 
 def check_batch_spec(task, info):
