@@ -18,7 +18,8 @@ FLAGS = (
     Flag('trials', 'integer', 20, 'Finished trials to reach (a rerun counts those done).'),
     Flag('workers', 'integer', 1, 'Trials run at once, each in its own process.'),
     Flag('storage', 'string', None, 'SQLAlchemy URL of the Optuna study (default: SQLite in '
-         'the workdir); one URL lets machines share a study.'),
+         'the workdir); one URL, e.g. postgresql://user:password@host/db, lets machines share a '
+         'study (docs/tracking.md).'),
 )
 POSITIONAL = None
 

@@ -190,6 +190,12 @@ def _declare(field):
   field('checkpoint.best_mode', 'max', checks.one_of('max', 'min'))  # whether the best checkpoint has the largest or the smallest best_metric
   field('checkpoint.async_save', True, checks.boolean())  # write checkpoints in the background
 
+  field('tracking.backend', '', checks.one_of('', 'mlflow'))  # also log params, metrics, config and final eval to MLflow ($MLFLOW_TRACKING_URI) ('': off; docs: Tracking)
+  field('tracking.experiment', '', checks.optional_text())  # MLflow experiment ('': $MLFLOW_EXPERIMENT_NAME, else MLflow's Default)
+  field('tracking.run_name', '', checks.optional_text())  # the run's name there ('': the workdir's folder name)
+  field('tracking.max_pending', 1000, checks.integer(minimum=1))  # records queued for the tracking thread; beyond, new ones are dropped (metrics.jsonl keeps all)
+  field('tracking.close_timeout_s', 30.0, checks.number(minimum=0))  # at the end, wait at most this long for queued records to be sent
+
   field('privacy.enabled', False, checks.boolean())  # DP-SGD: per-example clipping, Gaussian noise, sampling, ε accounting (docs: Differential privacy)
   field('privacy.l2_clip_norm', 1.0, checks.number(above=0))  # each example's gradient is clipped to this L2 norm
   field('privacy.noise_multiplier', 1.1, checks.number(above=0))  # noise std / l2_clip_norm, added to the summed clipped gradients

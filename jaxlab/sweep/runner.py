@@ -25,15 +25,18 @@ import signal
 import socket
 import sys
 import time
+import zlib
 
 from jaxlab.runtime import processes
 from jaxlab.errors import UserError
+from jaxlab.sweep import storage_url as url_checks
 
 HEARTBEAT_S = 30
 GRACE_PERIOD_S = 120
 TRIALS_DIR = 'trials'
 STUDY_DB = 'study.db'
 MAX_RETRIES = 3  # times a killed trial is queued again
+SCHEMA_ATTEMPTS = 4  # tries to open a storage whose tables another command is creating
 
 
 def quiet():
@@ -66,16 +69,23 @@ def storage(url):
   """An RDB storage with heartbeats (a killed trial is noticed) and retries of failed
   trials."""
   import optuna
-  try:
-    return optuna.storages.RDBStorage(
-        url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_PERIOD_S,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=MAX_RETRIES),
-        engine_kwargs={'connect_args': {'timeout': 60}} if url.startswith('sqlite') else None)
-  except Exception as error:  # pylint: disable=broad-except
-    raise UserError(f'Could not open the study storage {url} ({type(error).__name__}: '
-                    f'{error}). Give --storage as an SQLAlchemy URL that this machine can reach '
-                    '(e.g. sqlite:///sweep.db or postgresql://user:password@host/db).') from None
+  from sqlalchemy.exc import IntegrityError, ProgrammingError
+  url_checks.check(url)
+  for attempt in range(SCHEMA_ATTEMPTS):
+    try:
+      return optuna.storages.RDBStorage(
+          url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_PERIOD_S,
+          heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+              max_retry=MAX_RETRIES),
+          engine_kwargs={'connect_args': {'timeout': 60}} if url.startswith('sqlite') else None)
+    except (IntegrityError, ProgrammingError) as error:
+      # Two commands starting on an empty database both create Optuna's tables; PostgreSQL
+      # fails the second (duplicate type or table). The first one's tables then exist.
+      if attempt == SCHEMA_ATTEMPTS - 1:
+        raise url_checks.unreachable(url, error) from None
+      time.sleep(1 + attempt)
+    except Exception as error:  # pylint: disable=broad-except
+      raise url_checks.unreachable(url, error) from None
 
 
 def create_study(sweep, name, url, load_only=False, stream=0):
@@ -141,15 +151,20 @@ def run(config, config_spec, sweep, sweep_spec, workdir, trials, workers, storag
   if recovered:
     print(f'Queued again the trials a killed sweep left running: {recovered}.', flush=True)
   remaining = max(0, trials - counted(study))
-  print(f'Study {name!r} in {url}: {counted(study)} of {trials} trials finished; running '
+  print(f'Study {name!r} in {url_checks.shown(url)}: {counted(study)} of {trials} trials '
+        'finished; running '
         f'{remaining} on {workers} worker(s). Trial logs: {workdir}/{TRIALS_DIR}/*/train.log',
         flush=True)
   jobs = [share for share in shares(remaining, workers) if share]
   signal.signal(signal.SIGTERM, signal.default_int_handler)  # a preempted sweep, as Ctrl-C
   context = multiprocessing.get_context('spawn')  # JAX does not survive a fork
-  started = len(study.trials)  # with the worker's index, seeds its sampler
+  # With the worker's index, seeds its sampler. Commands that share a study (--storage, from
+  # several machines) must not draw the same values: each mixes in its host and pid.
+  # Alone on its workdir's SQLite, a sweep keeps reproducible draws.
+  started = len(study.trials)
+  salt = zlib.crc32(f'{socket.gethostname()}:{os.getpid()}'.encode()) << 32 if storage_url else 0
   processes = [context.Process(target=worker, args=(config, sweep, name, url, workdir, share,
-                                                    started * 1000 + index))
+                                                    salt + started * 1000 + index))
                for index, share in enumerate(jobs)]
   for process in processes:
     process.start()

@@ -76,9 +76,14 @@ def run(config, workdir, init_params=None, on_eval=None):
 def _run(config, workdir, init_params, on_eval):
   session = Session.create(config, workdir, init_params)
   try:
-    return _run_session(session, workdir, on_eval)
+    summary = _run_session(session, workdir, on_eval)
+  except BaseException as error:
+    session.tracker.finish('preempted' if isinstance(error, KeyboardInterrupt) else 'failed')
+    raise
   finally:
     session.input.close()  # stops a stream's background reading, also on errors
+  session.tracker.finish(summary['status'], summary['eval'])  # waits a bounded time
+  return summary
 
 
 def _run_session(session, workdir, on_eval):

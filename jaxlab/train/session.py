@@ -12,7 +12,7 @@ import jax
 from jaxlab.checkpoint import manager as checkpoint_lib
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
-from jaxlab import storage, tasks
+from jaxlab import storage, tasks, tracking
 from jaxlab.runtime import background
 from jaxlab.perf import memory_fit
 from jaxlab.models import modeling
@@ -51,6 +51,7 @@ class Session:
   meter: Any = None  # mfu.Meter: model FLOPs per step and the mesh's peak
   memory_available: Any = None  # memory_fit.Available: what one device has
   last_eval: dict = None
+  tracker: Any = dataclasses.field(default_factory=tracking.NullTracker)  # MLflow, on the chief
   _blocks: dict = dataclasses.field(default_factory=dict)
   _resident_test: Any = None
 
@@ -68,6 +69,7 @@ class Session:
     fit in memory, before anything is written to the workdir."""
     started = time.perf_counter()
     workdir = storage.absolute(workdir)
+    tracking.check_installed(config)
     mesh = mesh_lib.create(config.mesh)
     memory = memory_fit.available(mesh)  # read before this run allocates
     mesh_lib.check_batch_size(config.data.batch_size, mesh)
@@ -95,6 +97,7 @@ class Session:
     meter = mfu.Meter.create(config, task, programs)
     if is_chief():
       writers.prepare()  # imports while the blocks compile
+      tracking.prepare(config)
       if config.plots:
         plots.prepare()
     session = cls(config, workdir, splits, task, programs, state, start_step, steps_per_epoch,
@@ -109,7 +112,8 @@ class Session:
       storage.make_dirs(workdir)
       config_lib.save(config, workdir)
       data_lib.save_info(splits.info, workdir)
-      session.writer = writers.MetricWriter(workdir)
+      session.tracker = tracking.start(config, workdir)
+      session.writer = session.tracker.wrap(writers.MetricWriter(workdir))
     session.progress = progress.Progress(programs.num_steps, start_step,
                                          enabled=is_chief() and config.progress,
                                          describe_rate=meter.describe)

@@ -14,6 +14,7 @@
   explanations/           `jaxlab explain`'s overlays and summary (jaxlab.inference.attributions)
   training_curves.png, confusion_matrix.png
   jaxlab.lock             held by the run training in it (jaxlab.workdir.lock)
+  tracking.json           the MLflow run it logs to, continued on resume (jaxlab.tracking)
 """
 
 import posixpath
@@ -30,6 +31,7 @@ CONFUSION_MATRIX = 'confusion_matrix.png'
 LOCK = 'jaxlab.lock'
 QUANTIZATION = 'quantization.json'
 EXPLANATIONS = 'explanations'
+TRACKING = 'tracking.json'
 
 
 def eval_result(step):
