@@ -53,6 +53,8 @@ PLACEHOLDERS = (
     (r'^--config\.data\.path=TABLE\.csv$', '--config.data.path=tests/fixtures/your_files/houses.csv'),
     (r'^--config\.data\.label_column=COLUMN$', '--config.data.label_column=price'),
     (r'^--config\.data\.label_column=CLASS_COLUMN$', '--config.data.label_column=city'),
+    (r'^--source=HF_DIR$', '--source=checkpoints/hf_llama'),
+    (r'\bNEW_DIR\b', 'runs/imported'),
     (r'\bDIR\b', 'runs/example'),
     (r'\bSTEP\b', '88'),
     (r'^--prompt=TEXT$', '--prompt=The for statement'),
@@ -67,7 +69,7 @@ ENVIRONMENT = {'HOME': '/home/user'}
 LEFTOVER_PLACEHOLDER = re.compile(r'\$\{?\w|\.\.\.|<\w+>|\b[A-Z][A-Z0-9_]*[A-Z]\b|=~')
 # Text that names a jaxlab command: a snippet holding it must yield a checked command.
 LOOKS_LIKE_A_COMMAND = re.compile(
-    r'\bjaxlab (train|eval|predict|sample|export|bench)\b|-m jaxlab\.main|-m benchmarks\.run|'
+    r'\bjaxlab (train|eval|predict|sample|export|import|bench)\b|-m jaxlab\.main|-m benchmarks\.run|'
     r'launch\.py (create|install|run|logs|stop|copy|delete)\b|jaxlab\.sbatch --')
 # Flags that say how processes join, not what is trained: left out of the dry run, which
 # runs in one process.

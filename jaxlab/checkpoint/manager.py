@@ -47,7 +47,9 @@ class DamagedCheckpoint(Exception):
 class Checkpointer:
 
   def __init__(self, workdir, *, keep=2, best_metric='eval/accuracy', best_mode='max',
-               async_save=True, read_only=False):
+               async_save=True, read_only=False, save_concurrent_gb=None):
+    """save_concurrent_gb: the most GB of arrays Orbax writes at once (None: its default);
+    writing buffers a copy, so an import of a large model on a CPU host bounds it."""
     self.workdir = workdir
     self.best_metric = best_metric
     failed_reads.ignore_reads_completing_after_failure()
@@ -63,7 +65,8 @@ class Checkpointer:
     # Read-only (inference) managers read the state as a plain tree, which allows a
     # partial restore; the bytes are the same as StandardCheckpointHandler's.
     state_handler = ocp.PyTreeCheckpointHandler() if read_only else \
-        ocp.StandardCheckpointHandler()
+        ocp.StandardCheckpointHandler(**({'save_concurrent_gb': save_concurrent_gb}
+                                         if save_concurrent_gb else {}))
     directory = posixpath.join(workdir, DIRECTORY)
     self._staging = checkpoint_staging.StagedCheckpoints(directory, read_only=read_only) \
         if storage.is_staged(workdir) else None
@@ -84,12 +87,14 @@ class Checkpointer:
   def all_steps(self):
     return list(self._manager.all_steps())
 
-  def save(self, step, state, meta, data, metrics=None):
+  def save(self, step, state, meta, data, metrics=None, state_digests=None):
     """Starts a save (asynchronous where enabled); `data` is the input's position (JSON),
-    `metrics` rank the step for 'best'."""
+    `metrics` rank the step for 'best'; `state_digests`: `digest.tree_digests(state)`
+    where the caller computed it already (e.g. slice by slice, to save memory)."""
     if metrics and self.best_metric and self.best_metric not in metrics:
       metrics = None
-    integrity = dict(state=digest.tree_digests(state), meta=digest.json_digest(meta),
+    state_digests = state_digests or digest.tree_digests(state)
+    integrity = dict(state=state_digests, meta=digest.json_digest(meta),
                      data=digest.json_digest(data))
     if self._staging:  # one upload in flight, as Orbax has one save in flight
       self._manager.wait_until_finished()  # raises if the previous save failed

@@ -1,9 +1,9 @@
 """The command table: every `jaxlab` command, its synopsis and what it does, in one line.
 
-A command module (jaxlab/commands/<name>.py) declares USAGE (synopsis lines), FLAGS (the
-jaxlab.commands.options.Flag it takes), POSITIONAL (what its positional arguments are, or
-None if it takes none) and `run(args) -> int`. Modules are imported only when their
-command runs, so `jaxlab --help` imports none of them.
+A command module (jaxlab/commands/<name>.py, or the name MODULES gives) declares USAGE
+(synopsis lines), FLAGS (the jaxlab.commands.options.Flag it takes), POSITIONAL (what its
+positional arguments are, or None if it takes none) and `run(args) -> int`. Modules are
+imported only when their command runs, so `jaxlab --help` imports none of them.
 """
 
 import importlib
@@ -20,13 +20,16 @@ COMMANDS = {  # name: (the essential flags, what it does)
     'explain': ('--workdir=DIR IMAGE ...', 'which pixels an image classifier looks at'),
     'sweep': ('--config=experiments/X.py --sweep=experiments/sweeps/Y.py',
               'an Optuna search, each trial a run'),
+    'import': ('--source=HF_DIR --workdir=NEW_DIR',
+               'a Hugging Face checkpoint (safetensors) as a new workdir'),
     'bench': ('', 'the benchmark suite (from a source checkout)'),
 }
+MODULES = {'import': 'import_'}  # a command named by a Python keyword: its module's name
 DEFAULT = 'train'  # what `jaxlab` runs without a command (`python -m jaxlab.main --config=...`)
 
 
 def module(name):
-  return importlib.import_module(f'jaxlab.commands.{name}')
+  return importlib.import_module(f'jaxlab.commands.{MODULES.get(name, name)}')
 
 
 def overview():

@@ -23,7 +23,7 @@ PAD_ID = 0
 EOS_ID = 1
 UNK_ID = 2
 NUM_SPECIAL = 3
-KINDS = ('byte', 'sentencepiece')
+KINDS = ('byte', 'sentencepiece', 'pretrained')  # pretrained: an imported checkpoint's
 
 
 class ByteTokenizer:
@@ -155,6 +155,9 @@ def from_spec(spec, workdir):
   kind = _kind(spec)
   if kind == 'byte':
     return ByteTokenizer()
+  if kind == 'pretrained':
+    from jaxlab.data import pretrained_tokenizer  # pylint: disable=g-import-not-at-top
+    return pretrained_tokenizer.PretrainedTokenizer.load(model_path(spec, workdir), spec)
   tokenizer = SentencePieceTokenizer.load(model_path(spec, workdir))
   _check_matches_spec(tokenizer, spec)
   return tokenizer

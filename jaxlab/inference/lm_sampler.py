@@ -38,7 +38,8 @@ def sampler_of(run):
   if not isinstance(model, transformer.TransformerLM):
     raise UserError(f'`jaxlab sample` supports the transformer_lm model; {workdir} holds a '
                     f'{type(model).__name__}.')
-  return sampling.Sampler(run.programs.model, model.max_len), text_inputs.tokenizer(run.task)
+  tokenizer = text_inputs.tokenizer(run.task)
+  return sampling.Sampler(run.programs.model, model.max_len, eos_id=tokenizer.eos_id), tokenizer
 
 
 def new_tokens(sampler, prompt_length, max_tokens):

@@ -151,20 +151,20 @@ def _empty_caches(model, dtype):
   return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
 
 
-def prefill(variables, tokens_1xL, length, settings, *, graph):
+def prefill(variables, tokens_1xL, length, settings, *, graph, eos_id=tokenizers.EOS_ID):
   """The state after a prompt (its first `length` of L tokens) and its first new token."""
   model = nnx.merge(graph, variables.params, variables.model_state)
   dtype = model.embed(tokens_1xL[:, :1]).dtype
   logits_1xLxV, caches = forward(model, tokens_1xL, 0, _empty_caches(model, dtype))
   token = choose(logits_1xLxV[0, length - 1], jax.random.fold_in(settings.key, 0), settings)
-  done = (token == tokenizers.EOS_ID) | (settings.max_tokens <= 1)
+  done = (token == eos_id) | (settings.max_tokens <= 1)
   return State(caches, jnp.int32(length), token[None], jnp.int32(1), done)
 
 
-def generate(variables, state, settings, *, graph, chunk):
+def generate(variables, state, settings, *, graph, chunk, eos_id=tokenizers.EOS_ID):
   """Up to `chunk` more tokens: (state, tokens [chunk] (valid: the first `made`), made)."""
   model = nnx.merge(graph, variables.params, variables.model_state)
-  eos = tokenizers.EOS_ID
+  eos = eos_id
 
   def step(carry):
     state, made, out_C = carry
@@ -190,11 +190,13 @@ class Sampler:
   model: Any  # modeling.ModelDef
   max_len: int
   chunk: int = CHUNK
+  eos_id: int = tokenizers.EOS_ID  # the tokenizer's end of text (imported ones differ)
 
   def __post_init__(self):
     graph = self.model.eval_graph
-    self.prefill = jax.jit(functools.partial(prefill, graph=graph))
-    self.generate = jax.jit(functools.partial(generate, graph=graph, chunk=self.chunk))
+    self.prefill = jax.jit(functools.partial(prefill, graph=graph, eos_id=self.eos_id))
+    self.generate = jax.jit(functools.partial(generate, graph=graph, chunk=self.chunk,
+                                              eos_id=self.eos_id))
 
   def check_fits(self, prompt_length, max_tokens):
     """A message if prompt + max_tokens exceeds the cache, else None."""
@@ -215,18 +217,18 @@ class Sampler:
     padded = jnp.zeros((1, bucket_for(length, self.max_len)), jnp.int32)
     padded = padded.at[0, :length].set(prompt_ids)
     state = self.prefill(variables, padded, jnp.int32(length), settings)
-    yield from _without_eos(jax.device_get(state.token))
+    yield from _without_eos(jax.device_get(state.token), self.eos_id)
     while not bool(state.done):
       state, made, out_C = self.generate(variables, state, settings)
-      yield from _without_eos(jax.device_get(out_C)[:int(made)])
+      yield from _without_eos(jax.device_get(out_C)[:int(made)], self.eos_id)
 
   def sample(self, variables, prompt_ids, settings):
     """All new token ids at once (a list)."""
     return [int(t) for ids in self.stream(variables, prompt_ids, settings) for t in ids]
 
 
-def _without_eos(ids):
-  ids = ids[ids != tokenizers.EOS_ID]
+def _without_eos(ids, eos_id):
+  ids = ids[ids != eos_id]
   return [ids] if len(ids) else []
 
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlab.models import layers
+from jaxlab.models import layers, vit
 from jaxlab.models.conv import conv_general_dilated_canonical_vjp
 
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
@@ -109,8 +109,10 @@ class ResNet(nnx.Module):
   """Logits of images B x H x W x C; build it with `create` (or a registry name)."""
 
   def __init__(self, input_shape, num_classes, *, depth, stem, width, bn_momentum,
-               kernel_init, dtype=jnp.float32, rngs: nnx.Rngs):
+               kernel_init, pixel_mean=None, pixel_std=None, dtype=jnp.float32,
+               rngs: nnx.Rngs):
     channels = input_shape[-1]
+    self.pixel_stats = vit.pixel_stats(pixel_mean, pixel_std)
     make = dict(init=kernel_init, dtype=dtype, rngs=rngs)
     kernel = 7 if stem == 'imagenet' else 3
     self.stem = conv(channels, width, kernel, 2 if stem == 'imagenet' else 1, **make)
@@ -129,6 +131,7 @@ class ResNet(nnx.Module):
                              dtype=dtype, rngs=rngs)
 
   def __call__(self, x_BxHxWxC):
+    x_BxHxWxC = vit.normalize_pixels(x_BxHxWxC, *self.pixel_stats)
     x = jax.nn.relu(self.stem_norm(self.stem(x_BxHxWxC)))
     if self.max_pool:
       x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
@@ -142,6 +145,8 @@ DEFAULTS = dict(
     width=64,  # channels of the stem and the first stage (each later stage doubles them)
     bn_momentum=0.9,  # running average: new = momentum * old + (1 - momentum) * batch
     kernel_init='he_normal',  # initialiser of the conv kernels (layers.INITIALIZERS)
+    pixel_mean=None,  # per-channel (x - mean) / std of the [0, 1] pixels the task gives; None: off
+    pixel_std=None,  # (imported checkpoints were trained on inputs normalised so)
 )
 
 

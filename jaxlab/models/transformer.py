@@ -24,10 +24,10 @@ from flax import nnx
 
 from jaxlab.models import dense as dense_ops
 from jaxlab.models import layers
+# The settings (defaults, checks, parameter count) live beside; re-exported here.
+from jaxlab.models.transformer_settings import (  # pylint: disable=unused-import
+    ATTENTION_IMPLEMENTATIONS, DEFAULTS, check, num_params, resolve)
 
-# None lets JAX choose (XLA today, on every backend); 'cudnn' asks for cuDNN flash
-# attention on GPU, which needs bf16/fp16 activations.
-ATTENTION_IMPLEMENTATIONS = (None, 'xla', 'cudnn')
 
 # The stacked blocks' leading axis: its logical name, for the sharding rules (unsharded).
 LAYER_AXIS = {nnx.PARTITION_NAME: 'layers'}
@@ -43,8 +43,8 @@ def projection_init(name, logical_axes, fan_in_axes, fan_out_axes):
   return nnx.with_partitioning(initializer, logical_axes)
 
 
-def rms_norm(features, *, dtype, rngs):
-  return nnx.RMSNorm(features, epsilon=1e-6, dtype=dtype, rngs=rngs,
+def rms_norm(features, *, epsilon=1e-6, dtype, rngs):
+  return nnx.RMSNorm(features, epsilon=epsilon, dtype=dtype, rngs=rngs,
                      scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ('embed',)))
 
 
@@ -77,19 +77,23 @@ def segment_mask(segment_ids_BxL):
 class Attention(nnx.Module):
   """Causal grouped-query self-attention with rotary positions."""
 
-  def __init__(self, embed_dim, num_heads, num_kv_heads, *, init, implementation, dtype,
-               rngs):
-    head_dim = embed_dim // num_heads
+  def __init__(self, embed_dim, num_heads, num_kv_heads, *, init, implementation, dtype, rngs,
+               head_dim=None, qkv_bias=False):
+    head_dim = head_dim or embed_dim // num_heads
 
-    def projection(spec, shape, axes, fan_in, fan_out):
-      return nnx.Einsum(spec, shape, kernel_init=projection_init(init, axes, fan_in, fan_out),
-                        dtype=dtype, einsum_op=dense_ops.einsum, rngs=rngs)
+    def projection(spec, shape, axes, fan_in, fan_out, bias=False):
+      # Qwen2's q/k/v projections carry biases (zero at init), per head and feature.
+      bias_shape = shape[1:] if bias else None
+      bias_init = nnx.with_partitioning(nnx.initializers.zeros_init(), axes[1:])
+      return nnx.Einsum(spec, shape, bias_shape,
+                        kernel_init=projection_init(init, axes, fan_in, fan_out),
+                        bias_init=bias_init, dtype=dtype, einsum_op=dense_ops.einsum, rngs=rngs)
 
     self.query = projection('BLD,DNH->BLNH', (embed_dim, num_heads, head_dim),
-                            ('embed', 'heads', 'head_dim'), 0, (1, 2))
+                            ('embed', 'heads', 'head_dim'), 0, (1, 2), qkv_bias)
     kv_shape, kv_axes = (embed_dim, num_kv_heads, head_dim), ('embed', 'kv_heads', 'head_dim')
-    self.key = projection('BLD,DKH->BLKH', kv_shape, kv_axes, 0, (1, 2))
-    self.value = projection('BLD,DKH->BLKH', kv_shape, kv_axes, 0, (1, 2))
+    self.key = projection('BLD,DKH->BLKH', kv_shape, kv_axes, 0, (1, 2), qkv_bias)
+    self.value = projection('BLD,DKH->BLKH', kv_shape, kv_axes, 0, (1, 2), qkv_bias)
     self.out = projection('BLNH,NHD->BLD', (num_heads, head_dim, embed_dim),
                           ('heads', 'head_dim', 'embed'), (0, 1), 2)
     self.implementation = implementation
@@ -125,12 +129,13 @@ class Block(nnx.Module):
   """One pre-norm layer. Every block is built alike and called as
   block(x, angles, mask, rngs) -> x, so the stack can become an nnx.scan."""
 
-  def __init__(self, embed_dim, num_heads, num_kv_heads, mlp_dim, *, dropout_rate, init,
-               attention_implementation, dtype, rngs):
-    self.attention_norm = rms_norm(embed_dim, dtype=dtype, rngs=rngs)
-    self.attention = Attention(embed_dim, num_heads, num_kv_heads, init=init,
+  def __init__(self, embed_dim, num_heads, num_kv_heads, mlp_dim, *, head_dim, qkv_bias,
+               norm_eps, dropout_rate, init, attention_implementation, dtype, rngs):
+    self.attention_norm = rms_norm(embed_dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+    self.attention = Attention(embed_dim, num_heads, num_kv_heads, head_dim=head_dim,
+                               qkv_bias=qkv_bias, init=init,
                                implementation=attention_implementation, dtype=dtype, rngs=rngs)
-    self.mlp_norm = rms_norm(embed_dim, dtype=dtype, rngs=rngs)
+    self.mlp_norm = rms_norm(embed_dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
     self.mlp = SwiGLU(embed_dim, mlp_dim, init=init, dtype=dtype, rngs=rngs)
     self.dropout = nnx.Dropout(dropout_rate)
 
@@ -145,7 +150,8 @@ class TransformerLM(nnx.Module):
 
   def __init__(self, vocab_size, *, num_layers, embed_dim, num_heads, num_kv_heads, mlp_dim,
                dropout_rate, rope_base, tie_embeddings, max_len, kernel_init,
-               attention_implementation, scan_layers, remat, dtype=jnp.float32,
+               attention_implementation, scan_layers, remat, head_dim, norm_eps, qkv_bias,
+               dtype=jnp.float32,
                rngs: nnx.Rngs):
     # Entries of std 1/sqrt(D), rows of norm ~1: tied logits x @ E^T of an RMS-normed x
     # then start with std ~1, as the untied head's do.
@@ -155,7 +161,8 @@ class TransformerLM(nnx.Module):
     self.dropout = nnx.Dropout(dropout_rate)
 
     def block(rngs):
-      return Block(embed_dim, num_heads, num_kv_heads, mlp_dim, dropout_rate=dropout_rate,
+      return Block(embed_dim, num_heads, num_kv_heads, mlp_dim, head_dim=head_dim,
+                   qkv_bias=qkv_bias, norm_eps=norm_eps, dropout_rate=dropout_rate,
                    init=kernel_init, attention_implementation=attention_implementation,
                    dtype=dtype, rngs=rngs)
 
@@ -164,12 +171,12 @@ class TransformerLM(nnx.Module):
           block, in_axes=0, out_axes=0, transform_metadata=LAYER_AXIS))(rngs)
     else:
       self.blocks = nnx.List([block(rngs) for _ in range(num_layers)])
-    self.final_norm = rms_norm(embed_dim, dtype=dtype, rngs=rngs)
+    self.final_norm = rms_norm(embed_dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
     self.head = None if tie_embeddings else nnx.Linear(
         embed_dim, vocab_size, use_bias=False, dtype=dtype, rngs=rngs,
         dot_general=dense_ops.dot_general,
         kernel_init=layers.kernel_init(kernel_init, ('embed', 'vocab')))
-    self.head_dim = embed_dim // num_heads
+    self.head_dim = head_dim
     self.rope_base = rope_base
     self.max_len = max_len
     self.num_layers = num_layers
@@ -212,82 +219,8 @@ class TransformerLM(nnx.Module):
     return nnx.split_rngs(splits=self.num_layers)(scan)(self.blocks, x_BxLxD, rngs)
 
 
-DEFAULTS = dict(
-    num_layers=2,  # Transformer blocks
-    embed_dim=128,  # D, the residual stream's width
-    num_heads=4,  # N query heads; each is H = D / N wide
-    num_kv_heads=None,  # K key/value heads, dividing N (grouped-query attention); None: N
-    mlp_dim=None,  # F, the SwiGLU hidden width; None: 4 D
-    dropout_rate=0.0,  # on the embeddings and on each block's residual branches
-    rope_base=10000.0,  # RoPE wavelengths run from 2 pi up to about 2 pi * rope_base
-    tie_embeddings=False,  # logits from the embedding table instead of a separate head
-    max_len=None,  # the longest sequence the model accepts; None: the data's seq_len
-    kernel_init='lecun_normal',  # initialiser of the dense kernels (layers.INITIALIZERS)
-    attention_implementation=None,  # jax.nn.dot_product_attention's: None, 'xla' or 'cudnn'
-    scan_layers=True,  # blocks stacked and run by nnx.scan (False: a Python loop over a list)
-    remat='none',  # per-block rematerialisation: 'none', 'full' or 'dots' (see the docstring)
-)
-
-
 def create(input_shape, num_classes, *, rngs, dtype=jnp.float32, **options):
   """The model for `input_shape` = (seq_len,) and a vocabulary of `num_classes` tokens."""
   settings = resolve(input_shape, options)
   check(input_shape, num_classes, settings)
   return TransformerLM(num_classes, rngs=rngs, dtype=dtype, **settings)
-
-
-def resolve(input_shape, options):
-  """DEFAULTS overridden by `options`, with the derived defaults (None) filled in."""
-  settings = {**DEFAULTS, **options}
-  derived = dict(num_kv_heads=settings['num_heads'], mlp_dim=4 * settings['embed_dim'],
-                 max_len=input_shape[0] if input_shape else None)
-  for name, value in derived.items():
-    if settings[name] is None:
-      settings[name] = value
-  return settings
-
-
-def check(input_shape, num_classes, settings):
-  """Raises UserError for settings the model cannot be built from."""
-  layers.check_options(
-      'transformer_lm', settings,
-      counts=('num_layers', 'embed_dim', 'num_heads', 'num_kv_heads', 'mlp_dim', 'max_len'),
-      rates=('dropout_rate',),
-      choices=dict(kernel_init=tuple(layers.INITIALIZERS),
-                   attention_implementation=ATTENTION_IMPLEMENTATIONS,
-                   remat=tuple(layers.REMAT_POLICIES)))
-  problems = _shape_problems(input_shape, num_classes, settings)
-  layers.reject('transformer_lm', problems)
-
-
-def _shape_problems(input_shape, num_classes, s):
-  problems = []
-  if len(input_shape) != 1:
-    problems.append(f'the input must be token sequences of shape (seq_len,), got {input_shape}')
-  elif s['max_len'] < input_shape[0]:
-    problems.append(f'max_len={s["max_len"]} is shorter than the sequences '
-                    f'({input_shape[0]} tokens)')
-  if num_classes < 2:
-    problems.append(f'the vocabulary has {num_classes} tokens; it needs at least 2')
-  if s['embed_dim'] % s['num_heads'] or (s['embed_dim'] // s['num_heads']) % 2:
-    problems.append(f'embed_dim={s["embed_dim"]} must be num_heads={s["num_heads"]} times an '
-                    'even head width (RoPE rotates feature pairs)')
-  if s['num_heads'] % s['num_kv_heads']:
-    problems.append(f'num_heads={s["num_heads"]} must be a multiple of '
-                    f'num_kv_heads={s["num_kv_heads"]}')
-  rope_base = s['rope_base']
-  if isinstance(rope_base, bool) or not isinstance(rope_base, (int, float)) or rope_base <= 1:
-    problems.append(f'rope_base={rope_base!r} must be a number above 1')
-  problems += [f'{name}={s[name]!r} must be True or False'
-               for name in ('tie_embeddings', 'scan_layers') if not isinstance(s[name], bool)]
-  return problems
-
-
-def num_params(vocab_size, settings):
-  """The parameter count from `resolve`d settings, without building the model."""
-  d, heads = settings['embed_dim'], settings['num_heads']
-  kv_width = settings['num_kv_heads'] * (d // heads)
-  # Two norms, q and out (D x D each), k and v (D x K H each), SwiGLU's three matrices.
-  per_layer = 2 * d + 2 * d * d + 2 * d * kv_width + 3 * d * settings['mlp_dim']
-  embeddings = vocab_size * d * (1 if settings['tie_embeddings'] else 2)
-  return settings['num_layers'] * per_layer + embeddings + d  # + the final norm

@@ -61,9 +61,9 @@ def posemb_sincos_2d(height, width, dim, temperature=10_000.0):
   return jnp.asarray(table, jnp.float32)[None]
 
 
-def layer_norm(features, *, dtype, rngs):
+def layer_norm(features, *, epsilon=1e-6, dtype, rngs):
   return nnx.LayerNorm(
-      features, epsilon=1e-6, dtype=dtype, rngs=rngs,
+      features, epsilon=epsilon, dtype=dtype, rngs=rngs,
       scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ('embed',)),
       bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('embed',)))
 
@@ -96,7 +96,7 @@ class Attention(nnx.Module):
 class MlpBlock(nnx.Module):
   """Dense D -> M, GELU, dropout, Dense M -> D (column- then row-parallel under TP)."""
 
-  def __init__(self, width, mlp_dim, *, dropout_rate, dtype, rngs):
+  def __init__(self, width, mlp_dim, *, dropout_rate, gelu_approximate=True, dtype, rngs):
     bias = lambda axis: nnx.with_partitioning(nnx.initializers.normal(1e-6), (axis,))
     self.up = nnx.Linear(width, mlp_dim, kernel_init=_xavier(('embed', 'mlp')),
                          bias_init=bias('mlp'), dtype=dtype,
@@ -105,21 +105,24 @@ class MlpBlock(nnx.Module):
                            bias_init=bias('embed'), dtype=dtype,
                            dot_general=dense_ops.dot_general, rngs=rngs)
     self.dropout = nnx.Dropout(dropout_rate)
+    self.gelu_approximate = gelu_approximate
 
   def __call__(self, x_BxLxD, rngs=None):
-    return self.down(self.dropout(jax.nn.gelu(self.up(x_BxLxD)), rngs=rngs))
+    hidden = jax.nn.gelu(self.up(x_BxLxD), approximate=self.gelu_approximate)
+    return self.down(self.dropout(hidden, rngs=rngs))
 
 
 class EncoderBlock(nnx.Module):
   """Pre-LN: x + Attention(LN(x)), then x + MLP(LN(x)), dropout on each branch."""
 
   def __init__(self, width, mlp_dim, num_heads, *, dropout_rate, attention_implementation,
-               dtype, rngs):
-    self.attention_norm = layer_norm(width, dtype=dtype, rngs=rngs)
+               norm_eps, gelu_approximate, dtype, rngs):
+    self.attention_norm = layer_norm(width, epsilon=norm_eps, dtype=dtype, rngs=rngs)
     self.attention = Attention(width, num_heads, implementation=attention_implementation,
                                dtype=dtype, rngs=rngs)
-    self.mlp_norm = layer_norm(width, dtype=dtype, rngs=rngs)
-    self.mlp = MlpBlock(width, mlp_dim, dropout_rate=dropout_rate, dtype=dtype, rngs=rngs)
+    self.mlp_norm = layer_norm(width, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+    self.mlp = MlpBlock(width, mlp_dim, dropout_rate=dropout_rate,
+                        gelu_approximate=gelu_approximate, dtype=dtype, rngs=rngs)
     self.dropout = nnx.Dropout(dropout_rate)
 
   def __call__(self, x_BxLxD, rngs=None):
@@ -131,10 +134,12 @@ class ViT(nnx.Module):
   """Logits of images B x H x W x C; build it with `create`."""
 
   def __init__(self, input_shape, num_classes, *, width, depth, mlp_dim, num_heads, patch,
-               posemb, pool, dropout_rate, attention_implementation, dtype=jnp.float32,
-               rngs: nnx.Rngs):
+               posemb, pool, dropout_rate, attention_implementation, norm_eps,
+               gelu_approximate, pixel_mean, pixel_std, dtype=jnp.float32, rngs: nnx.Rngs):
     height, image_width, channels = input_shape
     self.patch = patch
+    # Static tuples (hashable graph attributes), applied in __call__.
+    self.pixel_stats = pixel_stats(pixel_mean, pixel_std)
     self.grid = (height // patch, image_width // patch)
     # A P x P stride-P conv as a Dense on flattened patches: the same numbers, one matmul.
     self.embedding = nnx.Linear(
@@ -151,10 +156,10 @@ class ViT(nnx.Module):
     self.dropout = nnx.Dropout(dropout_rate)
     self.blocks = nnx.List([
         EncoderBlock(width, mlp_dim, num_heads, dropout_rate=dropout_rate,
-                     attention_implementation=attention_implementation, dtype=dtype,
-                     rngs=rngs)
+                     attention_implementation=attention_implementation, norm_eps=norm_eps,
+                     gelu_approximate=gelu_approximate, dtype=dtype, rngs=rngs)
         for _ in range(depth)])
-    self.encoder_norm = layer_norm(width, dtype=dtype, rngs=rngs)
+    self.encoder_norm = layer_norm(width, epsilon=norm_eps, dtype=dtype, rngs=rngs)
     self.head = nnx.Linear(
         width, num_classes, dtype=dtype, rngs=rngs,
         kernel_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('embed', 'classes')),
@@ -168,7 +173,7 @@ class ViT(nnx.Module):
     return x.transpose(0, 1, 3, 2, 4, 5).reshape(batch, rows * cols, p * p * channels)
 
   def __call__(self, x_BxHxWxC, *, rngs=None):
-    x_BxLxD = self.embedding(self.patches(x_BxHxWxC))
+    x_BxLxD = self.embedding(self.patches(normalize_pixels(x_BxHxWxC, *self.pixel_stats)))
     posemb_1xLxD = (posemb_sincos_2d(*self.grid, x_BxLxD.shape[-1]) if self.posemb is None
                     else self.posemb[...])
     x_BxLxD = x_BxLxD + posemb_1xLxD.astype(x_BxLxD.dtype)
@@ -194,7 +199,26 @@ DEFAULTS = dict(
     mlp_dim=None,  # M; None: the variant's
     num_heads=None,  # N, dividing D; None: the variant's
     attention_implementation=None,  # jax.nn.dot_product_attention's: None, 'xla' or 'cudnn'
+    norm_eps=1e-6,  # the LayerNorms' epsilon (Hugging Face's ViT uses 1e-12)
+    gelu_approximate=True,  # the MLP's GELU: tanh approximation (True) or exact erf (False)
+    pixel_mean=None,  # per-channel (x - mean) / std of the [0, 1] pixels the task gives; None: off
+    pixel_std=None,  # (imported checkpoints were trained on inputs normalised so)
 )
+
+
+def normalize_pixels(x_BxHxWxC, mean, std):
+  """(x - mean) / std per channel; the identity where mean and std are None."""
+  if mean is None and std is None:
+    return x_BxHxWxC
+  mean_C = jnp.asarray(0.0 if mean is None else mean, jnp.float32)
+  std_C = jnp.asarray(1.0 if std is None else std, jnp.float32)
+  return ((x_BxHxWxC - mean_C) / std_C).astype(x_BxHxWxC.dtype)
+
+
+def pixel_stats(mean, std):
+  """(mean, std) as tuples of floats or None: static, hashable model attributes."""
+  floats = lambda values: None if values is None else tuple(float(v) for v in values)
+  return floats(mean), floats(std)
 
 
 def create(input_shape, num_classes, *, rngs, dtype=jnp.float32, **options):

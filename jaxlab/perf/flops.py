@@ -39,11 +39,12 @@ def transformer_lm_flops(settings, vocab_size, seq_len, batch_size):
   causal halving: XLA's attention computes the whole T x T scores and masks them.
   Tokens are batch x seq_len, padding included (the model computes them).
   """
-  d, heads, layers = settings['embed_dim'], settings['num_heads'], settings['num_layers']
-  kv_width = settings['num_kv_heads'] * (d // heads)
-  per_layer = 2 * d * d + 2 * d * kv_width + 3 * d * settings['mlp_dim']
+  d, layers = settings['embed_dim'], settings['num_layers']
+  head_dim = settings.get('head_dim') or d // settings['num_heads']
+  q_width, kv_width = settings['num_heads'] * head_dim, settings['num_kv_heads'] * head_dim
+  per_layer = 2 * d * q_width + 2 * d * kv_width + 3 * d * settings['mlp_dim']
   matmul_weights = layers * per_layer + d * vocab_size
-  per_token = 6 * matmul_weights + 12 * layers * d * seq_len
+  per_token = 6 * matmul_weights + 12 * layers * q_width * seq_len
   return float(per_token * batch_size * seq_len)
 
 
