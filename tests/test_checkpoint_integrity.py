@@ -142,7 +142,7 @@ def test_digest_is_the_same_on_one_device_and_sharded_over_four():
   probe = '\n'.join([
       'import jax, numpy as np',
       'from jax.sharding import NamedSharding, PartitionSpec as P',
-      'from jaxlab import digest',
+      'from jaxlab.checkpoint import digest',
       'x = np.arange(4 * 6 * 5, dtype=np.float32).reshape(24, 5) / 7',
       'one = digest.tree_digests({"x": jax.device_put(x, jax.devices()[0])})',
       'mesh = jax.make_mesh((4,), ("d",))',

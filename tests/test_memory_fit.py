@@ -58,7 +58,9 @@ def test_dry_run_ends_with_a_summary_and_fits():
   result, lines = _report(config)
   summary = _summary(lines)
   assert summary == lines[-len(summary):]  # the last lines
-  assert summary[1] == f'  parameters: {result["num_params"]:,} (207.0 KiB)'
+  # Adam's two moments per trained parameter (all of them here): twice the parameters' bytes.
+  assert summary[1] == (f'  parameters: {result["num_params"]:,} (207.0 KiB), trained: '
+                        f'{result["num_params"]:,}; optimizer state: 414.1 KiB')
   assert summary[2].startswith(f'  model FLOPs per step: {result["flops_per_step"]:.4g}')
   assert summary[3].startswith('  estimated step time: ') and 'assumed MFU of 35%' in summary[3]
   assert summary[4].startswith("  peak memory per device (XLA's estimate): ")

@@ -34,7 +34,7 @@ def test_a_second_hold_on_a_held_local_workdir_names_the_holder(tmp_path):
 def test_a_lock_file_left_by_a_killed_run_does_not_block(tmp_path):
   holder = subprocess.Popen(
       [sys.executable, '-c', 'import sys, time\n'
-       'from jaxlab import workdir_lock\n'
+       'from jaxlab.workdir import lock as workdir_lock\n'
        f'with workdir_lock.hold({str(tmp_path)!r}):\n'
        '  print("held", flush=True); time.sleep(60)\n'],
       cwd=ROOT, stdout=subprocess.PIPE, text=True)

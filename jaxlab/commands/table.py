@@ -12,7 +12,7 @@ COMMANDS = {  # name: (the essential flags, what it does)
     'train': ('--config=experiments/NAME.py --workdir=DIR',
               'train; a rerun resumes (--dry_run: compile only)'),
     'eval': ('--workdir=DIR', 'evaluate a checkpoint on the test set'),
-    'predict': ('--workdir=DIR FILE ...', 'predictions for image, text or WAV files'),
+    'predict': ('--workdir=DIR FILE ...', 'predictions for image, text, WAV or table (CSV, Parquet) files'),
     'sample': ('--workdir=DIR --prompt=TEXT', 'continue a prompt with a language model'),
     'export': ('--workdir=DIR --out=DIR', 'StableHLO or a SavedModel, to run without jaxlab'),
     'serve': ('--workdir=DIR', 'predictions (and generation) over HTTP, batched'),
