@@ -89,6 +89,8 @@ def main(argv):
   except UserError as error:
     fail(str(error))
   _quiet_logging()
+  from jaxlab.commands import console  # pylint: disable=g-import-not-at-top
+  console.show()
   try:
     return command.run(args)
   except UserError as error:

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from jaxlab import storage
+from jaxlab.commands import console
 from jaxlab.runtime import setup as runtime
 from jaxlab.runtime import xla_options
 from tests.storage_fixtures import gcs_emulator, gcs_workdir  # noqa: F401  pylint: disable=unused-import
@@ -21,6 +22,7 @@ from tests.storage_fixtures import gcs_emulator, gcs_workdir  # noqa: F401  pyli
 xla_options.apply_cpu_defaults()
 runtime.enable_compilation_cache()
 storage.configure()
+console.show()  # the library's messages (progress, warnings) on stdout/stderr, as the CLI's
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / 'experiments'

@@ -43,7 +43,8 @@ def run(args):
   sweep = space.load(args.sweep)
   stem = lambda spec: os.path.splitext(os.path.basename(spec.partition(':')[0]))[0]
   workdir = args.workdir or f'/tmp/jaxlab/sweep_{stem(config_spec)}_{stem(args.sweep)}'
+  from jaxlab.commands import console  # pylint: disable=g-import-not-at-top
   _, _, study = runner.run(config, config_spec, sweep, args.sweep, workdir, args.trials,
-                           args.workers, args.storage)
+                           args.workers, args.storage, show_messages=console.show)
   print(report.write(study, sweep, config, config_spec, workdir), flush=True)
   return 0

@@ -13,12 +13,12 @@
 """
 
 import shutil
-import sys
 
 import numpy as np
 
 from jaxlab.data import audio, espeak_digits, tfds_source
 from jaxlab.data.info import DatasetInfo, Splits, from_arrays
+from jaxlab.runtime import messages
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE  # one second
@@ -101,8 +101,8 @@ def spoken_digits(data_config, workdir=None):
   (pronunciation rules) and the speed and pitch ranges with training. The test split
   ends with the ten digits exactly as `espeak-ng -w x.wav <digit>` writes them."""
   if shutil.which('espeak-ng') is None:
-    print('jaxlab: espeak-ng is not installed (apt-get install espeak-ng), so data.name='
-          'spoken_digits falls back to synthetic_speech.', file=sys.stderr, flush=True)
+    messages.warn('jaxlab: espeak-ng is not installed (apt-get install espeak-ng), so data.name='
+          'spoken_digits falls back to synthetic_speech.')
     return synthetic_speech(data_config, workdir)
   seed = data_config.synthetic_seed
   said = espeak_digits.utterances(seed)

@@ -19,9 +19,9 @@ error naming the expected layout.
 
 import dataclasses
 import os
-import sys
 
 from jaxlab.errors import UserError
+from jaxlab.runtime import messages
 
 TEST_FOLDERS = ('test', 'validation')
 
@@ -75,9 +75,9 @@ def _files(folder, class_names, extensions, what, warn_empty):
     raise UserError(f'The class folders of {folder} ({", ".join(class_names)}) hold no '
                     f'{what} ending in {", ".join(extensions)}. {_layout(what, extensions)}')
   if empty and warn_empty:
-    print(f'jaxlab: warning: class folder(s) {", ".join(empty)} of {folder} hold no {what}; '
+    messages.warn(f'jaxlab: warning: class folder(s) {", ".join(empty)} of {folder} hold no {what}; '
           'each stays a class (its index is its place in the sorted folder names, as in '
-          'Keras), with no examples to learn it from.', file=sys.stderr, flush=True)
+          'Keras), with no examples to learn it from.')
   return paths, labels
 
 

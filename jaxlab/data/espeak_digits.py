@@ -17,12 +17,12 @@ import dataclasses
 import hashlib
 import os
 import subprocess
-import sys
 from concurrent import futures
 
 import numpy as np
 
 from jaxlab.data import audio
+from jaxlab.runtime import messages
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE  # one second
@@ -107,8 +107,8 @@ def clips(said, seed, cache_dir):
     with np.load(path) as cached:
       return dict(cached)
   _check_variants({u.variant for u in said} - {''})
-  print(f'jaxlab: speaking {len(said)} digits with espeak-ng (once; cached under '
-        'data.cache_dir)', file=sys.stderr, flush=True)
+  messages.warn(f'jaxlab: speaking {len(said)} digits with espeak-ng (once; cached under '
+        'data.cache_dir)')
   with futures.ThreadPoolExecutor(max(os.cpu_count() or 1, 2) * 2) as pool:
     spoken = list(pool.map(speak, said))
   audio_clips = np.stack([_finish(clip, u, np.random.default_rng([seed, 3, index]))

@@ -14,13 +14,11 @@ whose label is missing are left out, with a warning.
 """
 
 import os
-import sys
-
-import numpy as np
 
 from jaxlab.data import holdout, table_encoding
 from jaxlab.data.info import DatasetInfo, from_arrays
 from jaxlab.errors import UserError
+from jaxlab.runtime import messages
 
 SUFFIXES = ('.csv', '.csv.gz', '.parquet', '.pq')
 
@@ -147,7 +145,7 @@ def _arrays(encoding, table, where):
     raise UserError(f'{where}: {error}.') from None
   kept = table_encoding.present(arrays['label'])
   if not kept.all():
-    print(f'jaxlab: warning: left out {int((~kept).sum())} row(s) of {where} whose label is '
-          'missing.', file=sys.stderr, flush=True)
+    messages.warn(f'jaxlab: warning: left out {int((~kept).sum())} row(s) of {where} whose label is '
+          'missing.')
     arrays = {k: v[kept] for k, v in arrays.items()}
   return arrays

@@ -23,13 +23,13 @@ import glob
 import hashlib
 import json
 import os
-import sys
 
 import numpy as np
 
 from jaxlab.data import class_folders, holdout, labels, packing, sources, text_cache, text_sets
 from jaxlab.data.info import DatasetInfo, Splits
 from jaxlab.errors import UserError
+from jaxlab.runtime import messages
 
 TEXT_EXTENSIONS = ('.txt',)
 JSONL_SUFFIXES = ('.jsonl', '.json')
@@ -149,8 +149,7 @@ def _read_file(path, texts, bad):
 
 def _warn_unreadable(bad):
   if bad:
-    print(f'jaxlab: warning: left out {len(bad)} unreadable text record(s) (first: {bad[0]})',
-          file=sys.stderr, flush=True)
+    messages.warn(f'jaxlab: warning: left out {len(bad)} unreadable text record(s) (first: {bad[0]})')
 
 
 def _jsonl(path, data_config, texts, values, bad):
@@ -199,8 +198,8 @@ def _without_empty(texts, found, where):
   """Documents with text (and a label, for a classifier); the rest counted in a warning."""
   keep = [bool(t.strip()) and (found is None or found[i] >= 0) for i, t in enumerate(texts)]
   if not all(keep):
-    print(f'jaxlab: warning: left out {keep.count(False)} empty or unlabelled document(s) of '
-          f'{where}', file=sys.stderr, flush=True)
+    messages.warn(f'jaxlab: warning: left out {keep.count(False)} empty or unlabelled document(s) of '
+          f'{where}')
   return [t for t, k in zip(texts, keep) if k], (None if found is None else
                                                   np.asarray(found)[np.asarray(keep, bool)])
 

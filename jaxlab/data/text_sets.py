@@ -16,7 +16,6 @@ marked (`jaxlab.data.packing`) and cached (`jaxlab.data.text_cache`), memory-map
 import collections
 import hashlib
 import os
-import sys
 import sysconfig
 import tempfile
 
@@ -26,6 +25,7 @@ from jaxlab.workdir import files as workdir_files
 from jaxlab.data import packing, sources, text_cache, text_sources, tfds_source, tokenizers
 from jaxlab.data import token_pool
 from jaxlab.data.info import DatasetInfo, Splits
+from jaxlab.runtime import messages
 
 def cache_dir(data_config):
   if not data_config.cache_dir:
@@ -68,8 +68,7 @@ def without_empty(documents, where):
     else:
       empty += 1
   if empty:
-    print(f'jaxlab: warning: skipped {empty} empty document(s) of {where}', file=sys.stderr,
-          flush=True)
+    messages.warn(f'jaxlab: warning: skipped {empty} empty document(s) of {where}')
 
 
 def _language_model(name, data_config, workdir, documents, cache_keys):

@@ -4,7 +4,7 @@
   stablehlo   the eval-mode forward pass serialized with `jax.export` (any batch size;
               a language model also any sequence length up to its max_len), for each
               platform asked for, with its weights beside it as an .npz argument.
-              `jaxlab/exported_model.py` (copied in as load_exported.py) runs it with
+              `jaxlab/export/exported_model.py` (copied in as load_exported.py) runs it with
               jax and numpy alone.
   savedmodel  a TensorFlow SavedModel of the same function (jax2tf), weights as TF
               variables, tag `serve`, signature `serving_default`: for TF Serving and
@@ -27,6 +27,7 @@ from jaxlab import storage
 from jaxlab.inference import forward
 from jaxlab.errors import UserError
 from jaxlab.tasks import language_model
+from jaxlab.runtime import messages
 
 FORMATS = ('stablehlo', 'savedmodel')
 PLATFORMS = ('cpu', 'cuda', 'rocm', 'tpu')
@@ -158,8 +159,8 @@ def export_program(run, program, platforms):
       if dims is options[-1]:
         raise UserError(f'The model cannot be exported for any batch size ({reason}); it '
                         'needs shapes that are known when it is traced.') from None
-      print(f'jaxlab: the model does not take a variable sequence length ({reason}); exporting '
-            f'it at the trained length {run.task.seq_len}.', flush=True)
+      messages.say(f'jaxlab: the model does not take a variable sequence length ({reason}); exporting '
+            f'it at the trained length {run.task.seq_len}.')
   raise AssertionError('unreachable')
 
 

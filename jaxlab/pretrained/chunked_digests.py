@@ -1,4 +1,4 @@
-"""The checkpoint digests of `jaxlab.digest`, computed a slice of rows at a time.
+"""The checkpoint digests of `jaxlab.checkpoint.digest`, computed a slice of rows at a time.
 
 `digest.tree_digests` compiles one program over the whole tree, and XLA:CPU materialises
 two 32-bit words per parameter word in it: twice the model's size, transiently. For an

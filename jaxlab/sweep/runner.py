@@ -30,6 +30,7 @@ import zlib
 from jaxlab.runtime import processes
 from jaxlab.errors import UserError
 from jaxlab.sweep import storage_url as url_checks
+from jaxlab.runtime import messages
 
 HEARTBEAT_S = 30
 GRACE_PERIOD_S = 120
@@ -134,8 +135,11 @@ def shares(remaining, workers):
   return [remaining // workers + (i < remaining % workers) for i in range(workers)]
 
 
-def run(config, config_spec, sweep, sweep_spec, workdir, trials, workers, storage_url=None):
-  """Runs the sweep to `trials` finished trials; returns the study (name, url, study)."""
+def run(config, config_spec, sweep, sweep_spec, workdir, trials, workers, storage_url=None,
+        show_messages=None):
+  """Runs the sweep to `trials` finished trials; returns the study (name, url, study).
+  `show_messages`, called first in each worker process, shows its messages where the
+  caller's go (the command line passes its console's)."""
   import multiprocessing
   quiet()
   sweep.check_keys(config)
@@ -149,12 +153,11 @@ def run(config, config_spec, sweep, sweep_spec, workdir, trials, workers, storag
                           skip_if_exists=True)
   recovered = recover(study)
   if recovered:
-    print(f'Queued again the trials a killed sweep left running: {recovered}.', flush=True)
+    messages.say(f'Queued again the trials a killed sweep left running: {recovered}.')
   remaining = max(0, trials - counted(study))
-  print(f'Study {name!r} in {url_checks.shown(url)}: {counted(study)} of {trials} trials '
-        'finished; running '
-        f'{remaining} on {workers} worker(s). Trial logs: {workdir}/{TRIALS_DIR}/*/train.log',
-        flush=True)
+  messages.say(f'Study {name!r} in {url_checks.shown(url)}: {counted(study)} of {trials} trials '
+               f'finished; running {remaining} on {workers} worker(s). Trial logs: '
+               f'{workdir}/{TRIALS_DIR}/*/train.log')
   jobs = [share for share in shares(remaining, workers) if share]
   signal.signal(signal.SIGTERM, signal.default_int_handler)  # a preempted sweep, as Ctrl-C
   context = multiprocessing.get_context('spawn')  # JAX does not survive a fork
@@ -164,7 +167,8 @@ def run(config, config_spec, sweep, sweep_spec, workdir, trials, workers, storag
   started = len(study.trials)
   salt = zlib.crc32(f'{socket.gethostname()}:{os.getpid()}'.encode()) << 32 if storage_url else 0
   processes = [context.Process(target=worker, args=(config, sweep, name, url, workdir, share,
-                                                    salt + started * 1000 + index))
+                                                    salt + started * 1000 + index,
+                                                    show_messages))
                for index, share in enumerate(jobs)]
   for process in processes:
     process.start()
@@ -191,8 +195,10 @@ def space_label(sweep, key, value):
   return space.Choice.label(value) if isinstance(distribution, space.Choice) else value
 
 
-def worker(config, sweep, name, url, workdir, n_trials, stream):
+def worker(config, sweep, name, url, workdir, n_trials, stream, show_messages=None):
   """One worker process: runs `n_trials` trials of the study one after another."""
+  if show_messages is not None:
+    show_messages()
   from jaxlab.runtime import setup as runtime
   quiet()
   runtime.setup()
@@ -202,7 +208,7 @@ def worker(config, sweep, name, url, workdir, n_trials, stream):
   try:
     study.optimize(objective, n_trials=n_trials, catch=(loop.TrainingDiverged,))
   except UserError as error:
-    print(f'jaxlab: error: {error}', file=sys.stderr, flush=True)
+    messages.warn(f'jaxlab: error: {error}')
     sys.exit(2)
 
 
@@ -237,7 +243,7 @@ def run_trial(trial, config, sweep, workdir):
   shown = ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
                     for k, v in values.items())
   if summary['status'] == 'stopped':
-    print(f'trial {trial.number}: {shown}: pruned at step {summary["step"]}', flush=True)
+    messages.say(f'trial {trial.number}: {shown}: pruned at step {summary["step"]}')
     raise optuna.TrialPruned()
   if summary['status'] != 'finished':  # preempted (SIGTERM, Ctrl-C): checkpointed
     frozen = trial.study._storage.get_trial(trial._trial_id)  # pylint: disable=protected-access
@@ -245,7 +251,7 @@ def run_trial(trial, config, sweep, workdir):
     raise UserError(f'trial {trial.number} was stopped at step {summary["step"]} '
                     f'({summary["status"]}) and is queued again; rerun the sweep to resume it.')
   value = final_metric(summary, directory, sweep.metric)
-  print(f'trial {trial.number}: {shown}: {sweep.metric} {value:.4f}', flush=True)
+  messages.say(f'trial {trial.number}: {shown}: {sweep.metric} {value:.4f}')
   return value
 
 

@@ -14,11 +14,11 @@ Every record also stays in metrics.jsonl, which is why losing some here is accep
 """
 
 import queue
-import sys
 import threading
 import time
 
 from jaxlab.runtime import background
+from jaxlab.runtime import messages
 
 _STOP = object()  # queued by close(): the thread ends after the records before it
 MAX_METRIC_RECORDS_PER_REQUEST = 100
@@ -26,7 +26,7 @@ FIRST_PAUSE_S, LONGEST_PAUSE_S = 2.0, 30.0
 
 
 def print_warning(message):
-  print(f'jaxlab: warning: {message}', file=sys.stderr, flush=True)
+  messages.warn(f'jaxlab: warning: {message}')
 
 
 class Sender:

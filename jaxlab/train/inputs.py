@@ -18,6 +18,7 @@ from jaxlab.data import pipeline, sources
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.parallel import sharding
+from jaxlab.runtime import messages
 
 
 class ResidentInput:
@@ -29,8 +30,7 @@ class ResidentInput:
     start, stop = pipeline.local_row_range(by_example, num_rows)
     stop = min(stop, len(source))
     if jax.process_count() > 1:
-      print(f'process {jax.process_index()}: training rows {start} to {stop} of {len(source)}',
-            flush=True)
+      messages.say(f'process {jax.process_index()}: training rows {start} to {stop} of {len(source)}')
     rows = sources.read_resident(source, start, stop)
     self.arrays = {name: pipeline.place_rows(np.asarray(rows[name]), start, num_rows, by_example)
                    for name in spec}
@@ -63,8 +63,8 @@ class StreamedInput:
     block_sharding = programs_lib.block_sharding(mesh)
     if jax.process_count() > 1:
       positions = stream.local_positions(block_sharding, (1, batch_size), axis=1)
-      print(f'process {jax.process_index()}: streaming positions {positions[0]} to '
-            f'{positions[-1] + 1} of each batch of {batch_size}', flush=True)
+      messages.say(f'process {jax.process_index()}: streaming positions {positions[0]} to '
+            f'{positions[-1] + 1} of each batch of {batch_size}')
     self._stream = stream.TrainStream(
         source, example_spec=spec, seed=seed, batch_size=batch_size,
         steps_per_epoch=steps_per_epoch, num_steps=num_steps, start_step=start_step,

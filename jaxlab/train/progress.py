@@ -1,11 +1,12 @@
-"""A progress bar on terminals, plain log lines elsewhere: one per train record.
+"""The train progress, one report per train record (the command line shows a bar on a
+terminal, plain lines elsewhere: jaxlab/commands/console.py).
 
 A line shows the record that metrics.jsonl and TensorBoard receive at that step, under
 the same names: train/loss is the mean over the steps since the previous record (as
 the line says), and the pace is the record's train/steps_per_second.
 """
 
-import sys
+from jaxlab.runtime import messages
 
 
 class Progress:
@@ -14,40 +15,35 @@ class Progress:
     """`describe_rate(steps_per_second)` adds to each line, e.g. 'TFLOP/s, MFU'."""
     self._describe_rate = describe_rate
     self._total = total_steps
-    self._bar = None
-    if enabled and sys.stderr.isatty():
-      from tqdm import tqdm
-      self._bar = tqdm(total=total_steps, initial=initial_step, unit='step', dynamic_ncols=True)
+    self._initial = initial_step
     self._enabled = enabled
 
   def record(self, step, first_step, loss, steps_per_second):
-    """Shows the train record of `step`: `loss` is its mean over steps first_step..step."""
+    """Reports the train record of `step`: `loss` is its mean over steps first_step..step."""
+    if not self._enabled:
+      return
     mean = f'train/loss {loss:.4f} ({_steps_text(first_step, step)})'
-    if self._bar is not None:
-      self._bar.update(step - self._bar.n)
-      self._bar.set_postfix_str(f'{mean}{self._rate_text(steps_per_second, ", ")}')
-    elif self._enabled:
-      eta = (self._total - step) / steps_per_second if steps_per_second > 0 else float('inf')
-      print(f'step {step}/{self._total}  {mean}  {steps_per_second:.1f} steps/s'
-            f'{self._rate_text(steps_per_second, "  ")}  ETA {eta:.0f}s', flush=True)
+    eta = (self._total - step) / steps_per_second if steps_per_second > 0 else float('inf')
+    messages.progress(f'step {step}/{self._total}  {mean}  {steps_per_second:.1f} steps/s'
+                      f'{self._rate_text(steps_per_second, "  ")}  ETA {eta:.0f}s',
+                      step, self._total, self._initial,
+                      f'{mean}{self._rate_text(steps_per_second, ", ")}')
 
   def advance(self, step):
-    """Moves the bar to `step` (a block that ended without a train record)."""
-    if self._bar is not None:
-      self._bar.update(step - self._bar.n)
+    """Moves a progress bar to `step` (a block that ended without a train record)."""
+    if self._enabled:
+      messages.progress('', step, self._total, self._initial, '')
 
   def _rate_text(self, rate, separator):
     return separator + self._describe_rate(rate) if self._describe_rate and rate > 0 else ''
 
   def write(self, message):
-    if self._bar is not None:
-      self._bar.write(message)
-    elif self._enabled:
-      print(message, flush=True)
+    if self._enabled:
+      messages.say(message)
 
   def close(self):
-    if self._bar is not None:
-      self._bar.close()
+    if self._enabled:
+      messages.progress_done()
 
 
 def _steps_text(first, last):

@@ -1,6 +1,5 @@
 """Where a run starts: the newest intact checkpoint, or a fresh state."""
 
-import sys
 
 import jax
 import numpy as np
@@ -8,6 +7,7 @@ import numpy as np
 from jaxlab.checkpoint import manager as checkpoint_lib
 from jaxlab.finetune import init_from
 from jaxlab.train import state as state_lib
+from jaxlab.runtime import messages
 
 
 def restore_or_init(config, task, programs, checkpointer, init_params=None):
@@ -20,17 +20,17 @@ def restore_or_init(config, task, programs, checkpointer, init_params=None):
     except checkpoint_lib.DamagedCheckpoint as error:
       moved = checkpointer.set_aside(step)
       if chief:
-        print(f'jaxlab: warning: {error}; moved it to {moved} and resuming from the newest '
-              'intact checkpoint instead.', file=sys.stderr, flush=True)
+        messages.warn(f'jaxlab: warning: {error}; moved it to {moved} and resuming from the newest '
+              'intact checkpoint instead.')
       continue
     if chief:
-      print(f'Resuming from the checkpoint at step {step}.', flush=True)
+      messages.say(f'Resuming from the checkpoint at step {step}.')
     return state, step, position
   state = state_lib.create(config, task, programs.tx, programs.layout)
   if init_from.source_workdir(config):  # fine-tuning: another run's arrays, a fresh optimizer
     state, plan, step = init_from.load(config, state, programs.layout)
     if chief:
-      print(init_from.describe(plan, step, init_from.source_workdir(config)), flush=True)
+      messages.say(init_from.describe(plan, step, init_from.source_workdir(config)))
   if init_params is not None:
     params = jax.device_put(jax.tree.map(np.asarray, init_params),
                             programs.layout.shardings.params)

@@ -3,7 +3,6 @@ and the clocks. The compiled functions live in `programs.py`; the loop in `loop.
 drives this."""
 
 import dataclasses
-import sys
 import time
 from typing import Any
 
@@ -27,6 +26,7 @@ from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.train import inputs, resume
 from jaxlab.perf import mfu
 from jaxlab.train import programs as programs_lib
+from jaxlab.runtime import messages
 
 
 def is_chief():
@@ -258,8 +258,7 @@ class Session:
         plots.confusion_matrix(self.last_eval['confusion_matrix'], names, self.workdir,
                                self.last_eval['step'])
     except Exception as error:  # pylint: disable=broad-except
-      print(f'jaxlab: warning: plots not drawn: {background.one_line(error)}',
-            file=sys.stderr, flush=True)
+      messages.warn(f'jaxlab: warning: plots not drawn: {background.one_line(error)}')
 
   def summary(self, status):
     trained = self.current_step() - self.start_step
@@ -284,7 +283,7 @@ class Session:
 
   def log(self, message, always=False):
     if always or is_chief():
-      print(message, flush=True)
+      messages.say(message)
 
 
 def _check_best_metric(config, task):

@@ -27,6 +27,7 @@ from jaxlab.runtime import processes
 from jaxlab.workdir import files as workdir_files
 from jaxlab.errors import UserError
 from jaxlab.parallel import multihost
+from jaxlab.runtime import messages
 
 LOCK_FILE_NAME = workdir_files.LOCK
 HEARTBEAT_S = 30.0
@@ -114,8 +115,8 @@ class _BucketLock:
                           f' (last seen {age:.0f} s ago; a lock not refreshed for '
                           f'{STALE_AFTER_S:.0f} s is taken over)')
       if self.store.delete(version):
-        print(f'jaxlab: warning: took over the lock of {self.workdir} from '
-              f'{_describe(holder)} ({reason}).', flush=True)
+        messages.say(f'jaxlab: warning: took over the lock of {self.workdir} from '
+              f'{_describe(holder)} ({reason}).')
     raise _busy_error(self.workdir, None, ' (the lock kept changing hands)')
 
   def release(self):
@@ -153,8 +154,7 @@ class _BucketLock:
       try:
         self._version = self.store.replace(self._version, json.dumps(_holder_record()).encode())
       except lock_objects.Changed:
-        print(f'jaxlab: warning: the lock of {self.workdir} was taken over by another run.',
-              flush=True)
+        messages.say(f'jaxlab: warning: the lock of {self.workdir} was taken over by another run.')
         self._version = None
         return
       except Exception:  # pylint: disable=broad-except

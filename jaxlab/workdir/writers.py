@@ -8,7 +8,6 @@ logged step's. Only process 0 writes; the other processes get a writer that does
 
 import json
 import posixpath
-import sys
 
 import numpy as np
 
@@ -17,6 +16,7 @@ from jaxlab.runtime import background
 from jaxlab.workdir import files as workdir_files
 from jaxlab.workdir import line_writer
 from jaxlab.workdir import tensorboard as tensorboard_events
+from jaxlab.runtime import messages
 
 METRICS_FILE = workdir_files.METRICS
 TENSORBOARD_DIR = workdir_files.TENSORBOARD
@@ -62,8 +62,7 @@ class MetricWriter:
       try:
         self._tensorboard_writer = self._starting.result()
       except Exception as error:  # pylint: disable=broad-except
-        print(f'jaxlab: warning: TensorBoard events not written: {background.one_line(error)}',
-              file=sys.stderr, flush=True)
+        messages.warn(f'jaxlab: warning: TensorBoard events not written: {background.one_line(error)}')
         self._tensorboard_writer = _NoTensorBoard()
     return self._tensorboard_writer
 
