@@ -9,8 +9,9 @@ is mostly bad stops within its first blocks. The records read are counted from t
 judge the same numbers and stop at the same step.
 """
 
-import sys
 import time
+
+from jaxlab.runtime import messages
 
 FULL_WARNINGS = 5  # the first bad records each get a warning line of their own...
 SUMMARY_SECONDS = 10.0  # ...then one line with a count, at most this often
@@ -65,5 +66,8 @@ class BadRecordLog:
                 f'(total {self.count})')
 
   def _say(self, message):
-    print(f'jaxlab: warning: {message}', file=self._out or sys.stderr, flush=True)
+    if self._out is not None:  # a stream the caller gave (a test's)
+      print(f'jaxlab: warning: {message}', file=self._out, flush=True)
+    else:
+      messages.warn(f'jaxlab: warning: {message}')
     self._unsaid, self._since = 0, self._clock()
