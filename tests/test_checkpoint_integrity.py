@@ -190,3 +190,15 @@ def test_restoring_a_checkpoint_unpickles_nothing(pristine, monkeypatch):
   run = inference.load(str(pristine), 'latest')
   assert run.step == 22
   assert np.isfinite(np.asarray(run.variables.params['head']['kernel'])).all()
+
+
+def test_digests_in_slices_equal_the_whole_tree_digests():
+  rng = np.random.default_rng(0)
+  tree = {'w': jnp.asarray(rng.normal(size=(37, 5)), jnp.float32),
+          'b': jnp.asarray(rng.normal(size=(9, 3)), jnp.bfloat16),
+          'n': jnp.arange(11, dtype=jnp.int32), 's': jnp.float32(2.5)}
+  whole = digest.tree_digests(tree)
+  # 64-byte slices: several rows per slice, a partial last slice, positions offset.
+  assert digest.tree_digests_in_slices(tree, chunk_bytes=64) == whole
+  changed = dict(tree, w=tree['w'].at[36, 4].add(1.0))  # the last slice's last word
+  assert digest.tree_digests_in_slices(changed, chunk_bytes=64)['w'] != whole['w']

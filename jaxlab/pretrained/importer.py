@@ -22,10 +22,11 @@ import jax.numpy as jnp
 from jaxlab import config as config_lib
 from jaxlab import data as data_lib
 from jaxlab import storage
+from jaxlab.checkpoint import digest
 from jaxlab.checkpoint import manager as checkpoint_lib
 from jaxlab.errors import UserError
 from jaxlab.models import modeling
-from jaxlab.pretrained import chunked_digests, loading, tokenizer_files
+from jaxlab.pretrained import loading, tokenizer_files
 
 REPORT = 'import.json'
 
@@ -105,7 +106,7 @@ def _save_step_zero(the_plan, variables, info, staging):
   checkpointer = checkpoint_lib.Checkpointer(staging, keep=1, best_metric='',
                                              async_save=False,
                                              save_concurrent_gb=math.ceil(largest / 1e9))
-  digests = chunked_digests.tree_digests(state)
+  digests = digest.tree_digests_in_slices(state)
   try:
     checkpointer.save(0, state, meta, data={}, state_digests=digests)
     checkpointer.wait()
