@@ -4,7 +4,7 @@ Started by tests/test_docs_commands.py with a JSON list of checks on stdin; prin
 JSON result per check, as a list, on its last line. A check is
 
   {"kind": "jaxlab", "argv": [...], "complete": bool}  parse as `jaxlab ARGV` would
-  {"kind": "dry_run", "argv": [...]}                    run `jaxlab train ARGV --dry_run`
+  {"kind": "dry_run", "argv": [...]}                    `jaxlab train ARGV --dry_run`, lowered
   {"kind": "bench", "argv": [...]}                      parse as `jaxlab bench ARGV` would
 
 Parsing goes through jaxlab.main.parse_command_line (the command table and the command's
@@ -86,14 +86,20 @@ def check_jaxlab(argv, complete):
 
 
 def dry_run(argv):
-  from jaxlab.commands import train
+  """`jaxlab train ARGV --dry_run` up to XLA's compile: the config is loaded as train loads
+  it and its training block traced and lowered onto its mesh (jaxlab.perf.dry_run.lower).
+  Compiling too would add a minute of XLA time per distinct model and check XLA, not
+  the docs; tests/test_memory_fit.py and tests/test_mfu.py compile and report."""
+  from jaxlab.commands import common
+  from jaxlab.config import command_line
+  from jaxlab.perf import dry_run as dry_run_lib
   command, args = _parse([*argv, '--dry_run'])
   assert command == 'train' and not args.positional, (command, args.positional)
-  report = io.StringIO()
-  with contextlib.redirect_stdout(report):
-    code = train.run(args)
-  return dict(ok=code == 0 and 'parameters:' in report.getvalue(), report=report.getvalue(),
-              error=f'exit {code}')
+  config = command_line.loaded(args.config)
+  common.start_runtime(args)
+  lowered = dry_run_lib.lower(config)
+  text = lowered.block.as_text()
+  return dict(ok='func.func public @main' in text, error='no lowered module')
 
 
 def check_bench(argv):

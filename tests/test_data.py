@@ -29,6 +29,20 @@ def test_digits_split_is_fixed_and_stratified():
   assert train['image'].dtype == np.uint8 and train['image'].max() == 16
 
 
+def test_digits_split_is_kept_in_the_cache_and_remade_when_damaged(tmp_path):
+  from jaxlab.data import digits
+  config = load_config('digits_cnn', data__cache_dir=str(tmp_path)).data
+  expected = digits.split()  # scikit-learn's, made here
+  for _ in range(2):  # written, then read back
+    splits = data_lib.load(config)
+    np.testing.assert_array_equal(_all(splits.train)['image'], expected['train_x'])
+    np.testing.assert_array_equal(_all(splits.test)['label'], expected['test_y'])
+  [cached] = (tmp_path / 'digits').iterdir()
+  cached.write_bytes(cached.read_bytes()[:100])  # truncated
+  np.testing.assert_array_equal(_all(data_lib.load(config).test)['image'], expected['test_x'])
+  assert [p.name for p in (tmp_path / 'digits').iterdir()] == [cached.name]
+
+
 @pytest.mark.parametrize('like,shape', [('mnist', (28, 28, 1)), ('cifar10', (32, 32, 3)),
                                         ('digits', (8, 8, 1))])
 def test_synthetic_takes_the_experiments_shapes(like, shape):

@@ -7,7 +7,7 @@ docstrings, tpu/slurm/jaxlab.sbatch, `jaxlab --help` and every `jaxlab COMMAND -
 loader (tests/docs_commands_worker.py), `jaxlab bench` by the benchmark suite's parser,
 `tpu/launch.py ...` by launch.py's parser, then the `jaxlab train` it would start; the
 sbatch script is run with DRY_RUN=1 and the `jaxlab train` it prints is checked. Train
-commands are then compiled with --dry_run (slow).
+commands are then traced and lowered as --dry_run does, short of XLA's compile (slow).
 
 Placeholders (DIR, NAME.py, gs://BUCKET, $TPU, ...) are replaced with real values from
 PLACEHOLDERS; one that is not known there fails the test, as does a command that the
@@ -54,6 +54,12 @@ PLACEHOLDERS = (
     (r'^--config\.data\.label_column=COLUMN$', '--config.data.label_column=price'),
     (r'^--config\.data\.label_column=CLASS_COLUMN$', '--config.data.label_column=city'),
     (r'^--source=HF_DIR$', '--source=checkpoints/hf_llama'),
+    (r'^--source=HF_(VIT|LLAMA)_DIR$', '--source=checkpoints/hf_model'),
+    # What `jaxlab import` writes (its config and tokenizer; no weights, as a dry run needs
+    # none), from tiny checkpoints: tests/fixtures/imported/README.md.
+    (r'\bVIT_DIR\b', 'tests/fixtures/imported/vit'),
+    (r'\bLLAMA_DIR\b', 'tests/fixtures/imported/llama'),
+    (r'^--config\.data\.path=TEXT_DIR$', '--config.data.path=tests/fixtures/your_files/texts'),
     (r'\bNEW_DIR\b', 'runs/imported'),
     (r'\bDIR\b', 'runs/example'),
     (r'\bSTEP\b', '88'),
@@ -483,10 +489,15 @@ def test_ci_runs_the_readme_test_command():
   assert quickstart[1] in (ROOT / '.ci' / 'run').read_text().splitlines()
 
 
+# The config arguments each experiment is loaded with to collect its keys.
+EXPERIMENT_ARGS = {'finetune_pretrained': (str(ROOT / 'tests/fixtures/imported/vit'),
+                                           str(ROOT / 'tests/fixtures/imported/llama'))}
+
+
 def _all_keys():
   keys = set()
   for name in EXPERIMENTS:
-    for arg in (None, 'smoke'):
+    for arg in EXPERIMENT_ARGS.get(name, (None, 'smoke')):
       config = load_config(name, arg)
       stack = [('', config)]
       while stack:
@@ -516,13 +527,14 @@ def test_config_keys_named_in_prose_exist():
 
 @pytest.fixture(scope='module')
 def dry_runs():
-  """`jaxlab train ... --dry_run` of every documented train command, on 8 CPU devices
-  (the README's mesh examples need 8), in one process."""
+  """`jaxlab train ... --dry_run` of every documented train command up to XLA's compile
+  (traced and lowered onto its mesh), on 8 CPU devices (the README's mesh examples need 8),
+  in one process."""
   checks = [dict(kind='dry_run', argv=list(argv)) for argv in DRY_RUNS]
   return dict(zip(DRY_RUNS, run_worker(checks, devices=8, timeout=600)))
 
 
-@pytest.mark.slow  # compiles every documented train command (about 40 s)
+@pytest.mark.slow  # traces every documented train command (about 40 s)
 @pytest.mark.parametrize('argv', DRY_RUNS, ids=' '.join)
-def test_documented_train_command_compiles(argv, dry_runs):
+def test_documented_train_command_lowers_onto_its_mesh(argv, dry_runs):
   assert dry_runs[argv]['ok'], dry_runs[argv]['error']

@@ -23,7 +23,7 @@ from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 from jaxlab.inference import lm_sampler as sample_lib
 from jaxlab.inference import sampling
 from jaxlab.pretrained import UnmappableCheckpoint, loading, run_import
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, read_metrics, restore_params, run_cli
 
 LLAMA = dict(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
@@ -243,3 +243,84 @@ def test_sharded_load_gives_each_device_its_slice(checkpoints):
   assert {'params/embed/embedding', 'params/head/kernel', 'params/blocks/mlp/up/kernel',
           'params/blocks/attention/query/kernel'} <= set(report['split'])
   assert report['differing'] == [] and report['over_read'] == []
+
+
+# ------------------------------------------------------------------ fine-tuning an import
+
+FINETUNE = 'experiments/finetune_pretrained.py'
+
+
+def _image_folder(root):
+  """Two classes a ViT tells apart at once: dark and bright 20 x 20 PNGs (stretched to
+  the checkpoint's 16 x 16)."""
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  for name, low in (('bright', 160), ('dark', 0)):
+    (root / name).mkdir(parents=True)
+    for index in range(12):
+      pixels = rng.integers(low, low + 96, (20, 20, 3), dtype=np.uint8)
+      Image.fromarray(pixels).save(root / name / f'{index}.png')
+  return root
+
+
+@pytest.mark.slow  # an import, a fine-tuning run and predict, each its own process (~20 s)
+def test_imported_vit_fine_tunes_on_an_image_folder_in_one_command(checkpoints, tmp_path):
+  imported, workdir = tmp_path / 'vit', tmp_path / 'finetuned'
+  run_import(str(checkpoints['vit'][1]), str(imported))
+  images = _image_folder(tmp_path / 'images')
+  trained = run_cli('train', f'--config={FINETUNE}:{imported}', f'--config.data.path={images}',
+                    f'--workdir={workdir}', '--config.data.num_workers=0',
+                    '--config.data.batch_size=8', '--config.data.validation_split=0.25',
+                    '--config.num_epochs=4', '--config.steps_per_loop=2',
+                    '--config.log_every_steps=2', '--config.optimizer.learning_rate=1e-3',
+                    '--config.progress=False', check=True)
+  # The import's backbone in, a fresh two-class head (the checkpoint had three classes).
+  assert 'arrays restored, 2 fresh (head/bias, head/kernel)' in trained.stdout
+  params, _ = restore_params(workdir)
+  assert params['head']['kernel'].shape == (32, 2)
+  records = read_metrics(workdir)
+  assert [r['eval/accuracy'] for r in records if 'eval/accuracy' in r][-1] == 1.0
+  losses = [r['train/loss'] for r in records if 'train/loss' in r]
+  assert losses[-1] < losses[0]
+  predicted = run_cli('predict', f'--workdir={workdir}', images / 'dark' / '0.png',
+                      check=True).stdout
+  assert predicted.split()[1] == 'dark'
+
+
+@pytest.mark.slow  # an import, a fine-tuning run and sample, each its own process (~20 s)
+def test_imported_llama_fine_tunes_on_text_files_with_its_own_tokenizer(checkpoints,
+                                                                        llama_workdir,
+                                                                        tmp_path):
+  texts = tmp_path / 'texts'
+  texts.mkdir()
+  for index in range(16):
+    (texts / f'{index}.txt').write_text(f'{TEXT} number {index}\n')
+  workdir = tmp_path / 'finetuned'
+  trained = run_cli('train', f'--config={FINETUNE}:{llama_workdir}', f'--config.data.path={texts}',
+                    f'--workdir={workdir}', '--config.data.seq_len=32',
+                    '--config.data.batch_size=4', '--config.num_epochs=6',
+                    '--config.steps_per_loop=3', '--config.log_every_steps=3',
+                    '--config.optimizer.learning_rate=3e-3',
+                    '--config.optimizer.frozen=blocks/.*', '--config.progress=False', check=True)
+  assert 'arrays restored.' in trained.stdout
+  imported, _ = restore_params(llama_workdir)
+  tuned, _ = restore_params(workdir)
+  # Frozen layers are the import's, bit for bit: the run started from its weights.
+  for path, array in _flat(imported['blocks']).items():
+    np.testing.assert_array_equal(_flat(tuned['blocks'])[path], array)
+  assert not np.array_equal(tuned['embed']['embedding'], imported['embed']['embedding'])
+  losses = [r['train/loss'] for r in read_metrics(workdir) if 'train/loss' in r]
+  assert losses[-1] < losses[0]
+  # The checkpoint's tokenizer came along: the new workdir samples with it, alone.
+  info = json.loads((workdir / 'dataset_info.json').read_text())
+  assert info['tokenizer']['kind'] == 'pretrained' and info['vocab_size'] == LLAMA['vocab_size']
+  assert (workdir / 'tokenizer.json').read_bytes() == (llama_workdir / 'tokenizer.json').read_bytes()
+  printed = run_cli('sample', f'--workdir={workdir}', '--prompt=the quick brown',
+                    '--temperature=0', '--max_tokens=6', check=True).stdout
+  assert printed.startswith('the quick brown')
+
+
+def _flat(tree, prefix=''):
+  if isinstance(tree, dict):
+    return {k: v for key, value in tree.items() for k, v in _flat(value, f'{prefix}{key}/').items()}
+  return {prefix[:-1]: np.asarray(tree)}

@@ -48,8 +48,9 @@ class Checkpointer:
 
   def __init__(self, workdir, *, keep=2, best_metric='eval/accuracy', best_mode='max',
                async_save=True, read_only=False, save_concurrent_gb=None):
-    """save_concurrent_gb: the most GB of arrays Orbax writes at once (None: its default);
-    writing buffers a copy, so an import of a large model on a CPU host bounds it."""
+    """save_concurrent_gb: the most GB of arrays Orbax copies to the host and writes at
+    once (None: its default, unbounded); writing buffers a copy, so an import of a large
+    model on a CPU host bounds it."""
     self.workdir = workdir
     self.best_metric = best_metric
     failed_reads.ignore_reads_completing_after_failure()
@@ -64,9 +65,16 @@ class Checkpointer:
         read_only=read_only, create=not read_only)
     # Read-only (inference) managers read the state as a plain tree, which allows a
     # partial restore; the bytes are the same as StandardCheckpointHandler's.
-    state_handler = ocp.PyTreeCheckpointHandler() if read_only else \
-        ocp.StandardCheckpointHandler(**({'save_concurrent_gb': save_concurrent_gb}
-                                         if save_concurrent_gb else {}))
+    # A bounded save (an import filling a CPU host's memory) also bounds the device-to-host
+    # copies, which only the PyTree handler can: its arguments are the PyTree ones.
+    if read_only or save_concurrent_gb:
+      state_handler = ocp.PyTreeCheckpointHandler(**(dict(
+          save_concurrent_gb=save_concurrent_gb,
+          save_device_host_concurrent_gb=save_concurrent_gb) if save_concurrent_gb else {}))
+      self._save_args = ocp.args.PyTreeSave
+    else:
+      state_handler = ocp.StandardCheckpointHandler()
+      self._save_args = ocp.args.StandardSave
     directory = posixpath.join(workdir, DIRECTORY)
     self._staging = checkpoint_staging.StagedCheckpoints(directory, read_only=read_only) \
         if storage.is_staged(workdir) else None
@@ -100,7 +108,7 @@ class Checkpointer:
       self._manager.wait_until_finished()  # raises if the previous save failed
       self._staging.wait()
     self._manager.save(int(step), args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
+        state=self._save_args(state), meta=ocp.args.JsonSave(meta),
         data=ocp.args.JsonSave(data), integrity=ocp.args.JsonSave(integrity)),
         metrics=metrics, force=True)
     if self._staging:

@@ -143,7 +143,8 @@ def _declare(field):
   field('data.synthetic_like', 'digits', checks.one_of(*SYNTHETIC_SHAPES))  # shapes and sizes of data.name='synthetic'
   field('data.synthetic_seed', 0, checks.integer())  # seed of the synthetic images and their teacher (and of synthetic_speech)
   field('data.seq_len', 128, checks.integer(minimum=2))  # text: tokens per packed sequence
-  field('data.tokenizer', 'byte', checks.one_of('byte', 'sentencepiece'))  # text: bytes, or SentencePiece trained on the training text
+  field('data.tokenizer', 'byte', checks.one_of('byte', 'sentencepiece', 'pretrained'))  # text: bytes, SentencePiece trained on the training text, or an imported checkpoint's (data.tokenizer_from)
+  field('data.tokenizer_from', '', checks.optional_text())  # tokenizer=pretrained: the workdir `jaxlab import` wrote, whose tokenizer this run uses
   field('data.vocab_size', 512, checks.integer(minimum=16))  # text: SentencePiece vocabulary size
 
   field('model.name', 'cnn', checks.model_name())  # registered name, or 'package.module:Class'

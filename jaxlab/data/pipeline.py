@@ -13,10 +13,20 @@ import numpy as np
 from jax import lax
 
 from jaxlab.data import order
+from jaxlab.errors import UserError
 
 
 def steps_per_epoch(num_examples, batch_size):
   return num_examples // batch_size  # the last partial batch is dropped
+
+
+def training_steps_per_epoch(num_examples, batch_size):
+  """steps_per_epoch of a training set, which must hold at least one batch."""
+  steps = steps_per_epoch(num_examples, batch_size)
+  if steps == 0:
+    raise UserError(f'--config.data.batch_size={batch_size} is larger than the '
+                    f'{num_examples} training examples; lower it.')
+  return steps
 
 
 def epochs_spanned(block_len, steps_per_epoch):

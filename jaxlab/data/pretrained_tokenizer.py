@@ -16,6 +16,39 @@ from jaxlab import storage
 from jaxlab.errors import UserError
 
 
+def from_imported(source, workdir):
+  """(spec, tokenizer) of the workdir `source` that `jaxlab import` wrote, for a run that
+  fine-tunes its model on new text (data.tokenizer='pretrained',
+  data.tokenizer_from=source). The tokenizer file is copied into `workdir` (by process 0)
+  so that the new run's eval, predict and sample read it from there; the spec also records
+  the model's vocabulary size, which may exceed the tokenizer's (padded embeddings)."""
+  from jaxlab.data import info as info_lib  # pylint: disable=import-outside-toplevel
+  if not source:
+    raise UserError("--config.data.tokenizer='pretrained' reads the tokenizer of an imported "
+                    'checkpoint: give its workdir with --config.data.tokenizer_from=DIR (the '
+                    '--workdir of `jaxlab import`).')
+  try:
+    source_info = info_lib.load_info(source)
+  except (OSError, UserError) as error:
+    raise UserError(f'--config.data.tokenizer_from={source} is not a workdir that `jaxlab '
+                    f'import` wrote ({error}); import the checkpoint there first.') from None
+  spec = dict(source_info.tokenizer or {})
+  if spec.get('kind') != 'pretrained':
+    raise UserError(f'--config.data.tokenizer_from={source} holds no imported tokenizer (its '
+                    f'tokenizer is {spec or "none"}); point it at the workdir of a `jaxlab '
+                    'import` whose checkpoint came with tokenizer.json or tokenizer.model.')
+  spec['vocab_size'] = int(source_info.vocab_size or 0)
+  tokenizer = PretrainedTokenizer.load(str(storage.as_epath(source) / spec['file']), spec)
+  if workdir is not None:
+    import jax  # pylint: disable=import-outside-toplevel
+    from jaxlab.parallel import multihost  # pylint: disable=import-outside-toplevel
+    target = storage.as_epath(workdir) / spec['file']
+    if jax.process_index() == 0 and not storage.exists(str(target)):
+      storage.write_bytes(str(target), tokenizer.content)
+    multihost.barrier('jaxlab_pretrained_tokenizer')
+  return spec, tokenizer
+
+
 class PretrainedTokenizer:
   """Held as the file's bytes, so it pickles to worker processes and fingerprints."""
 
@@ -48,9 +81,12 @@ class PretrainedTokenizer:
     if not storage.exists(path):
       raise UserError(f'The tokenizer file {path} does not exist. `jaxlab import` copies it '
                       'into the workdir; import the checkpoint again.')
-    return cls(str(spec.get('file')), storage.as_epath(path).read_bytes(),
-               eos_id=spec.get('eos_id'), bos_id=spec.get('bos_id'),
-               add_bos=bool(spec.get('add_bos')), pad_id=spec.get('pad_id') or 0)
+    tokenizer = cls(str(spec.get('file')), storage.as_epath(path).read_bytes(),
+                    eos_id=spec.get('eos_id'), bos_id=spec.get('bos_id'),
+                    add_bos=bool(spec.get('add_bos')), pad_id=spec.get('pad_id') or 0)
+    # The model's embedding may have more rows than the tokenizer has ids (padded).
+    tokenizer.vocab_size = max(tokenizer.vocab_size, int(spec.get('vocab_size') or 0))
+    return tokenizer
 
   def encode(self, text):
     """`text` as int32 ids, with the tokenizer's own prefix (e.g. beginning-of-text)."""

@@ -36,6 +36,9 @@ def cache_dir(data_config):
 
 
 def tokenizer_spec(data_config):
+  if data_config.tokenizer == 'pretrained':
+    from jaxlab.data import pretrained_tokenizer  # pylint: disable=g-import-not-at-top
+    return pretrained_tokenizer.from_imported(data_config.tokenizer_from, None)[0]
   if data_config.tokenizer == 'byte':
     return {'kind': 'byte'}
   return {'kind': 'sentencepiece', 'file': workdir_files.TOKENIZER,
@@ -45,6 +48,9 @@ def tokenizer_spec(data_config):
 def make_tokenizer(data_config, workdir, training_documents):
   """The run's tokenizer: trained on the training text by process 0 at the first start
   and saved in the workdir; loaded from there afterwards (and by eval and predict)."""
+  if data_config.tokenizer == 'pretrained':  # an imported checkpoint's, to fine-tune it
+    from jaxlab.data import pretrained_tokenizer  # pylint: disable=g-import-not-at-top
+    return pretrained_tokenizer.from_imported(data_config.tokenizer_from, workdir)
   spec = tokenizer_spec(data_config)
   if spec['kind'] == 'byte':
     return spec, tokenizers.ByteTokenizer()

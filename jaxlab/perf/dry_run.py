@@ -10,6 +10,7 @@ the run would not fit, the flags to turn first. It is a command's output (it pri
 """
 
 import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,16 +40,28 @@ def shape_info(data_config):
   return splits.info, len(splits.train)
 
 
-def analyse(config):
-  """A dict with the compiled block's costs, whether it fits the devices' memory (and
-  the flags that shrink it) and the parameter sharding table."""
+class Lowered(NamedTuple):
+  """One training block lowered for the run's mesh, before XLA compiles it."""
+  block: Any  # jax.stages.Lowered
+  programs: programs_lib.TrainPrograms
+  task: Any
+  placement: str  # 'device' or 'stream'
+  length: int  # steps per compiled call
+  num_train: int
+  available: Any  # memory_fit.available() of the mesh, read before any allocation
+
+
+def lower(config):
+  """The run's training block traced and lowered onto its mesh, from shapes alone: what
+  fails here (a config the model or the mesh rejects, a batch that does not split) fails
+  the run the same way, in seconds rather than after an XLA compile."""
   mesh = mesh_lib.create(config.mesh)
   available = memory_fit.available(mesh)  # read before anything is allocated
   mesh_lib.check_batch_size(config.data.batch_size, mesh)
   info, num_train = shape_info(config.data)
   task = tasks.create(config, info, compute_dtype=modeling.compute_dtype(config))
   inputs.check_batch_spec(task, info)
-  steps_per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
+  steps_per_epoch = pipeline.training_steps_per_epoch(num_train, config.data.batch_size)
   programs = programs_lib.TrainPrograms(config, task, mesh,
                                         config_lib.total_steps(config, steps_per_epoch), num_train)
   length = max(1, min(int(config.steps_per_loop), programs.num_steps))
@@ -60,7 +73,17 @@ def analyse(config):
     block = programs.streamed_block()
     args = (programs_lib.abstract_batches(task, length, config.data.batch_size, mesh,
                                           with_mask=True),)
-  compiled = block.lower(programs.layout.abstract(), *args, *programs.teacher_args).compile()
+  lowered = block.lower(programs.layout.abstract(), *args, *programs.teacher_args)
+  return Lowered(lowered, programs, task, placement, length, num_train, available)
+
+
+def analyse(config):
+  """A dict with the compiled block's costs, whether it fits the devices' memory (and
+  the flags that shrink it) and the parameter sharding table."""
+  lowered = lower(config)
+  programs, task, placement, length, num_train, available = lowered[1:]
+  mesh = programs.mesh
+  compiled = lowered.block.compile()
   meter = mfu.Meter.create(config, task, programs)
   memory = compiled.memory_analysis()
   fit = memory_fit.of_compiled(compiled, available)

@@ -79,10 +79,7 @@ class Session:
     inputs.check_batch_spec(task, splits.info)
     _check_best_metric(config, task)
     num_train = len(splits.train)
-    steps_per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
-    if steps_per_epoch == 0:
-      raise UserError(f'--config.data.batch_size={config.data.batch_size} is larger than the '
-                      f'{num_train} training examples; lower it.')
+    steps_per_epoch = pipeline.training_steps_per_epoch(num_train, config.data.batch_size)
     programs = programs_lib.TrainPrograms(config, task, mesh,
                                           config_lib.total_steps(config, steps_per_epoch),
                                           num_train)
