@@ -90,13 +90,13 @@ def test_compilation_cache_is_written_then_read_by_the_next_run(tmp_path):
   assert entries <= set(os.listdir(cache))
 
 
-@pytest.mark.slow  # seed_mlp's peers but Keras, and the whole-process rows, short (~40 s)
+@pytest.mark.slow  # seed_mlp's JAX peers and the whole-process rows, short (~35 s)
 def test_benchmark_suite_short_mode(tmp_path):
-  # mnist_cnn's peers and Keras are checked one by one in tests/test_bench_peers.py; here
+  # Each peer (PyTorch and Keras too) is checked alone in tests/test_bench_peers.py; here
   # the suite's wiring: rows, same steps, ratios, the raw repeats and the report.
   out = tmp_path / 'bench.json'
   result = subprocess.run([sys.executable, '-m', 'jaxlab.main', 'bench', '--short',
-                           '--only=seed_mlp,whole_process', '--peers=jaxlab,flax_loop,torch',
+                           '--only=seed_mlp,whole_process', '--peers=jaxlab,flax_loop',
                            f'--out={out}'],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
