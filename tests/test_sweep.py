@@ -52,14 +52,21 @@ def killed_then_rerun(tmp_path_factory):
   """A 2-trial, 2-worker digits sweep killed (kill -9, every process) once a trial has
   saved a checkpoint, then rerun with the same command to the end."""
   workdir = tmp_path_factory.mktemp('sweep')
-  process = subprocess.Popen([sys.executable, '-m', 'jaxlab.main', *_sweep_args(workdir)],
-                             cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-  deadline = time.monotonic() + 300
-  while not list(workdir.glob('trials/*/checkpoints/11')) and time.monotonic() < deadline:
-    time.sleep(0.2)
-  os.killpg(process.pid, signal.SIGKILL)  # the sweep and its workers: the group it leads
-  process.wait()
+  log = workdir.parent / f'{workdir.name}_first_sweep.log'
+  with open(log, 'w') as output:
+    process = subprocess.Popen([sys.executable, '-m', 'jaxlab.main', *_sweep_args(workdir)],
+                               cwd=ROOT, start_new_session=True, stdout=output,
+                               stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while (not list(workdir.glob('trials/*/checkpoints/11')) and process.poll() is None
+           and time.monotonic() < deadline):
+      time.sleep(0.2)
+    ended = process.poll()
+    with contextlib.suppress(ProcessLookupError):  # none left if the sweep ended
+      os.killpg(process.pid, signal.SIGKILL)  # the sweep and its workers: the group it leads
+    process.wait()
+  assert ended is None, f'the sweep ended (exit {ended}) before a trial saved a checkpoint:\n' + \
+      log.read_text()[-3000:]
   rerun = run_cli(*_sweep_args(workdir), check=True)
   return workdir, rerun.stdout
 

@@ -236,11 +236,11 @@ def test_checkpointed_batch_norm_statistics_are_what_eval_uses(trained):
 # ------------------------------------------------------------------ 8 devices
 
 @pytest.fixture(scope='module')
-def eight_devices(tmp_path_factory):
+def eight_devices():
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
              JAX_PLATFORMS='cpu')
   result = subprocess.run(
-      [sys.executable, '-m', 'tests.vision_worker', str(tmp_path_factory.mktemp('xla_cache'))],
+      [sys.executable, '-m', 'tests.vision_worker'],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.splitlines()[-1])

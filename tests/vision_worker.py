@@ -10,7 +10,6 @@ XLA_FLAGS=--xla_force_host_platform_device_count=8 (the flag must precede JAX's 
 import contextlib
 import io
 import json
-import sys
 
 import jax
 import numpy as np
@@ -69,10 +68,11 @@ def dry_run_report(name, layout):
   return printed.getvalue()
 
 
-def main(cache_dir):
-  # The dry run compiles the very block that `train` ran: a compilation cache (this run's
-  # own, in a fresh folder) lets it reuse that compile instead of paying for it twice.
-  jax.config.update('jax_compilation_cache_dir', cache_dir)
+def main():
+  # The dry run compiles the very block that `train` ran: the suite's compilation cache
+  # lets it reuse that compile instead of paying for it twice (and a later run, all).
+  from jaxlab.runtime import setup
+  setup.enable_compilation_cache()
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
   result = {'devices': jax.device_count(), 'runs': {}, 'dry_runs': {}}
@@ -83,4 +83,4 @@ def main(cache_dir):
 
 
 if __name__ == '__main__':
-  main(sys.argv[1])
+  main()
