@@ -1,10 +1,12 @@
 """Configs: overrides, bad overrides, saved config, step arithmetic."""
 
 import json
+import re
 
 import pytest
 
 from jaxlab import config as config_lib
+from jaxlab.errors import UserError
 from tests.conftest import load_config, run_cli
 
 
@@ -131,3 +133,14 @@ def test_dry_run_on_npz_data_reads_the_shapes_from_the_file(tmp_path):
   assert result.returncode == 0, result.stderr
   assert 'head/kernel' in result.stdout and '(128, 5)' in result.stdout  # 5 classes from y
   assert 'Traceback' not in result.stderr
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_by_training_and_the_dry_run(tmp_path):
+  from jaxlab.perf import dry_run
+  from jaxlab.train import loop
+  config = load_config('digits_cnn', data__batch_size=5000)  # 1437 training digits
+  expected = '--config.data.batch_size=5000 is larger than the 1437 training examples'
+  with pytest.raises(UserError, match=re.escape(expected)):
+    dry_run.lower(config)
+  with pytest.raises(UserError, match=re.escape(expected)):
+    loop.run(config, str(tmp_path))

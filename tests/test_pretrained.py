@@ -324,3 +324,18 @@ def _flat(tree, prefix=''):
   if isinstance(tree, dict):
     return {k: v for key, value in tree.items() for k, v in _flat(value, f'{prefix}{key}/').items()}
   return {prefix[:-1]: np.asarray(tree)}
+
+
+def test_pretrained_tokenizer_needs_the_workdir_of_an_import_that_has_one(llama_workdir,
+                                                                          tmp_path):
+  from jaxlab.data import pretrained_tokenizer
+  from jaxlab.errors import UserError
+  with pytest.raises(UserError, match='--config.data.tokenizer_from=DIR'):
+    pretrained_tokenizer.from_imported('', None)
+  with pytest.raises(UserError, match='is not a workdir that `jaxlab import` wrote'):
+    pretrained_tokenizer.from_imported(str(tmp_path), None)
+  with pytest.raises(UserError, match='holds no imported tokenizer'):
+    pretrained_tokenizer.from_imported(str(ROOT / 'tests/fixtures/imported/vit'), None)
+  spec, tokenizer = pretrained_tokenizer.from_imported(str(llama_workdir), str(tmp_path))
+  assert spec['vocab_size'] == tokenizer.vocab_size == LLAMA['vocab_size']
+  assert (tmp_path / 'tokenizer.json').read_bytes() == (llama_workdir / 'tokenizer.json').read_bytes()

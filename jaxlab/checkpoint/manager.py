@@ -69,10 +69,13 @@ class Checkpointer:
     # copies, which only the PyTree handler can (its arguments are the PyTree ones), and
     # writes uncompressed: zstd's buffers were a second copy of the model in flight (1.7x
     # its size at peak for a 1B import, 1.3x without), and float weights barely compress.
-    if read_only or save_concurrent_gb:
-      state_handler = ocp.PyTreeCheckpointHandler(**(dict(
+    if save_concurrent_gb:
+      state_handler = ocp.PyTreeCheckpointHandler(
           save_concurrent_gb=save_concurrent_gb,
-          save_device_host_concurrent_gb=save_concurrent_gb, use_compression=False) if save_concurrent_gb else {}))
+          save_device_host_concurrent_gb=save_concurrent_gb, use_compression=False)
+      self._save_args = ocp.args.PyTreeSave
+    elif read_only:
+      state_handler = ocp.PyTreeCheckpointHandler()
       self._save_args = ocp.args.PyTreeSave
     else:
       state_handler = ocp.StandardCheckpointHandler()

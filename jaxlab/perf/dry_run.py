@@ -81,12 +81,12 @@ def analyse(config):
   """A dict with the compiled block's costs, whether it fits the devices' memory (and
   the flags that shrink it) and the parameter sharding table."""
   lowered = lower(config)
-  programs, task, placement, length, num_train, available = lowered[1:]
+  programs, task, placement = lowered.programs, lowered.task, lowered.placement
   mesh = programs.mesh
   compiled = lowered.block.compile()
   meter = mfu.Meter.create(config, task, programs)
   memory = compiled.memory_analysis()
-  fit = memory_fit.of_compiled(compiled, available)
+  fit = memory_fit.of_compiled(compiled, lowered.available)
   params = jax.tree.leaves(programs.layout.shapes.params)
   return dict(
       task=type(task).__name__, placement=placement,
@@ -97,10 +97,10 @@ def analyse(config):
       flops_per_step=meter.flops_per_step, flops_source=meter.flops_source,
       flops_per_run=meter.flops_per_step * programs.num_steps, **meter.peak.to_json(),
       estimate=meter.estimate(programs.num_steps, config.cost.assumed_mfu),
-      steps_per_loop=length, num_steps=programs.num_steps, mesh=dict(mesh.shape),
+      steps_per_loop=lowered.length, num_steps=programs.num_steps, mesh=dict(mesh.shape),
       memory_per_device=_memory(memory), fit=fit,
       knobs=memory_fit.knobs(config, mesh, fit, placement) if fit and not fit.fits else [],
-      privacy=privacy.report(config, num_train, programs.num_steps),
+      privacy=privacy.report(config, lowered.num_train, programs.num_steps),
       sharding_table=[(path, shape, str(spec)) for path, shape, spec in programs.layout.param_table])
 
 
