@@ -135,6 +135,8 @@ class Probe:
   def __init__(self, workload):
     self.workload = workload
     self.place_seconds = 0.0
+    self.first_place_at = None  # perf_counter at the training set's placement: the fit starts
+    self.look_seconds = 0.0  # the initial outputs, computed between compiling and training
     self.session = None
     self.initial = None
 
@@ -147,13 +149,16 @@ class Probe:
 
     def timed_place_rows(*args, **kwargs):
       started = time.perf_counter()
+      self.first_place_at = self.first_place_at or started
       rows = jax.block_until_ready(place_rows(*args, **kwargs))
       self.place_seconds += time.perf_counter() - started
       return rows
 
     def create_and_look(*args, **kwargs):
       self.session = create(*args, **kwargs)
+      looking = time.perf_counter()
       self.initial = initial_outputs(self.session, self.workload)
+      self.look_seconds = time.perf_counter() - looking
       return self.session
 
     with mock.patch.object(pipeline, 'place_rows', timed_place_rows), \
@@ -161,9 +166,11 @@ class Probe:
       yield self
 
 
-def _outputs(session, split, count=None):
+def _outputs(session, split, count=None, then=None):
   """(logits, batch) of the first `count` examples of a split (all by default), from the
-  session's current state, through the task: the peer knows nothing of the batch."""
+  session's current state, through the task: the peer knows nothing of the batch.
+  `then(logits, batch)`, if given, is compiled with the forward pass and returned with
+  the logits (one program, as a peer's jitted evaluation)."""
   import jax
   from jaxlab.inference import forward
   from jaxlab.data import sources
@@ -171,14 +178,19 @@ def _outputs(session, split, count=None):
   batch = sources.read_rows(source, 0, count or len(source))
   batch = {name: batch[name] for name in session.task.batch_spec()}
   programs = session.programs.inference
-  logits = jax.jit(functools.partial(forward.logits, model=programs.model, task=session.task))
-  return logits(session.state.variables, batch), batch
+
+  def look(variables, batch):
+    logits = forward.logits(variables, batch, model=programs.model, task=session.task)
+    return logits, (then(logits, batch) if then else None)
+
+  logits, then_value = jax.jit(look)(session.state.variables, batch)
+  return (logits, batch) if then is None else (logits, then_value)
 
 
 def initial_outputs(session, workload):
   import numpy as np
-  logits, batch = _outputs(session, 'train', workload.initial_examples)
-  loss, _ = session.task.loss(logits, batch)
+  logits, loss = _outputs(session, 'train', workload.initial_examples,
+                          then=lambda logits, batch: session.task.loss(logits, batch)[0])
   initial_logits = None  # the LMs' are per position: their initial loss is compared
   if workload.shares_init and workload.model != 'transformer_lm':
     initial_logits = np.asarray(logits[:common.INITIAL_LOGITS_EXAMPLES]).tolist()
@@ -228,6 +240,7 @@ def main(argv=None):
             'variant': f'scan{config.steps_per_loop}_{args.compute_dtype}_{args.placement}',
             'placement': args.placement,
             'compute_dtype': args.compute_dtype, 'import_seconds': time.perf_counter() - _STARTED}
+  imported = time.perf_counter()
   probe = Probe(workload)
   with tempfile.TemporaryDirectory() as workdir, probe.watching():
     if args.epochs > 0:
@@ -246,9 +259,15 @@ def main(argv=None):
     logged = [steps_per_epoch / r['train/steps_per_second'] for r in records]
     epoch_ends = list(np.cumsum(logged) + probe.place_seconds + timings['compile'])
     fields.update(common.timing_fields(0.0, epoch_ends, steps_per_epoch, args.batch_size))
+    # As the peers' fits start: at placing the training set; the initial outputs (which
+    # the peers compute before their fits) are computed inside it, after compiling.
+    fit_start = probe.first_place_at
+    fields.update(common.phase_clock(imported, fit_start,
+                                     fit_start + fields['fit_seconds'] + probe.look_seconds))
     fields.update(place_seconds=probe.place_seconds, compile_seconds=timings['compile'],
                   setup_seconds=timings['setup'], loop_train_seconds=timings['train'],
                   checkpoint_seconds=timings['save'], eval_seconds=timings['eval'],
+                  finish_seconds=timings['finish'],
                   final_train_loss=records[-1]['train/loss'],
                   test_accuracy=accuracy(summary['eval']), test_loss=summary['eval']['loss'])
   else:

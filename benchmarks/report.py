@@ -132,6 +132,36 @@ def whole_process_table(results):
   return '\n'.join(lines)
 
 
+PHASE_NAMES = (('start_and_imports', 'start and imports'), ('before_fit', 'data and init'),
+               ('fit', 'fit'), ('after_fit', 'eval, saves, summaries'), ('exit', 'exit'))
+JAXLAB_PARTS = (('setup', 'set-up'), ('place', 'of which placing the data'),
+                ('compile', 'compiling'), ('loop_train', 'training steps'),
+                ('eval', 'evaluating'), ('checkpoint', 'saving'),
+                ('finish', 'summaries, plots, closing'))
+
+
+def phases_table(results, workload='seed_mlp'):
+  """Each peer's whole process in phases (benchmarks.run.phase_seconds), medians."""
+  rows = [r for r in results['rows'] if r['workload'] == workload
+          and r.get('phase_fit_seconds') is not None]
+  if not rows:
+    return ''
+  lines = ['| peer | ' + ' | '.join(f'{label} s' for _, label in PHASE_NAMES) +
+           ' | process s |', '| --- |' + ' ---: |' * (len(PHASE_NAMES) + 1)]
+  for r in rows:
+    lines.append(f'| {r["peer"]} | ' + ' | '.join(
+        _fmt(r[f'phase_{name}_seconds'], '.2f') for name, _ in PHASE_NAMES) +
+                 f' | {_fmt(r["process_seconds"], ".2f")} |')
+  jaxlab = next((r for r in rows if r['peer'] == 'jaxlab'), None)
+  if jaxlab and jaxlab.get('jaxlab_setup_seconds') is not None:
+    lines += ['', "jaxlab's own clock over the same run (its `timings`, medians):", '',
+              '| ' + ' | '.join(label for _, label in JAXLAB_PARTS) + ' |',
+              '|' + ' ---: |' * len(JAXLAB_PARTS),
+              '| ' + ' | '.join(_fmt(jaxlab.get(f'jaxlab_{name}_seconds'), '.2f')
+                                for name, _ in JAXLAB_PARTS) + ' |']
+  return '\n'.join(lines)
+
+
 def repeats_table(results):
   """Every repeat's fit s / steady us per step / process s, to show the spread."""
   lines = ['| workload | peer | fit s | steady us/step | process s | load average before |',
@@ -159,9 +189,9 @@ def tables(results):
   large = large_table(results)
   if large:
     parts += ['', large]
-  whole = whole_process_table(results)
-  if whole:
-    parts += ['', whole]
+  for table in (phases_table(results), whole_process_table(results)):
+    if table:
+      parts += ['', table]
   return '\n'.join(parts)
 
 
@@ -513,6 +543,18 @@ compilation cache; "warm cache": the cache the first run left.
 
 {whole}
 
+### Where a process spends its time
+
+The `seed_mlp` rows of the training table, each process cut at four clock readings:
+the peer's imports done, its fit's start and end (`benchmarks.peers.common.phase_clock`)
+and its result written; the runner reads the process's start and exit. "data and
+init": reading the data file, building the model and its initial state and (the peers)
+the initial-loss check; "eval, saves, summaries": the test evaluation and, for jaxlab,
+the final checkpoint, its metrics and events, and closing. jaxlab's fit starts at
+placing the training set and includes its initial-loss check (after compiling).
+
+{phases}
+
 ## Input pipelines
 
 The same `mnist_cnn` run with its training set on the device (gathered inside the
@@ -642,6 +684,7 @@ def page(results, source, before=None, before_source=None, serve=None, checkpoin
                   'over 2 steps): indicative, not a measurement at size.'
                   if results.get('added_short') else ''),
       whole=whole_process_table(results) or 'Not measured in this run.',
+      phases=phases_table(results) or 'Not measured in this run.',
       targets=targets_table(results), floors=_floors_notes(results) or '-',
       repeats=repeats_table(results), gpu=_gpu_note(results),
       streaming=streaming_table(results) or 'Not measured in this run.',

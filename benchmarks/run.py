@@ -94,17 +94,39 @@ def installed(module):
 def run_peer(module, workload, data, init, epochs, extra, out):
   """One peer process: (its RESULT.json, wall seconds, the load average before it)."""
   load = environment.load_average()
-  started = time.perf_counter()
+  started, spawned_at = time.perf_counter(), time.time()
   command = [sys.executable, '-m', module, f'--workload={workload}', f'--data={data}',
              f'--init={init}', f'--epochs={epochs}', f'--out={out}', *extra]
   env = JAXLAB_ENV if module == PEERS['jaxlab'][0] else PEER_ENV
   result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           check=False)
-  seconds = time.perf_counter() - started
+  seconds, exited_at = time.perf_counter() - started, time.time()
   if result.returncode != 0:
     raise RuntimeError(f'{module} failed:\n{result.stderr[-3000:]}')
   with open(out) as f:
-    return json.load(f), seconds, load
+    measured = json.load(f)
+  measured.update(phase_seconds(measured, spawned_at, exited_at))
+  return measured, seconds, load
+
+
+# A whole process, phase by phase, from the runner's clock (start, exit) and the peer's
+# (common.phase_clock, common.write_result).
+PHASES = ('start_and_imports', 'before_fit', 'fit', 'after_fit', 'exit')
+# jaxlab's own clock (the run's `timings`), reported by its peer.
+JAXLAB_TIMINGS = ('setup', 'place', 'compile', 'loop_train', 'eval', 'checkpoint', 'finish')
+
+
+def phase_seconds(result, spawned_at, exited_at):
+  """{'phase_<name>_seconds': ...} for PHASES: the interpreter's start and the imports;
+  reading the data and building the model and its initial state (and, but for jaxlab,
+  the initial-loss check); the fit; the test evaluation, the saves and the summaries;
+  the interpreter's exit. Empty for a result without the clock (no epochs)."""
+  if 'fit_start_at' not in result:
+    return {}
+  marks = (spawned_at, result['imported_at'], result['fit_start_at'], result['fit_end_at'],
+           result['written_at'], exited_at)
+  return {f'phase_{name}_seconds': end - start
+          for name, start, end in zip(PHASES, marks, marks[1:])}
 
 
 def measure_device(kernels=()):
@@ -230,7 +252,10 @@ def summarize(runs, peaks):
         fraction_of_peak=gflops / peak if gflops else None,
         peak_rss_mb=median('peak_rss_mb'), initial_loss=median('initial_loss'),
         test_accuracy=median('test_accuracy'), compile_seconds=median('compile_seconds'),
-        checkpoint_seconds=median('checkpoint_seconds')))
+        checkpoint_seconds=median('checkpoint_seconds'),
+        **{f'phase_{name}_seconds': median(f'phase_{name}_seconds') for name in PHASES},
+        **{f'jaxlab_{name}_seconds': median(f'{name}_seconds')
+           for name in JAXLAB_TIMINGS if results[0].get('framework') == 'jaxlab'}))
   return rows
 
 

@@ -20,6 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
   sys.path.insert(0, str(ROOT))
 
+from benchmarks import run as bench_run  # pylint: disable=g-import-not-at-top
 from benchmarks.peers import common  # pylint: disable=g-import-not-at-top
 
 # Peer -> (module, the package it needs).
@@ -64,12 +65,14 @@ def run_peer(files):
            f"--workload={workload}", f"--data={paths['data']}",
            f"--init={paths[workload]}", f"--epochs={epochs}",
            f"--batch_size={batch_size}", f"--out={out}"]
-    started = time.perf_counter()
+    started, spawned_at = time.perf_counter(), time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           timeout=600, check=False)
-    outside_seconds = time.perf_counter() - started
+    outside_seconds, exited_at = time.perf_counter() - started, time.time()
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return dict(json.loads(out.read_text()), outside_seconds=outside_seconds)
+    result = json.loads(out.read_text())
+    return dict(result, outside_seconds=outside_seconds,
+                **bench_run.phase_seconds(result, spawned_at, exited_at))
 
   return run
 
@@ -201,6 +204,15 @@ def test_peer_reports_timing_and_resources(run_peer, peer):
   # timed from outside it.
   assert 0 < result["fit_seconds"] < result["outside_seconds"]
   assert 0 < result["steady_us_per_step"] * 62 * 1e-6 < result["fit_seconds"]
+  # The process in phases: the peer's clock readings fall in order inside it, and its
+  # fit phase is the fit it reports (jaxlab's also holds its initial-loss check).
+  phases = [result[f"phase_{name}_seconds"] for name in bench_run.PHASES]
+  assert all(seconds > 0 for seconds in phases), phases
+  fit_phase = result["phase_fit_seconds"]
+  if peer == "jaxlab_peer":
+    assert result["fit_seconds"] < fit_phase < result["outside_seconds"]
+  else:
+    assert fit_phase == pytest.approx(result["fit_seconds"], abs=1e-3)
   assert result["peak_rss_mb"] > 50
   assert result["versions"]
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -138,15 +139,36 @@ def test_digest_changes_with_any_bit_and_with_the_order():
             base[name]
 
 
+def test_host_digests_equal_the_compiled_digests_for_every_dtype():
+  rng = np.random.default_rng(1)
+  tree = dict(f32=rng.normal(size=(33, 7)).astype(np.float32),
+              bf16=jnp.asarray(rng.normal(size=(5, 9)), jnp.bfloat16),
+              f16=rng.normal(size=(6,)).astype(np.float16),
+              u8=rng.integers(0, 255, (4, 4, 3), dtype=np.uint8),
+              i16=rng.integers(-300, 300, (11,), dtype=np.int16),
+              flags=rng.integers(0, 2, (17,)).astype(bool), step=np.int32(7),
+              key=jax.random.key(3), raw_key=jax.random.PRNGKey(4),
+              empty=np.zeros((0, 3), np.float32))
+  on_device = {k: jnp.asarray(v) for k, v in tree.items()}
+  assert digest.host_digests(on_device) == digest.device_digests(on_device)
+  assert digest.host_digests(tree) == digest.device_digests(on_device)
+  with jax.enable_x64(True):  # 64-bit words split in two, in the same order
+    wide = dict(f64=rng.normal(size=(3, 5)), i64=np.arange(-4, 9, dtype=np.int64) << 40)
+    assert digest.host_digests(wide) == digest.device_digests(
+        {k: jnp.asarray(v) for k, v in wide.items()})
+
+
 def test_digest_is_the_same_on_one_device_and_sharded_over_four():
   probe = '\n'.join([
       'import jax, numpy as np',
       'from jax.sharding import NamedSharding, PartitionSpec as P',
       'from jaxlab.checkpoint import digest',
       'x = np.arange(4 * 6 * 5, dtype=np.float32).reshape(24, 5) / 7',
-      'one = digest.tree_digests({"x": jax.device_put(x, jax.devices()[0])})',
+      'one = digest.device_digests({"x": jax.device_put(x, jax.devices()[0])})',
       'mesh = jax.make_mesh((4,), ("d",))',
-      'four = digest.tree_digests({"x": jax.device_put(x, NamedSharding(mesh, P("d")))})',
+      'sharded = {"x": jax.device_put(x, NamedSharding(mesh, P("d")))}',
+      'four = digest.device_digests(sharded)',
+      'assert digest.host_digests(sharded) == four',
       'assert len(jax.devices()) == 4',
       'print(one["x"], four["x"])',
   ])

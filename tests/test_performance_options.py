@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 
+from benchmarks import run as bench_run
 from jaxlab.train import loop
 from tests.conftest import ROOT, load_config, read_metrics
 
@@ -123,5 +124,13 @@ def test_benchmark_suite_short_mode(tmp_path):
   page = subprocess.run([sys.executable, '-m', 'benchmarks.report', str(out)], cwd=ROOT,
                         capture_output=True, text=True, timeout=60, check=True).stdout
   for heading in ('## Training', '## Whole process', '## Input pipelines', '## Targets on this basis',
-                  '## Every repeat', 'Short mode'):
+                  '## Every repeat', 'Short mode', '### Where a process spends its time'):
     assert heading in page
+  # Each seed_mlp process in phases, which add up to it (medians, so roughly).
+  for peer in ('jaxlab', 'flax_loop'):
+    row = rows[('seed_mlp', peer)]
+    phases = [row[f'phase_{name}_seconds'] for name in bench_run.PHASES]
+    assert all(seconds > 0 for seconds in phases), (peer, phases)
+    assert sum(phases) == pytest.approx(row['process_seconds'], rel=0.05, abs=0.2)
+    assert f'| {peer} | ' + ' | '.join(f'{s:.2f}' for s in phases) in page
+  assert rows[('seed_mlp', 'jaxlab')]['jaxlab_compile_seconds'] > 0

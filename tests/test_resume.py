@@ -98,7 +98,23 @@ def test_sigterm_saves_then_exits_0_and_rerun_completes(tmp_path):
   step = int(stopped[0].split('at step ')[1].split(':')[0])
   steps = [int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()]
   assert steps == [step] and 0 < step < 40 * 44
+  _assert_run_outputs(workdir, step)
   os.environ.pop('JAXLAB_UNUSED', None)
   rerun = run_cli('train', *args, f'--workdir={workdir}', check=True)
   assert f'Resuming from the checkpoint at step {step}' in rerun.stdout
   assert restore_params(workdir)[1] == 40 * 44
+
+
+def _assert_run_outputs(workdir, step):
+  """What a run leaves once its process has exited: everything written, nothing still
+  pending in a background thread (the checkpoint whole, the last record in metrics.jsonl
+  and the TensorBoard events, the plots drawn)."""
+  restored, restored_step = restore_params(workdir)
+  assert restored_step == step and restored
+  records = read_metrics(workdir)
+  assert max(r['step'] for r in records) == step
+  events = list((workdir / 'tensorboard').rglob('events.out.tfevents.*'))
+  assert events and all(path.stat().st_size > 0 for path in events)
+  for name in ('config.json', 'dataset_info.json', 'training_curves.png'):
+    assert (workdir / name).stat().st_size > 0, name
+

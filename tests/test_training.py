@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from jaxlab.train import loop
-from tests.conftest import load_config, read_metrics, run_cli
+from tests.conftest import load_config, read_metrics, restore_params, run_cli
 
 
 def _first_and_last_loss(workdir):
@@ -56,6 +56,10 @@ def test_workdir_outputs(trained_digits):
     with Image.open(workdir / png) as image:
       assert image.format == 'PNG' and image.size[0] > 100
   assert (workdir / 'config.json').exists() and (workdir / 'dataset_info.json').exists()
+  # Written before the process exited: the final checkpoint, whole, and the events.
+  assert restore_params(workdir)[1] == 6 * 44
+  events = list((workdir / 'tensorboard').rglob('events.out.tfevents.*'))
+  assert events and all(path.stat().st_size > 0 for path in events)
 
 
 def test_tensorboard_reads_the_event_files(trained_digits):

@@ -162,6 +162,9 @@ def main(argv=None):
     fields.update(extra)
   fields.update(common.timing_fields(fit_start, epoch_ends, steps_per_epoch,
                                      args.batch_size))
+  if epoch_ends:
+    fields.update(common.phase_clock(_PROCESS_START + _IMPORT_SECONDS, fit_start,
+                                     epoch_ends[-1]))
   test_loss, test_accuracy = evaluate(state, data["x_test"], data["y_test"])
   fields.update(test_loss=test_loss, test_accuracy=test_accuracy,
                 versions={"jax": jax.__version__, "jaxlib": jaxlib.__version__,

@@ -132,6 +132,9 @@ def main(argv=None):
     fields["final_train_loss"] = float(history.history["loss"][-1])
   fields.update(common.timing_fields(fit_start, clock.epoch_ends, steps_per_epoch,
                                      args.batch_size))
+  if clock.epoch_ends:
+    fields.update(common.phase_clock(_PROCESS_START + _IMPORT_SECONDS, fit_start,
+                                     clock.epoch_ends[-1]))
   test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=verbose)
   fields.update(test_loss=float(test_loss), test_accuracy=float(test_accuracy),
                 jit_compile=bool(model.jit_compile))

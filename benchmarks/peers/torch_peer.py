@@ -304,6 +304,9 @@ def main(argv=None):
     fields["final_train_loss"] = loss
   fields.update(common.timing_fields(fit_start, epoch_ends, steps_per_epoch,
                                      args.batch_size))
+  if epoch_ends:
+    fields.update(common.phase_clock(_PROCESS_START + _IMPORT_SECONDS, fit_start,
+                                     epoch_ends[-1]))
   test_loss, test_accuracy = evaluate(model, *to_tensors(data, "test", device))
   fields.update(test_loss=test_loss, test_accuracy=test_accuracy)
   common.write_result(args.out, fields)
