@@ -135,7 +135,10 @@ class Probe:
   def __init__(self, workload):
     self.workload = workload
     self.place_seconds = 0.0
-    self.first_place_at = None  # perf_counter at the training set's placement: the fit starts
+    # perf_counter readings where the fit starts: placing the training set on the devices,
+    # or (streamed, nothing placed) compiling the training blocks.
+    self.first_place_at = None
+    self.first_compile_at = None
     self.look_seconds = 0.0  # the initial outputs, computed between compiling and training
     self.session = None
     self.initial = None
@@ -146,6 +149,11 @@ class Probe:
     from jaxlab.data import pipeline
     from jaxlab.train import session as session_lib
     create, place_rows = session_lib.Session.create, pipeline.place_rows
+    precompile = session_lib.Session.precompile
+
+    def timed_precompile(session):
+      self.first_compile_at = self.first_compile_at or time.perf_counter()
+      return precompile(session)
 
     def timed_place_rows(*args, **kwargs):
       started = time.perf_counter()
@@ -162,7 +170,8 @@ class Probe:
       return self.session
 
     with mock.patch.object(pipeline, 'place_rows', timed_place_rows), \
-        mock.patch.object(session_lib.Session, 'create', create_and_look):
+        mock.patch.object(session_lib.Session, 'create', create_and_look), \
+        mock.patch.object(session_lib.Session, 'precompile', timed_precompile):
       yield self
 
 
@@ -259,9 +268,9 @@ def main(argv=None):
     logged = [steps_per_epoch / r['train/steps_per_second'] for r in records]
     epoch_ends = list(np.cumsum(logged) + probe.place_seconds + timings['compile'])
     fields.update(common.timing_fields(0.0, epoch_ends, steps_per_epoch, args.batch_size))
-    # As the peers' fits start: at placing the training set; the initial outputs (which
-    # the peers compute before their fits) are computed inside it, after compiling.
-    fit_start = probe.first_place_at
+    # As the peers' fits start: at placing the training set (streamed: at compiling); the
+    # initial outputs (which the peers compute before their fits) fall inside it.
+    fit_start = probe.first_place_at or probe.first_compile_at
     fields.update(common.phase_clock(imported, fit_start,
                                      fit_start + fields['fit_seconds'] + probe.look_seconds))
     fields.update(place_seconds=probe.place_seconds, compile_seconds=timings['compile'],

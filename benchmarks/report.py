@@ -19,6 +19,7 @@ PEER_NAMES = ('flax_loop', 'torch', 'keras')
 SERVE_JSON = 'results_serve_cpu.json'  # benchmarks.serve_load's, read from beside the JSON
 # benchmarks.checkpoint_storage's, read from beside the JSON.
 CHECKPOINT_STORAGE_JSON = 'checkpoint_storage_cpu.json'
+SCALING_JSON = 'scaling_cpu.json'  # benchmarks.scaling's, with its plots beside it
 
 
 def _fmt(value, spec):
@@ -580,6 +581,10 @@ jaxlab's own rows before this change ({before_source}) and now:
 
 {serving}
 
+## Scaling
+
+{scaling}
+
 ## Checkpoint storage
 
 {checkpoint_storage}
@@ -649,6 +654,102 @@ def serving_section(serve):
   return '\n'.join(lines)
 
 
+def _attention_share(row, same_width):
+  """The part of `row`'s FLOPs per token that grows with the sequence length: a least-
+  squares line through (length, FLOPs per token) of its width's rows."""
+  points = [(r['seq_len'], r['flops_per_step'] / (r['batch'] * r['seq_len'])) for r in same_width]
+  if len(points) < 2:
+    return None
+  mean_x = sum(x for x, _ in points) / len(points)
+  mean_y = sum(y for _, y in points) / len(points)
+  slope = (sum((x - mean_x) * (y - mean_y) for x, y in points) /
+           sum((x - mean_x) ** 2 for x, _ in points))
+  return slope * row['seq_len'] / (row['flops_per_step'] / (row['batch'] * row['seq_len']))
+
+
+def scaling_section(scaling):
+  """The "Scaling" section from `benchmarks.scaling`'s JSON (None: not measured)."""
+  if not scaling:
+    return (f'Not measured: `python -m benchmarks.scaling --out=benchmarks/{SCALING_JSON}` '
+            'writes it and its plots, which this page then includes.')
+  rows = scaling['rows']
+  sweep = lambda name: [r for r in rows if r['sweep'] == name]
+  env = scaling['environment']
+  dirty = ' with changes not yet committed' if env['git'].get('dirty') else ''
+  lines = [f'`{scaling["command"]}` ({env["date"]}, commit `{env["git"].get("commit", "?")}`'
+           f'{dirty}, {env["machine"]["logical_cpus"]} logical CPUs, '
+           f'{scaling["seconds"] / 60:.1f} minutes, load average '
+           f'{_fmt(scaling["load_average_1min"], ".1f")} when it finished). Each point is a '
+           'process of its own training with jaxlab\'s session (the experiment\'s config at the '
+           'point\'s size, the persistent compilation cache off); steps/s is the median over the '
+           'timed blocks after the first; peak RSS is the process\'s; "step peak MB" is XLA\'s '
+           'estimate for the compiled training block.' +
+           (' **Short mode**: tiny sizes that check the wiring; not measurements.'
+            if scaling['short'] else '')]
+  plot = lambda name: (f'![{name}](scaling_{name}.png)' if f'scaling_{name}.png'
+                       in scaling.get('plots', ()) else '')
+  if sweep('batch'):
+    peak = next((r['peak_gflops'] for r in sweep('batch') if r['peak_gflops']), None)
+    lines += ['', '### Global batch', '', f'GEMM peak (jaxlab\'s meter): {_fmt(peak, ".1f")} '
+              'GFLOP/s.', '', '| model | batch | steps/block | steps/s | examples/s | '
+              'model GFLOP/s | % of peak | compile s |', '| --- |' + ' ---: |' * 7]
+    for r in sweep('batch'):
+      lines.append(f'| {r["experiment"]} | {r["batch"]} | {r["steps_per_loop"]} | '
+                   f'{_fmt(r["steps_per_second"], ",.1f")} | '
+                   f'{_fmt(r["examples_per_second"], ",.0f")} | {_fmt(r["gflops"], ".1f")} | '
+                   f'{_fmt(peak and 100 * r["gflops"] / peak, ".0f")} | '
+                   f'{_fmt(r["compile_seconds"], ".2f")} |')
+    lines += ['', plot('batch')]
+  if sweep('sequence'):
+    lines += ['', '### Language model: sequence length', '', 'A constant number of tokens '
+              'per batch (rows = tokens / length), 2 layers. Model FLOPs per token grow '
+              'linearly with the length (the attention products); "attention share" is that '
+              'growing part of a step\'s FLOPs, from a straight line through each width\'s '
+              'FLOPs per token: past one half, the quadratic term has taken over.', '',
+              '| width | length | batch | tokens/s | model GFLOP/s | MFLOP/token | '
+              'attention share | step peak MB | peak RSS MB |', '| ---: |' + ' ---: |' * 8]
+    for r in sweep('sequence'):
+      tokens = r['batch'] * r['seq_len']
+      share = _attention_share(r, [p for p in sweep('sequence') if p['width'] == r['width']])
+      lines.append(f'| {r["width"]} | {r["seq_len"]} | {r["batch"]} | '
+                   f'{_fmt(r["examples_per_second"] * r["seq_len"], ",.0f")} | '
+                   f'{_fmt(r["gflops"], ".1f")} | {_fmt(r["flops_per_step"] / tokens / 1e6, ".2f")} | '
+                   f'{_fmt(share and 100 * share, ".0f")}{"%" if share is not None else ""} | '
+                   f'{_fmt((r["step_peak_bytes"] or 0) / 2**20, ".1f")} | '
+                   f'{_fmt(r["peak_rss_mb"], ".0f")} |')
+    lines += ['', plot('sequence')]
+  if sweep('dataset'):
+    lines += ['', '### Streamed training set size', '', 'Memory-mapped .npy rows (8x8 images) '
+              'streamed by Grain (`--config.data.placement=stream`) at a constant batch. '
+              'Resident memory at the end, split: private pages (the process\'s own) and file '
+              'pages mapped from the page cache (the libraries, and the rows read so far with '
+              'their neighbours: the kernel maps a fault\'s surrounding pages too), which the '
+              'kernel shares and reclaims.', '',
+              '| examples | batch | steps/s | peak RSS MB | private MB | file-mapped MB |',
+              '| ---: |' + ' ---: |' * 5]
+    for r in sweep('dataset'):
+      lines.append(f'| {r["examples"]:,} | {r["batch"]} | {_fmt(r["steps_per_second"], ",.1f")} | '
+                   f'{_fmt(r["peak_rss_mb"], ".0f")} | {_fmt(r.get("private_rss_mb"), ".0f")} | '
+                   f'{_fmt(r.get("file_rss_mb"), ".0f")} |')
+    lines += ['', plot('dataset')]
+  if sweep('depth'):
+    lines += ['', '### Language model: depth', '', 'Compile time of the training block '
+              '(one step per block), blocks scanned (`model.scan_layers=True`: one block in the '
+              'program whatever the depth) or unrolled.', '',
+              '| layers | scanned compile s | unrolled compile s | scanned steps/s | '
+              'unrolled steps/s |', '| ---: | ---: | ---: | ---: | ---: |']
+    for layers in sorted({r['layers'] for r in sweep('depth')}):
+      scanned = next((r for r in sweep('depth') if r['layers'] == layers and r['scanned']), {})
+      unrolled = next((r for r in sweep('depth') if r['layers'] == layers and not r['scanned']),
+                      {})
+      lines.append(f'| {layers} | {_fmt(scanned.get("compile_seconds"), ".2f")} | '
+                   f'{_fmt(unrolled.get("compile_seconds"), ".2f")} | '
+                   f'{_fmt(scanned.get("steps_per_second"), ",.1f")} | '
+                   f'{_fmt(unrolled.get("steps_per_second"), ",.1f")} |')
+    lines += ['', plot('depth')]
+  return '\n'.join(lines)
+
+
 def checkpoint_storage_section(measured):
   """The "Checkpoint storage" section from `benchmarks.checkpoint_storage`'s JSON."""
   if not measured:
@@ -671,7 +772,8 @@ def checkpoint_storage_section(measured):
   return '\n'.join(lines)
 
 
-def page(results, source, before=None, before_source=None, serve=None, checkpoint_storage=None):
+def page(results, source, before=None, before_source=None, serve=None, checkpoint_storage=None,
+         scaling=None):
   peaks = ', '.join(f'{dtype} {value:.1f} GFLOP/s'
                     for dtype, value in results['gemm_peaks_gflops'].items())
   short_note = ('\n\n**Short mode** (`--short`): tiny sizes that check that everything '
@@ -692,6 +794,7 @@ def page(results, source, before=None, before_source=None, serve=None, checkpoin
       tfds_start=tfds_start_table(results) or 'Not measured in this run.',
       before_after=before_after_table(results, before) or 'No earlier run given.',
       before_source=before_source or '-', serving=serving_section(serve),
+      scaling=scaling_section(scaling),
       checkpoint_storage=checkpoint_storage_section(checkpoint_storage))
 
 
@@ -735,10 +838,16 @@ def main(argv=None):
   if os.path.exists(storage_path):
     with open(storage_path) as f:
       checkpoint_storage = json.load(f)
+  scaling_path = os.path.join(os.path.dirname(args.json), SCALING_JSON)
+  scaling = None
+  if os.path.exists(scaling_path):
+    with open(scaling_path) as f:
+      scaling = json.load(f)
   source = ' '.join([args.json, *(f'--add={path}' for path in args.add),
                      *([f'--before={args.before}'] if args.before else []),
                      *([f'--serve={args.serve}'] if args.serve else [])])
-  sys.stdout.write(page(results, source, before, args.before or None, serve, checkpoint_storage))
+  sys.stdout.write(page(results, source, before, args.before or None, serve, checkpoint_storage,
+                        scaling))
   return 0
 
 

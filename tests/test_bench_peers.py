@@ -57,14 +57,15 @@ def run_peer(files):
   folder, paths = files
 
   @functools.cache
-  def run(peer, workload, epochs, batch_size=BATCH):
+  def run(peer, workload, epochs, batch_size=BATCH, extra=()):
     module, package = PEERS[peer]
     pytest.importorskip(package)
-    out = folder / f"{peer}_{workload}_{epochs}_{batch_size}.json"
+    tag = "".join(flag.strip("-").replace("=", "_") for flag in extra)
+    out = folder / f"{peer}_{workload}_{epochs}_{batch_size}{tag}.json"
     cmd = [sys.executable, "-m", module,
            f"--workload={workload}", f"--data={paths['data']}",
            f"--init={paths[workload]}", f"--epochs={epochs}",
-           f"--batch_size={batch_size}", f"--out={out}"]
+           f"--batch_size={batch_size}", f"--out={out}", *extra]
     started, spawned_at = time.perf_counter(), time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           timeout=600, check=False)
@@ -215,6 +216,17 @@ def test_peer_reports_timing_and_resources(run_peer, peer):
     assert fit_phase == pytest.approx(result["fit_seconds"], abs=1e-3)
   assert result["peak_rss_mb"] > 50
   assert result["versions"]
+
+
+@pytest.mark.slow  # runs the peer in a subprocess
+def test_jaxlab_streamed_run_is_cut_into_phases_from_its_compilation(run_peer):
+  """Streamed, nothing is placed on the devices: the fit starts at compiling."""
+  result = run_peer("jaxlab_peer", "seed_mlp", epochs=EPOCHS["seed_mlp"],
+                    extra=("--placement=stream",))
+  assert result["placement"] == "stream"
+  phases = [result[f"phase_{name}_seconds"] for name in bench_run.PHASES]
+  assert all(seconds > 0 for seconds in phases), phases
+  assert result["fit_seconds"] < result["phase_fit_seconds"] < result["outside_seconds"]
 
 
 @pytest.mark.slow  # runs the peers in subprocesses
