@@ -667,6 +667,78 @@ def _attention_share(row, same_width):
   return slope * row['seq_len'] / (row['flops_per_step'] / (row['batch'] * row['seq_len']))
 
 
+def _scaling_batch(rows, plot):
+  """The Scaling section's table of steps/s and GFLOP/s against the global batch."""
+  peak = next((r['peak_gflops'] for r in rows if r['peak_gflops']), None)
+  lines = ['', '### Global batch', '', f'GEMM peak (jaxlab\'s meter): {_fmt(peak, ".1f")} '
+           'GFLOP/s.', '', '| model | batch | steps/block | steps/s | examples/s | '
+           'model GFLOP/s | % of peak | compile s |', '| --- |' + ' ---: |' * 7]
+  for r in rows:
+    lines.append(f'| {r["experiment"]} | {r["batch"]} | {r["steps_per_loop"]} | '
+                 f'{_fmt(r["steps_per_second"], ",.1f")} | '
+                 f'{_fmt(r["examples_per_second"], ",.0f")} | {_fmt(r["gflops"], ".1f")} | '
+                 f'{_fmt(peak and 100 * r["gflops"] / peak, ".0f")} | '
+                 f'{_fmt(r["compile_seconds"], ".2f")} |')
+  return lines + ['', plot]
+
+
+def _scaling_sequence(rows, plot):
+  """The Scaling section's table of the LM's tokens/s, FLOPs and memory against the
+  sequence length."""
+  lines = ['', '### Language model: sequence length', '', 'A constant number of tokens '
+           'per batch (rows = tokens / length), 2 layers. Model FLOPs per token grow '
+           'linearly with the length (the attention products); "attention share" is that '
+           'growing part of a step\'s FLOPs, from a straight line through each width\'s '
+           'FLOPs per token: past one half, the quadratic term has taken over.', '',
+           '| width | length | batch | tokens/s | model GFLOP/s | MFLOP/token | '
+           'attention share | step peak MB | peak RSS MB |', '| ---: |' + ' ---: |' * 8]
+  for r in rows:
+    tokens = r['batch'] * r['seq_len']
+    share = _attention_share(r, [p for p in rows if p['width'] == r['width']])
+    lines.append(f'| {r["width"]} | {r["seq_len"]} | {r["batch"]} | '
+                 f'{_fmt(r["examples_per_second"] * r["seq_len"], ",.0f")} | '
+                 f'{_fmt(r["gflops"], ".1f")} | '
+                 f'{_fmt(r["flops_per_step"] / tokens / 1e6, ".2f")} | '
+                 f'{_fmt(share and 100 * share, ".0f")}{"%" if share is not None else ""} | '
+                 f'{_fmt((r["step_peak_bytes"] or 0) / 2**20, ".1f")} | '
+                 f'{_fmt(r["peak_rss_mb"], ".0f")} |')
+  return lines + ['', plot]
+
+
+def _scaling_dataset(rows, plot):
+  """The Scaling section's table of a streamed set's steps/s and memory against its size."""
+  lines = ['', '### Streamed training set size', '', 'Memory-mapped .npy rows (8x8 images) '
+           'streamed by Grain (`--config.data.placement=stream`) at a constant batch. '
+           'Resident memory at the end, split: private pages (the process\'s own) and file '
+           'pages mapped from the page cache (the libraries, and the rows read so far with '
+           'their neighbours: the kernel maps a fault\'s surrounding pages too), which the '
+           'kernel shares and reclaims.', '',
+           '| examples | batch | steps/s | peak RSS MB | private MB | file-mapped MB |',
+           '| ---: |' + ' ---: |' * 5]
+  for r in rows:
+    lines.append(f'| {r["examples"]:,} | {r["batch"]} | {_fmt(r["steps_per_second"], ",.1f")} | '
+                 f'{_fmt(r["peak_rss_mb"], ".0f")} | {_fmt(r.get("private_rss_mb"), ".0f")} | '
+                 f'{_fmt(r.get("file_rss_mb"), ".0f")} |')
+  return lines + ['', plot]
+
+
+def _scaling_depth(rows, plot):
+  """The Scaling section's table of the LM's compile time against its depth."""
+  lines = ['', '### Language model: depth', '', 'Compile time of the training block '
+           '(one step per block), blocks scanned (`model.scan_layers=True`: one block in the '
+           'program whatever the depth) or unrolled.', '',
+           '| layers | scanned compile s | unrolled compile s | scanned steps/s | '
+           'unrolled steps/s |', '| ---: | ---: | ---: | ---: | ---: |']
+  for layers in sorted({r['layers'] for r in rows}):
+    scanned = next((r for r in rows if r['layers'] == layers and r['scanned']), {})
+    unrolled = next((r for r in rows if r['layers'] == layers and not r['scanned']), {})
+    lines.append(f'| {layers} | {_fmt(scanned.get("compile_seconds"), ".2f")} | '
+                 f'{_fmt(unrolled.get("compile_seconds"), ".2f")} | '
+                 f'{_fmt(scanned.get("steps_per_second"), ",.1f")} | '
+                 f'{_fmt(unrolled.get("steps_per_second"), ",.1f")} |')
+  return lines + ['', plot]
+
+
 def scaling_section(scaling):
   """The "Scaling" section from `benchmarks.scaling`'s JSON (None: not measured)."""
   if not scaling:
@@ -689,64 +761,13 @@ def scaling_section(scaling):
   plot = lambda name: (f'![{name}](scaling_{name}.png)' if f'scaling_{name}.png'
                        in scaling.get('plots', ()) else '')
   if sweep('batch'):
-    peak = next((r['peak_gflops'] for r in sweep('batch') if r['peak_gflops']), None)
-    lines += ['', '### Global batch', '', f'GEMM peak (jaxlab\'s meter): {_fmt(peak, ".1f")} '
-              'GFLOP/s.', '', '| model | batch | steps/block | steps/s | examples/s | '
-              'model GFLOP/s | % of peak | compile s |', '| --- |' + ' ---: |' * 7]
-    for r in sweep('batch'):
-      lines.append(f'| {r["experiment"]} | {r["batch"]} | {r["steps_per_loop"]} | '
-                   f'{_fmt(r["steps_per_second"], ",.1f")} | '
-                   f'{_fmt(r["examples_per_second"], ",.0f")} | {_fmt(r["gflops"], ".1f")} | '
-                   f'{_fmt(peak and 100 * r["gflops"] / peak, ".0f")} | '
-                   f'{_fmt(r["compile_seconds"], ".2f")} |')
-    lines += ['', plot('batch')]
+    lines += _scaling_batch(sweep('batch'), plot('batch'))
   if sweep('sequence'):
-    lines += ['', '### Language model: sequence length', '', 'A constant number of tokens '
-              'per batch (rows = tokens / length), 2 layers. Model FLOPs per token grow '
-              'linearly with the length (the attention products); "attention share" is that '
-              'growing part of a step\'s FLOPs, from a straight line through each width\'s '
-              'FLOPs per token: past one half, the quadratic term has taken over.', '',
-              '| width | length | batch | tokens/s | model GFLOP/s | MFLOP/token | '
-              'attention share | step peak MB | peak RSS MB |', '| ---: |' + ' ---: |' * 8]
-    for r in sweep('sequence'):
-      tokens = r['batch'] * r['seq_len']
-      share = _attention_share(r, [p for p in sweep('sequence') if p['width'] == r['width']])
-      lines.append(f'| {r["width"]} | {r["seq_len"]} | {r["batch"]} | '
-                   f'{_fmt(r["examples_per_second"] * r["seq_len"], ",.0f")} | '
-                   f'{_fmt(r["gflops"], ".1f")} | {_fmt(r["flops_per_step"] / tokens / 1e6, ".2f")} | '
-                   f'{_fmt(share and 100 * share, ".0f")}{"%" if share is not None else ""} | '
-                   f'{_fmt((r["step_peak_bytes"] or 0) / 2**20, ".1f")} | '
-                   f'{_fmt(r["peak_rss_mb"], ".0f")} |')
-    lines += ['', plot('sequence')]
+    lines += _scaling_sequence(sweep('sequence'), plot('sequence'))
   if sweep('dataset'):
-    lines += ['', '### Streamed training set size', '', 'Memory-mapped .npy rows (8x8 images) '
-              'streamed by Grain (`--config.data.placement=stream`) at a constant batch. '
-              'Resident memory at the end, split: private pages (the process\'s own) and file '
-              'pages mapped from the page cache (the libraries, and the rows read so far with '
-              'their neighbours: the kernel maps a fault\'s surrounding pages too), which the '
-              'kernel shares and reclaims.', '',
-              '| examples | batch | steps/s | peak RSS MB | private MB | file-mapped MB |',
-              '| ---: |' + ' ---: |' * 5]
-    for r in sweep('dataset'):
-      lines.append(f'| {r["examples"]:,} | {r["batch"]} | {_fmt(r["steps_per_second"], ",.1f")} | '
-                   f'{_fmt(r["peak_rss_mb"], ".0f")} | {_fmt(r.get("private_rss_mb"), ".0f")} | '
-                   f'{_fmt(r.get("file_rss_mb"), ".0f")} |')
-    lines += ['', plot('dataset')]
+    lines += _scaling_dataset(sweep('dataset'), plot('dataset'))
   if sweep('depth'):
-    lines += ['', '### Language model: depth', '', 'Compile time of the training block '
-              '(one step per block), blocks scanned (`model.scan_layers=True`: one block in the '
-              'program whatever the depth) or unrolled.', '',
-              '| layers | scanned compile s | unrolled compile s | scanned steps/s | '
-              'unrolled steps/s |', '| ---: | ---: | ---: | ---: | ---: |']
-    for layers in sorted({r['layers'] for r in sweep('depth')}):
-      scanned = next((r for r in sweep('depth') if r['layers'] == layers and r['scanned']), {})
-      unrolled = next((r for r in sweep('depth') if r['layers'] == layers and not r['scanned']),
-                      {})
-      lines.append(f'| {layers} | {_fmt(scanned.get("compile_seconds"), ".2f")} | '
-                   f'{_fmt(unrolled.get("compile_seconds"), ".2f")} | '
-                   f'{_fmt(scanned.get("steps_per_second"), ",.1f")} | '
-                   f'{_fmt(unrolled.get("steps_per_second"), ",.1f")} |')
-    lines += ['', plot('depth')]
+    lines += _scaling_depth(sweep('depth'), plot('depth'))
   return '\n'.join(lines)
 
 
