@@ -29,7 +29,6 @@ import time
 _STARTED = time.perf_counter()
 
 import contextlib  # pylint: disable=wrong-import-position
-import functools  # pylint: disable=wrong-import-position
 import pathlib  # pylint: disable=wrong-import-position
 import tempfile  # pylint: disable=wrong-import-position
 from unittest import mock  # pylint: disable=wrong-import-position
@@ -175,11 +174,11 @@ class Probe:
       yield self
 
 
-def _outputs(session, split, count=None, then=None):
-  """(logits, batch) of the first `count` examples of a split (all by default), from the
-  session's current state, through the task: the peer knows nothing of the batch.
-  `then(logits, batch)`, if given, is compiled with the forward pass and returned with
-  the logits (one program, as a peer's jitted evaluation)."""
+def _outputs(session, split, count, then):
+  """(logits, then(logits, batch)) of the first `count` examples of a split (all for
+  None), from the session's current state, through the task (the peer knows nothing of
+  the batch): `then` compiled with the forward pass, one program, as a peer's jitted
+  evaluation."""
   import jax
   from jaxlab.inference import forward
   from jaxlab.data import sources
@@ -190,10 +189,9 @@ def _outputs(session, split, count=None, then=None):
 
   def look(variables, batch):
     logits = forward.logits(variables, batch, model=programs.model, task=session.task)
-    return logits, (then(logits, batch) if then else None)
+    return logits, then(logits, batch)
 
-  logits, then_value = jax.jit(look)(session.state.variables, batch)
-  return (logits, batch) if then is None else (logits, then_value)
+  return jax.jit(look)(session.state.variables, batch)
 
 
 def initial_outputs(session, workload):
@@ -214,8 +212,8 @@ def accuracy(metrics):
 def untrained_test_metrics(session):
   """Test loss and accuracy of the initial state (for --epochs=0)."""
   import jax
-  logits, batch = _outputs(session, 'test')
-  metrics = session.task.eval_metrics(jax.device_get(session.task.eval_outputs(logits, batch)))
+  _, outputs = _outputs(session, 'test', None, then=session.task.eval_outputs)
+  metrics = session.task.eval_metrics(jax.device_get(outputs))
   return dict(test_loss=metrics['loss'], test_accuracy=accuracy(metrics))
 
 
@@ -249,7 +247,7 @@ def main(argv=None):
             'variant': f'scan{config.steps_per_loop}_{args.compute_dtype}_{args.placement}',
             'placement': args.placement,
             'compute_dtype': args.compute_dtype, 'import_seconds': time.perf_counter() - _STARTED}
-  imported = time.perf_counter()
+  imported = _STARTED + fields['import_seconds']
   probe = Probe(workload)
   with tempfile.TemporaryDirectory() as workdir, probe.watching():
     if args.epochs > 0:
