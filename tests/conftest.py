@@ -13,6 +13,7 @@ from jaxlab import storage
 from jaxlab.commands import console
 from jaxlab.runtime import setup as runtime
 from jaxlab.runtime import xla_options
+from tests import cli_processes
 from tests.storage_fixtures import gcs_emulator, gcs_workdir  # noqa: F401  pylint: disable=unused-import
 
 # Same process set-up as the CLI's start-up: XLA options, so in-process and subprocess runs
@@ -87,8 +88,7 @@ def load_config(name, arg='smoke', **overrides):
 def run_cli(*args, env=None, timeout=600, check=False):
   """Runs `python -m jaxlab.main ARGS` and returns the CompletedProcess."""
   full_env = dict(os.environ, **(env or {}))
-  result = subprocess.run([sys.executable, '-m', 'jaxlab.main', *map(str, args)], cwd=ROOT,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+  result = cli_processes.run([*map(str, args)], cwd=ROOT, env=full_env, timeout=timeout)
   if check and result.returncode != 0:
     raise AssertionError(f'exit {result.returncode}\n{result.stdout}\n{result.stderr}')
   return result

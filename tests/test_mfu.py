@@ -236,3 +236,26 @@ def test_meter_throughput_arithmetic():
   meter = mfu.Meter(2e9, 'test', device_peaks.Peak(1e11, 'test peak'))
   assert meter.scalars(10.0) == {'train/model_tflops_per_second': 0.02, 'train/mfu': 0.2}
   assert meter.summary(steps=100, seconds=20.0)['mfu'] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize('name, overrides', [
+    ('mnist_cnn', {}),
+    ('cifar10_resnet18', {}),  # BatchNorm statistics in the state
+    ('cifar10_resnet18', dict(data__placement='stream')),  # the block over stacked batches
+])
+def test_a_block_traced_for_compiling_counts_the_steps_flops(name, overrides):
+  # Training counts the FLOPs of the block it compiles instead of tracing the step again.
+  config = load_config(name, steps_per_loop=3, **overrides)
+  lowered = dry_run.lower(config)
+  assert lowered.placement == overrides.get('data__placement', 'device')
+  per_step = lowered.programs.block_flops(lowered.traced, lowered.length)
+  assert lowered.length == 3 and per_step > 0
+  assert per_step == lowered.programs.step_flops(config.data.batch_size)
+
+
+def test_a_block_with_remat_or_micro_batches_leaves_counting_to_the_step(tiny_lm):
+  _, task = tiny_lm
+  for heavier in (dict(remat='full'), dict(grad_accum_steps=2)):
+    programs = _programs(load_config('python_docs_lm', **TINY_LM, **heavier), task)
+    assert not programs.counts_block_flops()
+    assert programs.block_flops(traced_block=None, length=1) is None

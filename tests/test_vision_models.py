@@ -91,7 +91,7 @@ def test_batch_norm_trains_on_batch_statistics_and_evaluates_with_running_averag
   config = load_config('cifar10_resnet18', model__width=4)
   task = _task(config)
   definition, _ = modeling.model_def(config, task)
-  variables = modeling.init_variables(config, task)
+  variables = jax.jit(functools.partial(modeling.init_variables, config, task))()
   x = jax.random.normal(jax.random.PRNGKey(0), (16, 8, 8, 3)) * 3 + 1
   stem_out = nnx.merge(definition.train_graph, variables.params, variables.model_state).stem(x)
 

@@ -212,9 +212,11 @@ def randomized_variables(run, seed=1):
   """The run's model freshly initialised (another seed): the sanity check's reference."""
   config = run.config.copy_and_resolve_references()
   config.seed = int(run.config.seed) + seed
-  # Placed like the run's variables, so the attributions' compilation is reused.
-  return jax.device_put(modeling.init_variables(config, run.task),
-                        run.programs.variables_layout.shardings)
+  # One compiled initialiser (eagerly, each parameter's would compile on its own), placed
+  # like the run's variables, so the attributions' compilation is reused.
+  init = jax.jit(functools.partial(modeling.init_variables, config, run.task),
+                 out_shardings=run.programs.variables_layout.shardings)
+  return init()
 
 
 def rank_correlation(a, b):

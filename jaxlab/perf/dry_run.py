@@ -43,6 +43,7 @@ def shape_info(data_config):
 class Lowered(NamedTuple):
   """One training block lowered for the run's mesh, before XLA compiles it."""
   block: Any  # jax.stages.Lowered
+  traced: Any  # jax.stages.Traced: the block's jaxpr, where the step's FLOPs are counted
   programs: programs_lib.TrainPrograms
   task: Any
   placement: str  # 'device' or 'stream'
@@ -73,8 +74,8 @@ def lower(config):
     block = programs.streamed_block()
     args = (programs_lib.abstract_batches(task, length, config.data.batch_size, mesh,
                                           with_mask=True),)
-  lowered = block.lower(programs.layout.abstract(), *args, *programs.teacher_args)
-  return Lowered(lowered, programs, task, placement, length, num_train, available)
+  traced = block.trace(programs.layout.abstract(), *args, *programs.teacher_args)
+  return Lowered(traced.lower(), traced, programs, task, placement, length, num_train, available)
 
 
 def analyse(config):
@@ -84,7 +85,7 @@ def analyse(config):
   programs, task, placement = lowered.programs, lowered.task, lowered.placement
   mesh = programs.mesh
   compiled = lowered.block.compile()
-  meter = mfu.Meter.create(config, task, programs)
+  meter = mfu.Meter.create(config, task, programs, traced_block=(lowered.traced, lowered.length))
   memory = compiled.memory_analysis()
   fit = memory_fit.of_compiled(compiled, lowered.available)
   params = jax.tree.leaves(programs.layout.shapes.params)

@@ -71,8 +71,13 @@ def traced_flops(function, *args):
   """Matmul and convolution FLOPs of `function(*args)` (args may be ShapeDtypeStructs),
   after dead code is removed: autodiff also traces gradients nobody uses (e.g. with
   respect to the input images), which XLA drops."""
-  jaxpr = jax.make_jaxpr(function)(*args).jaxpr
-  return float(jaxpr_flops(_without_dead_code(jaxpr)))
+  return closed_jaxpr_flops(jax.make_jaxpr(function)(*args))
+
+
+def closed_jaxpr_flops(closed_jaxpr):
+  """Matmul and convolution FLOPs of a traced function (e.g. a jit's `.trace().jaxpr`),
+  after dead code is removed."""
+  return float(jaxpr_flops(_without_dead_code(closed_jaxpr.jaxpr)))
 
 
 def _without_dead_code(jaxpr):

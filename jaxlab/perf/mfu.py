@@ -16,6 +16,9 @@ from jaxlab.perf import flops
 from jaxlab.models import modeling
 
 
+TRACED_SOURCE = 'matmuls and convolutions of the traced train step'
+
+
 @dataclasses.dataclass(frozen=True)
 class Meter:
   flops_per_step: float  # model FLOPs of one step on the global batch
@@ -26,16 +29,25 @@ class Meter:
   devices: int = 1  # devices billed: chips, or CPU hosts
 
   @classmethod
-  def create(cls, config, task, programs, cache_dir=None):
-    """The meter of a run: its step's model FLOPs and its mesh's peak."""
+  def create(cls, config, task, programs, cache_dir=None, traced_block=None):
+    """The meter of a run: its step's model FLOPs and its mesh's peak. `traced_block`
+    ((jax.stages.Traced, length) of a training block) is counted instead of tracing the
+    step again where it holds the same work (TrainPrograms.counts_block_flops)."""
+    peak = device_peaks.mesh_peak(programs.mesh, modeling.compute_dtype(config), cache_dir)
+    return cls.with_peak(config, task, programs, peak, traced_block)
+
+  @classmethod
+  def with_peak(cls, config, task, programs, peak, traced_block=None):
+    """`create` with the mesh's peak already measured (before anything runs beside it)."""
     batch_size = config.data.batch_size
     analytic = flops.analytic_flops(config, task, batch_size)
     if analytic is not None:
       counted = analytic, f'analytic formula for {config.model.name}'
     else:
-      counted = (programs.step_flops(batch_size),
-                 'matmuls and convolutions of the traced train step')
-    peak = device_peaks.mesh_peak(programs.mesh, modeling.compute_dtype(config), cache_dir)
+      per_step = programs.block_flops(*traced_block) if traced_block else None
+      if per_step is None:
+        per_step = programs.step_flops(batch_size)
+      counted = per_step, TRACED_SOURCE
     price, devices = device_prices.mesh_price(programs.mesh, config.cost.price_per_device_hour)
     return cls(*counted, peak, batch_size, price, devices)
 

@@ -72,6 +72,21 @@ class TrainPrograms:
         out_shardings=(self.layout.shardings, sharding.replicated(self.mesh)),
         donate_argnums=0)
 
+  def counts_block_flops(self):
+    """Whether a traced block's model FLOPs per step are the step's: the step then holds
+    nothing that step_flops leaves out (remat, micro-batches, DP-SGD, a teacher)."""
+    plain = self.step_config
+    return (plain.remat == 'none' and plain.grad_accum_steps == 1 and plain.privacy is None
+            and plain.distill is None)
+
+  def block_flops(self, traced_block, length):
+    """Model FLOPs of one step, from a `length`-step block already traced for compiling
+    (its jaxpr), so the step is not traced a second time; None where
+    `counts_block_flops()` is False."""
+    if not self.counts_block_flops():
+      return None
+    return flops.closed_jaxpr_flops(traced_block.jaxpr) / length
+
   def step_flops(self, batch_size):
     """Model FLOPs of one train step on the whole global batch (jaxlab.perf.flops): counted
     without remat and in one micro-batch, which change the work but not the model's

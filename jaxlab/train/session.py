@@ -24,7 +24,7 @@ from jaxlab.data import placement as placement_lib
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
 from jaxlab.train import inputs, resume
-from jaxlab.perf import mfu
+from jaxlab.perf import device_peaks, mfu
 from jaxlab.train import programs as programs_lib
 from jaxlab.runtime import messages
 
@@ -53,6 +53,7 @@ class Session:
   last_eval: dict = None
   tracker: Any = dataclasses.field(default_factory=tracking.NullTracker)  # MLflow, on the chief
   _blocks: dict = dataclasses.field(default_factory=dict)
+  _traced_block: Any = None  # (jax.stages.Traced, length) of the first block compiled
   _resident_test: Any = None
 
   @property
@@ -91,7 +92,7 @@ class Session:
                                                          init_params)
     # Before the writer's and the plots' background imports, which would slow a CPU
     # peak measurement down.
-    meter = mfu.Meter.create(config, task, programs)
+    peak = device_peaks.mesh_peak(programs.mesh, modeling.compute_dtype(config))
     if is_chief():
       writers.prepare()  # imports while the blocks compile
       tracking.prepare(config)
@@ -101,10 +102,14 @@ class Session:
                   checkpointer, writers.NullWriter(), progress=None, input=None,
                   timings=dict(setup=0.0, compile=0.0, train=0.0, eval=0.0, save=0.0,
                                finish=0.0),
-                  meter=meter, memory_available=memory)
+                  memory_available=memory)
     session.input = session._make_input(position)
     if start_step < programs.num_steps:
       session.precompile()  # may refuse: a resumed workdir is then left as it was
+    # The step's FLOPs from a block traced for compiling, rather than a trace of its own.
+    session.meter = meter = mfu.Meter.with_peak(config, task, programs, peak,
+                                                session._traced_block)
+    session._traced_block = None  # its jaxpr is no longer needed
     if is_chief():
       storage.make_dirs(workdir)
       config_lib.save(config, workdir)
@@ -168,8 +173,9 @@ class Session:
         block = self.programs.streamed_block()
         args = (programs_lib.abstract_batches(self.task, length, self.config.data.batch_size,
                                               self.programs.mesh, with_mask=True),)
-      self._blocks[length] = block.lower(self.state, *args,
-                                         *self.programs.teacher_args).compile()
+      traced = block.trace(self.state, *args, *self.programs.teacher_args)
+      self._traced_block = self._traced_block or (traced, length)
+      self._blocks[length] = traced.lower().compile()
       self.timings['compile'] += time.perf_counter() - started
       self._check_memory(self._blocks[length])
     return self._blocks[length]
