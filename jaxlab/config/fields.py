@@ -16,9 +16,10 @@ from jaxlab.finetune import patterns
 # Names the checks accept, listed here so that loading a config stays light.
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
               'lm1b', 'imdb_reviews', 'python_snippets', 'synthetic_speech', 'spoken_digits',
-              'speech_commands', 'imagenet2012', 'image_folder', 'table', 'text_files', 'hf_disk')
+              'speech_commands', 'imagenet2012', 'image_folder', 'table', 'text_files', 'hf_disk',
+              'coco_json', 'shapes_detection', 'coco', 'voc')
 # Data sets read from your own files at data.path.
-PATH_DATA_NAMES = ('npz', 'image_folder', 'table', 'text_files', 'hf_disk')
+PATH_DATA_NAMES = ('npz', 'image_folder', 'table', 'text_files', 'hf_disk', 'coco_json')
 SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'imagenet2012')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -110,7 +111,7 @@ def _declare(field):
   placeholder = ml_collections.config_dict.placeholder
   field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
 
-  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
+  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression", "detection"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
   field('task.label_smoothing', 0.0, checks.number(minimum=0, below=1))  # classification: share of the target spread evenly over the classes (0: off)
 
   field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (docs: Tasks and data)
@@ -137,7 +138,8 @@ def _declare(field):
   field('data.eval_batch_size', placeholder(int), checks.optional(checks.integer(minimum=1)))  # default: batch_size
   field('data.num_train', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N training examples
   field('data.num_test', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N test examples
-  field('data.augment', (), checks.subset_of('crop', 'flip'))  # on-device augmentations: 'crop', 'flip'
+  field('data.augment', (), checks.subset_of('crop', 'flip', 'scale_jitter'))  # on-device augmentations: 'crop', 'flip' (detection: random resized crop, flip, 'scale_jitter'; boxes move with the pixels)
+  field('data.max_boxes', 32, checks.integer(minimum=1))  # detection: boxes kept per image (the batch pads to this many)
   field('data.mixup_alpha', 0.0, checks.number(minimum=0))  # training: mixup of image pairs, weight ~ Beta(alpha, alpha) (0: off)
   field('data.image_size', 224, checks.integer(minimum=8))  # encoded images (imagenet2012, image_folder, hf_disk): side of the square they are resized or cropped to
   field('data.synthetic_like', 'digits', checks.one_of(*SYNTHETIC_SHAPES))  # shapes and sizes of data.name='synthetic'
