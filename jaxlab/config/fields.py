@@ -113,6 +113,14 @@ def _declare(field):
 
   field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression", "detection"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
   field('task.label_smoothing', 0.0, checks.number(minimum=0, below=1))  # classification: share of the target spread evenly over the classes (0: off)
+  field('task.score_threshold', 0.05, checks.number(minimum=0, below=1))  # detection: boxes scoring below this are not kept
+  field('task.pre_nms_top_k', 300, checks.integer(minimum=1))  # detection: highest-scoring (location, class) pairs that enter non-maximum suppression
+  field('task.nms_iou', 0.6, checks.number(above=0, maximum=1))  # detection: a box overlapping a higher-scoring box of its class by more IoU is suppressed
+  field('task.max_detections', 100, checks.integer(minimum=1))  # detection: boxes kept per image after suppression (COCO's evaluator reads 100)
+  field('task.focal_alpha', 0.25, checks.number(minimum=0, maximum=1))  # detection: the focal loss's weight of positives (Lin et al. 2017)
+  field('task.focal_gamma', 2.0, checks.number(minimum=0))  # detection: the focal loss's down-weighting of easy examples
+  field('task.box_l1_weight', 0.0, checks.number(minimum=0))  # detection: weight of an L1 loss on the box distances beside GIoU (0: GIoU alone)
+  field('task.center_radius', 1.5, checks.number(above=0))  # detection: locations within this many strides of a box's centre learn it (FCOS's centre sampling)
 
   field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (docs: Tasks and data)
   field('data.placement', 'auto', checks.one_of('auto', 'device', 'stream'))  # device: whole set on the devices; stream: read by Grain as it trains

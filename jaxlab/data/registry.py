@@ -13,7 +13,12 @@ def _loaders():
   from jaxlab.data import arrays, audio_sets, digits, imagenet, synthetic, text_sets  # pylint: disable=g-import-not-at-top
   from jaxlab.data import tfds_images  # pylint: disable=g-import-not-at-top
   from jaxlab.data import hf_disk, image_folder, table, text_files  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import coco_folder, shapes_detection, tfds_detection  # pylint: disable=g-import-not-at-top
   return {
+      'coco_json': coco_folder.load,
+      'shapes_detection': shapes_detection.load,
+      'coco': tfds_detection.load,
+      'voc': tfds_detection.load,
       'image_folder': image_folder.load,
       'table': table.load,
       'text_files': text_files.load,
