@@ -43,11 +43,11 @@ def get_config(arg=None):
   c.optimizer.weight_decay = 1e-4  # on kernels
   c.optimizer.grad_clip_norm = 10.0  # early focal-loss gradients can be large
 
-  c.num_epochs = 24  # passes over the 4000 training images (3000 steps)
-  c.steps_per_loop = 25  # train steps per compiled call
-  c.log_every_steps = 125  # a train record every 1 epoch
-  c.eval_every_steps = 1000  # COCO evaluation of the 500 test images
-  c.checkpoint_every_steps = 1000  # with the evaluation
+  c.num_epochs = 14  # passes over the 4000 training images (1750 steps)
+  c.steps_per_loop = 1  # one step per compiled call: XLA:CPU runs these convolutions slower in a loop
+  c.log_every_steps = 125  # a train record every epoch
+  c.eval_every_steps = 500  # COCO evaluation of the 500 test images
+  c.checkpoint_every_steps = 500  # with the evaluation
   c.checkpoint.best_metric = 'eval/mAP'  # keep the best checkpoint by COCO mAP
   if smoke:  # seconds, for tests
     c.data.num_train = 48  # the first 48 training images
@@ -59,7 +59,7 @@ def get_config(arg=None):
     c.model.fpn_width = 16
     c.model.head_depth = 1
     c.num_epochs = 2  # 12 steps
-    c.steps_per_loop = 6
+    c.steps_per_loop = 1
     c.log_every_steps = 6
     c.eval_every_steps = 12
     c.checkpoint_every_steps = 12
