@@ -29,7 +29,7 @@ def write_coco(folder, split, sizes, annotations, categories=((1, 'cat'), (5, 'd
   images = []
   for index, (height, width) in enumerate(sizes):
     name = f'{split}_{index}.png'
-    pixels = np.full((height, width, 3), 40 * index, np.uint8)
+    pixels = np.full((height, width, 3), (40 * index) % 256, np.uint8)
     Image.fromarray(pixels).save(folder / split / name)
     images.append(dict(id=100 + index, file_name=name, height=height, width=width))
   record = dict(images=images, annotations=[dict(id=i + 1, iscrowd=0, **a)
