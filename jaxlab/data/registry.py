@@ -54,6 +54,9 @@ def known_info(data_config):
   without reading, downloading or generating it (what --dry_run needs), or None."""
   from jaxlab.data import audio_sets, text_sets  # pylint: disable=g-import-not-at-top
   name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
+  if name == 'shapes_detection':
+    from jaxlab.data import shapes_detection  # pylint: disable=g-import-not-at-top
+    return shapes_detection.known_info(data_config)
   if name in audio_sets.KNOWN_SIZES:
     return audio_sets.known_info(data_config)
   if name in text_sets.SHAPES:

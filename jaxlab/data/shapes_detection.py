@@ -22,7 +22,7 @@ import uuid
 import numpy as np
 
 from jaxlab.data import boxes as boxes_lib
-from jaxlab.data import coco_folder, coco_json
+from jaxlab.data import coco_folder, coco_json, image_fit
 
 VERSION = 1  # bump when the drawing changes
 SIZES = {'train': 4000, 'test': 500}
@@ -42,6 +42,19 @@ def load(data_config, workdir=None):
   read = {split: coco_json.read(os.path.join(root, f'{split}.json'), [os.path.join(root, split)])
           for split in SIZES}
   return coco_folder.splits(data_config, 'shapes_detection', read['train'], read['test'], root)
+
+
+def known_info(data_config):
+  """(DatasetInfo, training examples) without drawing the set (what --dry_run needs)."""
+  from jaxlab.data.info import DatasetInfo  # pylint: disable=g-import-not-at-top
+  size, channels = int(data_config.image_size), image_fit.CHANNELS[data_config.color_mode]
+  info = DatasetInfo('shapes_detection', boxes_lib.features(size, channels,
+                                                            int(data_config.max_boxes)),
+                     num_classes=len(CLASS_NAMES), class_names=CLASS_NAMES,
+                     preprocessing={'image': image_fit.spec(size, 'stretch',
+                                                            data_config.color_mode),
+                                    'category_ids': list(range(1, len(CLASS_NAMES) + 1))})
+  return info, int(data_config.num_train or SIZES['train'])
 
 
 def ensure_written(cache_dir, counts):
