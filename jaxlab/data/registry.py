@@ -57,6 +57,9 @@ def known_info(data_config):
   if name == 'shapes_detection':
     from jaxlab.data import shapes_detection  # pylint: disable=g-import-not-at-top
     return shapes_detection.known_info(data_config)
+  if name in ('coco', 'voc'):
+    from jaxlab.data import tfds_detection  # pylint: disable=g-import-not-at-top
+    return tfds_detection.known_info(data_config)
   if name in audio_sets.KNOWN_SIZES:
     return audio_sets.known_info(data_config)
   if name in text_sets.SHAPES:

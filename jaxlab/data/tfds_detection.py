@@ -22,6 +22,17 @@ SETS = {
     'coco': ('coco/2017', 'train', 'validation', 'is_crowd'),
     'voc': ('voc/2007', 'train+validation', 'test', 'is_difficult'),
 }
+KNOWN = {'coco': (80, 118287), 'voc': (20, 5011)}  # classes, training images (what --dry_run needs)
+
+
+def known_info(data_config):
+  """(DatasetInfo, training examples) without opening TFDS."""
+  num_classes, num_train = KNOWN[data_config.name]
+  size = int(data_config.image_size)
+  info = DatasetInfo(data_config.name, boxes_lib.features(size, 3, int(data_config.max_boxes)),
+                     num_classes=num_classes,
+                     preprocessing={'image': image_fit.spec(size, 'stretch', 'rgb')})
+  return info, int(data_config.num_train or num_train)
 
 
 class TfdsDetectionSource:
