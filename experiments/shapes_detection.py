@@ -4,10 +4,10 @@ COCO's evaluator (mAP, AP50, AP75). No download: the set is drawn once into the 
   jaxlab train --config=experiments/shapes_detection.py --workdir=/tmp/jaxlab/shapes_detection
   jaxlab predict --workdir=/tmp/jaxlab/shapes_detection photo.jpg
 
-Your own images with a COCO JSON (DIR/train.json + DIR/train/, DIR/test.json + DIR/test/,
-or one .json file; docs: Object detection):
+Your own images with a COCO JSON (COCO_DIR/train.json + COCO_DIR/train/, and
+COCO_DIR/test.json + COCO_DIR/test/, or one .json file; docs: Object detection):
 
-  jaxlab train --config=experiments/shapes_detection.py --config.data.name=coco_json --config.data.path=DIR --workdir=/tmp/jaxlab/my_boxes
+  jaxlab train --config=experiments/shapes_detection.py --config.data.name=coco_json --config.data.path=COCO_DIR --workdir=/tmp/jaxlab/my_boxes
 
 4000 training and 500 held-out images of 100-160 pixels, 13 classes (circles, squares,
 triangles, the ten digits), stretched to 128 x 128. About 12 minutes on 2 CPU cores
