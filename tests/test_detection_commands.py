@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import portpicker
 import pytest
@@ -21,7 +22,7 @@ from jaxlab.errors import UserError
 from jaxlab.inference import predict
 from jaxlab.inference import trained_run
 from jaxlab.train import loop
-from tests.conftest import ROOT, load_config, read_metrics, run_cli
+from tests.conftest import ROOT, load_config, read_metrics, restore_params, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +32,17 @@ SMOKE = dict(task__score_threshold=0.01, task__max_detections=20, plots=False)
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  """The workdir of shapes_detection's smoke run, its data drawn into a fresh cache."""
+  """The workdir of shapes_detection's smoke run, its data drawn into a fresh cache, its
+  ResNet-18 started from a one-step classifier's run (model.backbone_init) and frozen."""
   folder = tmp_path_factory.mktemp('detection')
-  config = load_config('shapes_detection', data__cache_dir=str(folder / 'cache'), **SMOKE)
+  classifier = load_config('cifar10_resnet18', model__stem='imagenet', num_steps=1,
+                           steps_per_loop=1, eval_every_steps=1, checkpoint_every_steps=1,
+                           data__num_train=32, data__num_test=16, data__eval_batch_size=16,
+                           plots=False)
+  loop.run(classifier, str(folder / 'classifier'))
+  config = load_config('shapes_detection', data__cache_dir=str(folder / 'cache'),
+                       model__backbone_init=str(folder / 'classifier'),
+                       optimizer__frozen=('backbone/.*',), **SMOKE)
   summary = loop.run(config, str(folder / 'run'))
   return dict(workdir=folder / 'run', summary=summary, folder=folder)
 
@@ -59,6 +68,25 @@ def test_training_reports_coco_metrics_and_keeps_the_best_by_map(trained):
   assert 0 <= evals[-1]['eval/mAP'] <= 1
   train = [r for r in read_metrics(trained['workdir']) if 'train/class_loss' in r]
   assert train and train[-1]['train/loss'] < 10 and train[-1]['train/positives'] > 0
+
+
+def test_backbone_init_starts_the_resnet_from_a_classifier_run(trained):
+  classifier, _ = restore_params(trained['folder'] / 'classifier')
+  detector, _ = restore_params(trained['workdir'])
+  assert 'head' in classifier and 'head' not in detector['backbone']
+  classifier.pop('head')
+  flat = lambda tree: dict(jax.tree_util.tree_leaves_with_path(tree))
+  mine, theirs = flat(detector['backbone']), flat(classifier)
+  assert mine.keys() == theirs.keys() and len(mine) > 40
+  for path, value in theirs.items():  # frozen in this run, so exactly the classifier's
+    np.testing.assert_array_equal(mine[path], value, err_msg=str(path))
+
+
+def test_backbone_init_of_another_network_names_the_mismatch(tmp_path, trained):
+  config = load_config('shapes_detection', model__backbone_init=str(trained['workdir']),
+                       data__cache_dir=str(trained['folder'] / 'cache'), **SMOKE)
+  with pytest.raises(UserError, match='is not a classifier of this backbone'):
+    loop.run(config, str(tmp_path / 'run'))
 
 
 def test_predict_prints_pixel_boxes_and_draws_labelled_pngs(trained, photos, capsys, tmp_path):
@@ -154,12 +182,26 @@ def test_explain_refuses_a_detector_and_says_what_to_use(trained, photos):
   assert 'jaxlab predict' in str(raised.value)
 
 
-def test_dry_run_covers_the_detector_on_an_fsdp_and_tensor_parallel_mesh():
+# Lowered as --dry_run lowers it, on 4 CPU devices, short of XLA's compile (slow); the
+# documented `jaxlab train` commands run whole through --dry_run in test_docs_commands.
+DRY_RUN = """
+from tests.conftest import load_config
+from jaxlab.perf import dry_run
+config = load_config('shapes_detection', 'smoke', mesh__data=1, mesh__fsdp=2, mesh__tensor=2)
+lowered = dry_run.lower(config)
+print(dict(lowered.programs.mesh.shape), lowered.task.__class__.__name__)
+for path, shape, spec in lowered.programs.layout.param_table:
+  print(path, shape, spec)
+"""
+
+
+def test_dry_run_lowers_the_detector_onto_an_fsdp_and_tensor_parallel_mesh():
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
-  result = run_cli('train', '--config=experiments/shapes_detection.py:smoke', '--config.mesh.data=1',
-                   '--config.mesh.fsdp=2', '--config.mesh.tensor=2', '--dry_run', '--verbose',
-                   env=env)
-  assert result.returncode == 0, result.stderr
-  assert "'fsdp': 2" in result.stdout and "'tensor': 2" in result.stdout
-  sharded = [line for line in result.stdout.splitlines() if 'class_tower' in line]
-  assert any("'tensor'" in line for line in sharded) and any("'fsdp'" in line for line in sharded)
+  result = subprocess.run([sys.executable, '-c', DRY_RUN], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.splitlines()
+  assert "'fsdp': 2" in lines[0] and "'tensor': 2" in lines[0] and 'Detection' in lines[0]
+  kernel = next(line for line in lines if line.startswith('class_tower/convs/0/kernel'))
+  assert "P(None, None, 'fsdp', 'tensor')" in kernel
+  assert any(line.startswith('backbone/blocks/') and "'fsdp'" in line for line in lines)
