@@ -1,7 +1,8 @@
 """Prints the model's predictions for input files, read as the task says (images for
 image classifiers, text files for text models, WAV files for speech): the --top_k likeliest
 classes of each, or one JSON object per file with --json. A detector's boxes are also drawn
-on each image, a PNG each in --out (default WORKDIR/predictions). Exit 1 if a file could
+on each image, a PNG each in --out (default WORKDIR/predictions, or ./predictions for a
+workdir in a bucket). Exit 1 if a file could
 not be read (the others are still predicted)."""
 
 import json
@@ -16,7 +17,7 @@ FLAGS = (
     options.WORKDIR, options.CHECKPOINT,
     Flag('top_k', 'integer', 3, 'How many of the likeliest classes to print per file.'),
     Flag('json', 'bool', False, 'Print one JSON object per file.'),
-    Flag('out', 'string', '', 'Detectors: the folder of the PNGs with the boxes drawn '
+    Flag('out', 'string', None, 'Detectors: the folder of the PNGs with the boxes drawn '
          '(default WORKDIR/predictions).'),
     *options.MULTI_HOST,
 )
@@ -30,7 +31,7 @@ def run(args):
               as_json=args.json, out=args.out)
 
 
-def main(workdir, paths, checkpoint='best', top_k_count=3, as_json=False, out=''):
+def main(workdir, paths, checkpoint='best', top_k_count=3, as_json=False, out=None):
   """Prints predictions; returns 1 if any file could not be read, else 0."""
   if not paths:
     print('jaxlab: error: predict needs input files: jaxlab predict --workdir=DIR FILE ...',
@@ -45,13 +46,18 @@ def main(workdir, paths, checkpoint='best', top_k_count=3, as_json=False, out=''
   if readable:
     outputs = predict.outputs(run_, batch)
     for path, prediction in zip(readable, run_.task.predictions(outputs, top_k_count)):
-      drawn = _draw(run_.task, path, prediction, out or os.path.join(workdir, 'predictions'))
+      drawn = _draw(run_.task, path, prediction, out or _default_out(workdir))
       if as_json:
         print(json.dumps(dict(file=path, **prediction, **drawn)), flush=True)
       else:
         print(f'{path}: {run_.task.prediction_line(prediction)}'
               + (f' (drawn: {drawn["drawn"]})' if drawn else ''), flush=True)
   return 1 if errors else 0
+
+
+def _default_out(workdir):
+  """WORKDIR/predictions, or ./predictions for a workdir in a bucket (gs://, s3://)."""
+  return 'predictions' if '://' in str(workdir) else os.path.join(workdir, 'predictions')
 
 
 def _draw(task, path, prediction, folder):
