@@ -148,3 +148,20 @@ def test_the_offline_set_is_written_in_coco_format_and_read_through_the_coco_loa
   mtime = (root / 'train.json').stat().st_mtime_ns
   registry.load(config)
   assert (root / 'train.json').stat().st_mtime_ns == mtime
+
+
+def test_tfds_detection_records_become_padded_examples_without_crowd_boxes():
+  import io
+  from jaxlab.data import tfds_detection
+  encoded = io.BytesIO()
+  Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(encoded, format='JPEG')
+  record = {'image': encoded.getvalue(), 'image/id': 42, 'objects': {
+      'bbox': np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]], np.float32),
+      'label': np.array([3, 7]), 'is_crowd': np.array([False, True])}}
+  source = tfds_detection.TfdsDetectionSource([record], size=16, max_boxes=3,
+                                              left_out='is_crowd')
+  example = source[0]
+  assert example['image'].shape == (16, 16, 3) and list(example['image_hw']) == [30, 50]
+  np.testing.assert_allclose(example['boxes'][0], [0.1, 0.2, 0.5, 0.6])
+  np.testing.assert_array_equal(example['box_mask'], [1, 0, 0])
+  assert int(example['classes'][0]) == 3 and int(example['image_id']) == 42
