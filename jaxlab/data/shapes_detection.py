@@ -4,7 +4,7 @@ machine: no download.
 Each image (100-160 pixels a side) has a textured background (a two-colour gradient, smooth
 noise, stripes, pixel noise) and 0 to `MAX_OBJECTS` objects of 13 classes: circles,
 squares and triangles drawn, and scikit-learn's handwritten digits (8 x 8) pasted as
-glyphs, each 14 to 56 pixels, of a random colour, overlapping earlier objects by at most
+glyphs, each 20 to 64 pixels, of a random colour, overlapping earlier objects by at most
 `MAX_IOU`. A box is the tight box of the object's visible pixels.
 
 The set is written once, in COCO format (train.json + train/*.jpg, test.json +
@@ -24,13 +24,13 @@ import numpy as np
 from jaxlab.data import boxes as boxes_lib
 from jaxlab.data import coco_folder, coco_json, image_fit
 
-VERSION = 1  # bump when the drawing changes
+VERSION = 2  # bump when the drawing changes
 SIZES = {'train': 4000, 'test': 500}
 SHAPES = ('circle', 'square', 'triangle')
 CLASS_NAMES = SHAPES + tuple(f'digit {d}' for d in range(10))
 MAX_OBJECTS = 6
 MAX_IOU = 0.2
-SIZE_RANGE = (14, 56)  # an object's longer side, in pixels
+SIZE_RANGE = (20, 64)  # an object's longer side, in pixels
 SPLIT_SEEDS = {'train': 0, 'test': 1}
 
 
