@@ -82,13 +82,6 @@ def test_backbone_init_starts_the_resnet_from_a_classifier_run(trained):
     np.testing.assert_array_equal(mine[path], value, err_msg=str(path))
 
 
-def test_backbone_init_of_another_network_names_the_mismatch(tmp_path, trained):
-  config = load_config('shapes_detection', model__backbone_init=str(trained['workdir']),
-                       data__cache_dir=str(trained['folder'] / 'cache'), **SMOKE)
-  with pytest.raises(UserError, match='is not a classifier of this backbone'):
-    loop.run(config, str(tmp_path / 'run'))
-
-
 def test_predict_prints_pixel_boxes_and_draws_labelled_pngs(trained, photos, capsys, tmp_path):
   assert predict_command.main(str(trained['workdir']), [str(p) for p in photos], as_json=True,
                               out=str(tmp_path)) == 0
