@@ -20,6 +20,7 @@ SERVE_JSON = 'results_serve_cpu.json'  # benchmarks.serve_load's, read from besi
 # benchmarks.checkpoint_storage's, read from beside the JSON.
 CHECKPOINT_STORAGE_JSON = 'checkpoint_storage_cpu.json'
 SCALING_JSON = 'scaling_cpu.json'  # benchmarks.scaling's, with its plots beside it
+DETECTION_JSON = 'detection_cpu.json'  # benchmarks.detection's, read from beside the JSON
 
 
 def _fmt(value, spec):
@@ -589,6 +590,10 @@ jaxlab's own rows before this change ({before_source}) and now:
 
 {checkpoint_storage}
 
+## Detection
+
+{detection}
+
 ## Targets on this basis
 
 {targets}
@@ -793,8 +798,34 @@ def checkpoint_storage_section(measured):
   return '\n'.join(lines)
 
 
+def detection_section(measured):
+  """The "Detection" section from `benchmarks.detection`'s JSON."""
+  if not measured:
+    return (f'Not measured: `python -m benchmarks.detection` writes {DETECTION_JSON}, which '
+            'this page then includes.')
+  minutes = measured['train_command_seconds'] / 60 if measured['train_command_seconds'] else None
+  return '\n'.join([
+      f'`{measured["experiment"]}` (FCOS on a ResNet-18 of width 32, 128 x 128 inputs) trained '
+      f'with `jaxlab train` on {measured["cpus"]} CPU cores (`python -m benchmarks.detection`), '
+      'evaluated by pycocotools on the 500 held-out images of the offline set, boxes in each '
+      'image\'s pixels.', '',
+      '| figure | value |', '| --- | ---: |',
+      f'| whole `jaxlab train` command, minutes | {_fmt(minutes, ".1f")} |',
+      f'| steps | {measured["step"]} |',
+      *(f'| {name} | {measured[name]:.3f} |' for name in ('mAP', 'AP50', 'AP75', 'APs', 'APm',
+                                                          'APl')),
+      f'| mAP > 0.5 in under 15 minutes | {_yes(measured["meets_map_bound"])} |',
+      f'| training, images/s | {measured["train_images_per_second"]:.1f} |',
+      f'| inference (eval step, batch {measured["eval_batch"]}), images/s | '
+      f'{measured["inference_images_per_second"]:.1f} |',
+      f'| eval step at batch {measured["eval_batch"]}, ms | {1000 * measured["eval_step_seconds"]:.1f} |',
+      f'| its post-processing alone (top-k, NMS), ms | {1000 * measured["decoding_seconds"]:.1f} |',
+      f'| post-processing share of the eval step (bound 10%) | '
+      f'{100 * measured["postprocessing_share"]:.1f}% |'])
+
+
 def page(results, source, before=None, before_source=None, serve=None, checkpoint_storage=None,
-         scaling=None):
+         scaling=None, detection=None):
   peaks = ', '.join(f'{dtype} {value:.1f} GFLOP/s'
                     for dtype, value in results['gemm_peaks_gflops'].items())
   short_note = ('\n\n**Short mode** (`--short`): tiny sizes that check that everything '
@@ -816,7 +847,8 @@ def page(results, source, before=None, before_source=None, serve=None, checkpoin
       before_after=before_after_table(results, before) or 'No earlier run given.',
       before_source=before_source or '-', serving=serving_section(serve),
       scaling=scaling_section(scaling),
-      checkpoint_storage=checkpoint_storage_section(checkpoint_storage))
+      checkpoint_storage=checkpoint_storage_section(checkpoint_storage),
+      detection=detection_section(detection))
 
 
 def main(argv=None):
@@ -864,11 +896,16 @@ def main(argv=None):
   if os.path.exists(scaling_path):
     with open(scaling_path) as f:
       scaling = json.load(f)
+  detection_path = os.path.join(os.path.dirname(args.json), DETECTION_JSON)
+  detection = None
+  if os.path.exists(detection_path):
+    with open(detection_path) as f:
+      detection = json.load(f)
   source = ' '.join([args.json, *(f'--add={path}' for path in args.add),
                      *([f'--before={args.before}'] if args.before else []),
                      *([f'--serve={args.serve}'] if args.serve else [])])
   sys.stdout.write(page(results, source, before, args.before or None, serve, checkpoint_storage,
-                        scaling))
+                        scaling, detection))
   return 0
 
 

@@ -60,6 +60,7 @@ PLACEHOLDERS = (
     (r'\bVIT_DIR\b', 'tests/fixtures/imported/vit'),
     (r'\bLLAMA_DIR\b', 'tests/fixtures/imported/llama'),
     (r'^--config\.data\.path=TEXT_DIR$', '--config.data.path=tests/fixtures/your_files/texts'),
+    (r'^--config\.data\.path=COCO_DIR$', '--config.data.path=tests/fixtures/your_files/boxes'),
     (r'\bNEW_DIR\b', 'runs/imported'),
     (r'\bDIR\b', 'runs/example'),
     (r'\bSTEP\b', '88'),

@@ -63,6 +63,8 @@ def final_metrics(metrics, test_split=''):
   if 'accuracy' in metrics:
     held_out = f' ({test_split})' if test_split else ''
     return f'test accuracy{held_out} {metrics["accuracy"]:.4f}'
+  if 'mAP' in metrics:  # detection: COCO's evaluator
+    return f'test mAP {metrics["mAP"]:.4f}, AP50 {metrics["AP50"]:.4f}, AP75 {metrics["AP75"]:.4f}'
   shown = f'test loss {metrics["loss"]:.4f}'
   if 'rmse' in metrics:  # regression
     return shown + f', rmse {metrics["rmse"]:.4g}, r2 {metrics["r2"]:.4f}'

@@ -16,9 +16,10 @@ from jaxlab.finetune import patterns
 # Names the checks accept, listed here so that loading a config stays light.
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
               'lm1b', 'imdb_reviews', 'python_snippets', 'synthetic_speech', 'spoken_digits',
-              'speech_commands', 'imagenet2012', 'image_folder', 'table', 'text_files', 'hf_disk')
+              'speech_commands', 'imagenet2012', 'image_folder', 'table', 'text_files', 'hf_disk',
+              'coco_json', 'shapes_detection', 'coco', 'voc')
 # Data sets read from your own files at data.path.
-PATH_DATA_NAMES = ('npz', 'image_folder', 'table', 'text_files', 'hf_disk')
+PATH_DATA_NAMES = ('npz', 'image_folder', 'table', 'text_files', 'hf_disk', 'coco_json')
 SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'imagenet2012')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -110,8 +111,16 @@ def _declare(field):
   placeholder = ml_collections.config_dict.placeholder
   field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
 
-  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
+  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression", "detection"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
   field('task.label_smoothing', 0.0, checks.number(minimum=0, below=1))  # classification: share of the target spread evenly over the classes (0: off)
+  field('task.score_threshold', 0.05, checks.number(minimum=0, below=1))  # detection: boxes scoring below this are not kept
+  field('task.pre_nms_top_k', 300, checks.integer(minimum=1))  # detection: highest-scoring (location, class) pairs that enter non-maximum suppression
+  field('task.nms_iou', 0.6, checks.number(above=0, maximum=1))  # detection: a box overlapping a higher-scoring box of its class by more IoU is suppressed
+  field('task.max_detections', 100, checks.integer(minimum=1))  # detection: boxes kept per image after suppression (COCO's evaluator reads 100)
+  field('task.focal_alpha', 0.25, checks.number(minimum=0, maximum=1))  # detection: the focal loss's weight of positives (Lin et al. 2017)
+  field('task.focal_gamma', 2.0, checks.number(minimum=0))  # detection: the focal loss's down-weighting of easy examples
+  field('task.box_l1_weight', 0.0, checks.number(minimum=0))  # detection: weight of an L1 loss on the box distances beside GIoU (0: GIoU alone)
+  field('task.center_radius', 1.5, checks.number(above=0))  # detection: locations within this many strides of a box's centre learn it (FCOS's centre sampling)
 
   field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (docs: Tasks and data)
   field('data.placement', 'auto', checks.one_of('auto', 'device', 'stream'))  # device: whole set on the devices; stream: read by Grain as it trains
@@ -137,7 +146,8 @@ def _declare(field):
   field('data.eval_batch_size', placeholder(int), checks.optional(checks.integer(minimum=1)))  # default: batch_size
   field('data.num_train', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N training examples
   field('data.num_test', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N test examples
-  field('data.augment', (), checks.subset_of('crop', 'flip'))  # on-device augmentations: 'crop', 'flip'
+  field('data.augment', (), checks.subset_of('crop', 'flip', 'scale_jitter'))  # on-device augmentations: 'crop', 'flip' (detection: random resized crop, flip, 'scale_jitter'; boxes move with the pixels)
+  field('data.max_boxes', 32, checks.integer(minimum=1))  # detection: boxes kept per image (the batch pads to this many)
   field('data.mixup_alpha', 0.0, checks.number(minimum=0))  # training: mixup of image pairs, weight ~ Beta(alpha, alpha) (0: off)
   field('data.image_size', 224, checks.integer(minimum=8))  # encoded images (imagenet2012, image_folder, hf_disk): side of the square they are resized or cropped to
   field('data.synthetic_like', 'digits', checks.one_of(*SYNTHETIC_SHAPES))  # shapes and sizes of data.name='synthetic'

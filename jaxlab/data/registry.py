@@ -13,7 +13,12 @@ def _loaders():
   from jaxlab.data import arrays, audio_sets, digits, imagenet, synthetic, text_sets  # pylint: disable=g-import-not-at-top
   from jaxlab.data import tfds_images  # pylint: disable=g-import-not-at-top
   from jaxlab.data import hf_disk, image_folder, table, text_files  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import coco_folder, shapes_detection, tfds_detection  # pylint: disable=g-import-not-at-top
   return {
+      'coco_json': coco_folder.load,
+      'shapes_detection': shapes_detection.load,
+      'coco': tfds_detection.load,
+      'voc': tfds_detection.load,
       'image_folder': image_folder.load,
       'table': table.load,
       'text_files': text_files.load,
@@ -49,6 +54,12 @@ def known_info(data_config):
   without reading, downloading or generating it (what --dry_run needs), or None."""
   from jaxlab.data import audio_sets, text_sets  # pylint: disable=g-import-not-at-top
   name = data_config.name if data_config.name != 'synthetic' else data_config.synthetic_like
+  if name == 'shapes_detection':
+    from jaxlab.data import shapes_detection  # pylint: disable=g-import-not-at-top
+    return shapes_detection.known_info(data_config)
+  if name in ('coco', 'voc'):
+    from jaxlab.data import tfds_detection  # pylint: disable=g-import-not-at-top
+    return tfds_detection.known_info(data_config)
   if name in audio_sets.KNOWN_SIZES:
     return audio_sets.known_info(data_config)
   if name in text_sets.SHAPES:

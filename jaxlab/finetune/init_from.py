@@ -20,6 +20,8 @@ from jaxlab.errors import UserError
 from jaxlab.finetune import lora, patterns
 
 PARTS = ('params', 'model_state')
+BACKBONE = 'backbone'  # where a detector keeps its ResNet (model.backbone_init)
+CLASSIFIER_HEAD = ('head/.*',)  # what a classifier has and a backbone lacks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +34,11 @@ class Plan:
 
 def source_workdir(config):
   return config.init.from_workdir
+
+
+def backbone_workdir(config):
+  """model.backbone_init: a classifier's workdir whose ResNet starts this model's backbone."""
+  return config.model.get('backbone_init', '') or ''
 
 
 def plan(saved, target, reset):
@@ -87,9 +94,11 @@ def _resolve_step(checkpointer, which, workdir):
                     '--config.init.checkpoint=best|latest|STEP.)') from None
 
 
-def load(config, state, layout):
-  """(state with the source's arrays in place of this run's fresh ones, Plan, step)."""
-  workdir = storage.absolute(source_workdir(config))
+def load(config, state, layout, under=''):
+  """(state with the source's arrays in place of this run's fresh ones, Plan, step).
+  `under` ('backbone'): the source fills only that subtree of this model (its classifier
+  head left behind), from model.backbone_init."""
+  workdir = storage.absolute(backbone_workdir(config) if under else source_workdir(config))
   try:
     source_config = config_lib.load_from_workdir(workdir)
   except UserError as error:
@@ -100,17 +109,31 @@ def load(config, state, layout):
   try:
     step = _resolve_step(checkpointer, config.init.checkpoint, workdir)
     abstract = layout.abstract()
-    target = {part: getattr(abstract, part) for part in PARTS}
-    the_plan = plan(checkpointer.saved_shapes(step), patterns_shapes(target),
-                    patterns.parse(config.init.reset))
+    target = {part: _below(getattr(abstract, part), under) for part in PARTS}
+    reset = CLASSIFIER_HEAD if under else patterns.parse(config.init.reset)
+    try:
+      the_plan = plan(checkpointer.saved_shapes(step), patterns_shapes(target), reset)
+    except UserError as error:
+      if not under:
+        raise
+      raise UserError(f'--config.model.backbone_init={workdir} is not a classifier of this '
+                      f'backbone: {str(error).split(": ", 1)[1].split(". Start")[0]}. Train the '
+                      'classifier with the same model.backbone, width and stem, or leave '
+                      'backbone_init empty.') from None
     subset = _subset(target, set(the_plan.restored)) or {}
     restored = checkpointer.restore_subset(step, subset) if subset else {}
+    if under:
+      restored = {part: {under: tree} for part, tree in restored.items()}
   except checkpoint_lib.DamagedCheckpoint as error:
     raise UserError(f'--config.init.from_workdir={workdir}: {error}. Pick another step with '
                     '--config.init.checkpoint=STEP.') from None
   finally:
     checkpointer.close()
   return _replace(state, restored), the_plan, step
+
+
+def _below(tree, under):
+  return tree.get(under, {}) if under else tree
 
 
 def patterns_shapes(tree):

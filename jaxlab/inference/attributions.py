@@ -160,6 +160,12 @@ def check_supported(run):
     raise UserError(f'{run.workdir} holds an int8 model, whose rounding has no useful '
                     'gradient; explain the float run it was quantized from (the parent '
                     'workdir).')
+  from jaxlab.tasks import detection  # pylint: disable=g-import-not-at-top
+  if isinstance(run.task, detection.Detection):
+    raise UserError('jaxlab explain attributes an image classifier\'s class scores to pixels; '
+                    'this run is a detector, whose boxes it does not explain. See its boxes '
+                    f'drawn with `jaxlab predict --workdir={run.workdir} IMAGE` (a PNG per '
+                    'image), or explain a classifier, e.g. experiments/digits_cnn.py.')
   if getattr(run.task, 'input', None) != 'image':
     what = getattr(run.task, 'input', None) or type(run.task).__name__
     raise UserError(f'jaxlab explain attributes image classifiers\' predictions to pixels; '

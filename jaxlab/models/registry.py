@@ -7,7 +7,7 @@ from flax import nnx
 
 from jaxlab.config import registry
 from jaxlab.errors import UserError
-from jaxlab.models import cnn, mlp, resnet, rnn, speech, tabular, text_encoder, transformer, vit
+from jaxlab.models import cnn, fcos, mlp, resnet, rnn, speech, tabular, text_encoder, transformer, vit
 
 #: Model names accepted by ``--config.model.name`` -> factories, each called as
 #: ``factory(input_shape, num_outputs, rngs=..., **other config.model fields)``.
@@ -25,6 +25,7 @@ REGISTRY = {
     'gru': rnn.create_for('gru'),
     'transformer_encoder': text_encoder.create,
     'tabular_mlp': tabular.create,
+    'fcos': fcos.create,  # detection (task.name=detection): ResNet + feature pyramid + FCOS head
 }
 
 

@@ -121,23 +121,35 @@ class ResNet(nnx.Module):
     block = Bottleneck if depth in BOTTLENECK_DEPTHS else BasicBlock
     self.blocks = nnx.List()
     in_features = width
+    stage_features = []  # channels of each stage's output (a detector's pyramid)
     for stage, count in enumerate(STAGE_BLOCKS[depth]):
       for index in range(count):
         stride = 2 if stage > 0 and index == 0 else 1
         self.blocks.append(block(in_features, width * 2 ** stage, stride,
                                  momentum=bn_momentum, **make))
         in_features = self.blocks[-1].out_features
+      stage_features.append(in_features)
+    self.stage_features = tuple(stage_features)
+    # num_classes=0: a backbone without its classifier (jaxlab.models.fcos)
     self.head = layers.dense(in_features, num_classes, ('embed', 'classes'), init='lecun_normal',
-                             dtype=dtype, rngs=rngs)
+                             dtype=dtype, rngs=rngs) if num_classes else None
+    self.stage_ends = tuple(int(sum(STAGE_BLOCKS[depth][:i + 1])) for i in range(4))
 
-  def __call__(self, x_BxHxWxC):
+  def features(self, x_BxHxWxC):
+    """The outputs of the 4 stages (strides 4, 8, 16, 32 with the imagenet stem)."""
     x_BxHxWxC = vit.normalize_pixels(x_BxHxWxC, *self.pixel_stats)
     x = jax.nn.relu(self.stem_norm(self.stem(x_BxHxWxC)))
     if self.max_pool:
       x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    for block in self.blocks:
+    outputs = []
+    for index, block in enumerate(self.blocks):
       x = block(x)
-    return self.head(x.mean(axis=(1, 2)))
+      if index + 1 in self.stage_ends:
+        outputs.append(x)
+    return outputs
+
+  def __call__(self, x_BxHxWxC):
+    return self.head(self.features(x_BxHxWxC)[-1].mean(axis=(1, 2)))
 
 
 DEFAULTS = dict(

@@ -21,7 +21,9 @@ class BadInput(Exception):
 
 def kind(task):
   """What files the task reads: 'image', 'audio', 'text', or None (JSON arrays only)."""
-  from jaxlab.tasks import classification, language_model
+  from jaxlab.tasks import classification, detection, language_model
+  if isinstance(task, detection.Detection):
+    return 'image'
   if isinstance(task, language_model.LanguageModel):
     return 'text'
   if isinstance(task, classification.Classification):
@@ -46,6 +48,12 @@ class Decoder:
   def files(self, files):
     """A batch from [(name, bytes)] of the task's file kind."""
     _check_count(len(files), 'files')
+    if self.kind == 'image' and hasattr(self.task, 'file_batch'):  # images and their sizes
+      batch, _, errors = self.task.file_batch(files)
+      for name, reason in errors.items():
+        raise BadInput(f'Cannot decode the image {name!r} ({reason}); send a PNG, JPEG, GIF, '
+                       'BMP or other file that Pillow reads.')
+      return batch
     if self.kind == 'image':
       return {'image': np.stack([self._image(name, data) for name, data in files])}
     if self.kind == 'audio':

@@ -39,6 +39,9 @@ class Classification(base.Task):
                       'matching --config.task.name or --config.data.name.')
     self.input = inputs[0]
     self.augment = tuple(config.data.augment) if self.input == 'image' else ()
+    if 'scale_jitter' in self.augment:
+      raise UserError('--config.data.augment: scale_jitter moves boxes (task.name=detection); '
+                      "a classifier's augmentations are 'crop' and 'flip'.")
     self.mixup_alpha = float(config.data.mixup_alpha)
     self.label_smoothing = float(config.task.label_smoothing)
     if self.mixup_alpha and not np.issubdtype(info.spec()[self.input][1], np.number):

@@ -1,12 +1,13 @@
 """The task registry: names -> Task classes, or a user's own 'package.module:Class'."""
 
 from jaxlab.config import registry
-from jaxlab.tasks import base, classification, language_model, regression, table_inputs
+from jaxlab.tasks import base, classification, detection, language_model, regression, table_inputs
 
 REGISTRY = {
     'classification': classification.Classification,
     'language_model': language_model.LanguageModel,
     'regression': regression.Regression,
+    'detection': detection.Detection,
 }
 
 

@@ -34,7 +34,8 @@ class TrainPrograms:
         model=model, task=task, tx=tx, learning_rate=learning_rate,
         grad_accum_steps=int(config.grad_accum_steps), remat=config.remat,
         batch_sharding=sharding.batch_sharding(mesh), privacy=dp_sgd, distill=distillation,
-        trainability=self.trainability if self.trainability.active else None)
+        trainability=self.trainability if self.trainability.active else None,
+        scan=int(config.steps_per_loop) > 1)
     variables_layout = modeling.Layout(
         modeling.Variables(self.layout.shapes.params, self.layout.shapes.model_state),
         modeling.Variables(self.layout.shardings.params, self.layout.shardings.model_state),

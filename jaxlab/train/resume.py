@@ -31,6 +31,10 @@ def restore_or_init(config, task, programs, checkpointer, init_params=None):
     state, plan, step = init_from.load(config, state, programs.layout)
     if chief:
       messages.say(init_from.describe(plan, step, init_from.source_workdir(config)))
+  elif init_from.backbone_workdir(config):  # a detector's ResNet from a classifier's run
+    state, plan, step = init_from.load(config, state, programs.layout, under=init_from.BACKBONE)
+    if chief:
+      messages.say(init_from.describe(plan, step, init_from.backbone_workdir(config)))
   if init_params is not None:
     params = jax.device_put(jax.tree.map(np.asarray, init_params),
                             programs.layout.shardings.params)

@@ -1,0 +1,109 @@
+"""The detector on the offline shapes set: COCO mAP after a full training, images/s of
+training and inference, and the share of an eval step that post-processing takes.
+
+  python -m benchmarks.detection --out=benchmarks/detection_cpu.json [--workdir=DIR]
+
+Trains experiments/shapes_detection.py (its full recipe) with `jaxlab train` in a fresh
+process, timing the whole command (start-up, drawing the set on a first run, compiling,
+training and the evaluations), unless --workdir holds a finished run already (then it
+reports that run's). It then times, at batch 32 on that run's model, the compiled eval
+step (the model's forward pass plus decoding: score threshold, top-k, class-wise NMS,
+fixed-size outputs) against the forward pass alone and the decoding alone, each the
+median of --repeats calls after one warm-up, and writes the figures as JSON. The quality
+bound (mAP > 0.5 in under 15 minutes) is checked and reported, not asserted.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENT = 'experiments/shapes_detection.py'
+BATCH = 32
+
+
+def train(workdir):
+  """Seconds of `jaxlab train` of the experiment into `workdir` (None if already done)."""
+  if os.path.exists(os.path.join(workdir, 'checkpoints')):
+    return None
+  started = time.perf_counter()
+  subprocess.run([sys.executable, '-m', 'jaxlab.main', 'train', f'--config={EXPERIMENT}',
+                  f'--workdir={workdir}'], cwd=ROOT, check=True)
+  return time.perf_counter() - started
+
+
+def final_records(workdir):
+  """(last eval record, last train record) of metrics.jsonl."""
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  evals = [r for r in records if 'eval/mAP' in r]
+  trains = [r for r in records if 'train/examples_per_second' in r]
+  return evals[-1], trains[-1]
+
+
+def median_seconds(function, args, repeats):
+  import jax  # pylint: disable=import-outside-toplevel
+  jax.block_until_ready(function(*args))
+  times = []
+  for _ in range(repeats):
+    started = time.perf_counter()
+    jax.block_until_ready(function(*args))
+    times.append(time.perf_counter() - started)
+  return statistics.median(times)
+
+
+def eval_step_timings(workdir, repeats):
+  """Seconds per batch of 32 of the eval step, the forward pass and the decoding."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from jaxlab import data as data_lib  # pylint: disable=import-outside-toplevel
+  from jaxlab.data import sources  # pylint: disable=import-outside-toplevel
+  from jaxlab.inference import forward, trained_run  # pylint: disable=import-outside-toplevel
+  run = trained_run.load(workdir)
+  test = data_lib.load(run.config.data, workdir).test
+  rows = sources.read_rows(test, 0, BATCH)
+  batch = {k: jnp.asarray(np.asarray(v)) for k, v in rows.items() if k in run.task.batch_spec()}
+  model, task = run.programs.model, run.task
+  step = jax.jit(lambda v, b: forward.eval_outputs(v, b, model=model, task=task))
+  logits = jax.jit(lambda v, b: forward.logits(v, b, model=model, task=task))
+  decode = jax.jit(task.detections)
+  outputs = logits(run.variables, batch)
+  return dict(eval_step=median_seconds(step, (run.variables, batch), repeats),
+              forward=median_seconds(logits, (run.variables, batch), repeats),
+              decoding=median_seconds(decode, (outputs,), repeats))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--out', default='benchmarks/detection_cpu.json')
+  parser.add_argument('--workdir', default='')
+  parser.add_argument('--repeats', type=int, default=10)
+  args = parser.parse_args(argv)
+  workdir = args.workdir or tempfile.mkdtemp(prefix='jaxlab_detection_')
+  train_seconds = train(workdir)
+  evaluation, training = final_records(workdir)
+  timings = eval_step_timings(workdir, args.repeats)
+  result = dict(
+      experiment=EXPERIMENT, workdir=workdir, machine=platform.processor() or platform.machine(),
+      cpus=len(os.sched_getaffinity(0)), train_command_seconds=train_seconds,
+      step=evaluation['step'], **{k.split('/')[1]: v for k, v in evaluation.items() if '/' in k},
+      train_images_per_second=training['train/examples_per_second'],
+      eval_batch=BATCH, eval_step_seconds=timings['eval_step'],
+      forward_seconds=timings['forward'], decoding_seconds=timings['decoding'],
+      inference_images_per_second=BATCH / timings['eval_step'],
+      postprocessing_share=timings['decoding'] / timings['eval_step'])
+  result['meets_map_bound'] = bool(result['mAP'] > 0.5 and (train_seconds or 0) < 15 * 60)
+  with open(args.out, 'w') as f:
+    json.dump(result, f, indent=2)
+  print(json.dumps(result, indent=2))
+
+
+if __name__ == '__main__':
+  main()
