@@ -147,4 +147,5 @@ def _scan(body, state, xs, step_config):
   if step_config.scan:
     return lax.scan(body, state, xs)
   state, metrics = body(state, jax.tree.map(lambda a: a[0], xs))
-  return state, jax.tree.map(lambda a: a[None], metrics)
+  # As scan stacks them: as arrays (a constant learning rate is a Python float here).
+  return state, jax.tree.map(lambda a: jnp.asarray(a)[None], metrics)
