@@ -821,7 +821,8 @@ def detection_section(measured):
       f'| eval step at batch {measured["eval_batch"]}, ms | {1000 * measured["eval_step_seconds"]:.1f} |',
       f'| its post-processing alone (top-k, NMS), ms | {1000 * measured["decoding_seconds"]:.1f} |',
       f'| post-processing share of the eval step (bound 10%) | '
-      f'{100 * measured["postprocessing_share"]:.1f}% |'])
+      f'{100 * measured["postprocessing_share"]:.1f}% |',
+      *(['', measured['note']] if measured.get('note') else [])])
 
 
 def page(results, source, before=None, before_source=None, serve=None, checkpoint_storage=None,

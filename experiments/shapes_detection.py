@@ -10,8 +10,9 @@ COCO_DIR/test.json + COCO_DIR/test/, or one .json file; docs: Object detection):
   jaxlab train --config=experiments/shapes_detection.py --config.data.name=coco_json --config.data.path=COCO_DIR --workdir=/tmp/jaxlab/my_boxes
 
 4000 training and 500 held-out images of 100-160 pixels, 13 classes (circles, squares,
-triangles, the ten digits), stretched to 128 x 128. About 12 minutes on 2 CPU cores
-(benchmarks/detection.py measures it: mAP ~0.5 on the held-out images). `:smoke` trains
+triangles, the ten digits), stretched to 128 x 128. 2000 steps: about 14 minutes on 2
+otherwise idle CPU cores (2.5 steps/s), longer on a busy machine; benchmarks/detection.py
+measures its COCO mAP and AP50 on the held-out images (benchmarks/RESULTS.md). `:smoke` trains
 a tiny detector for a few steps on 48 images, for tests.
 """
 

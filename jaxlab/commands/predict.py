@@ -12,13 +12,15 @@ import sys
 from jaxlab.commands import common, options
 from jaxlab.commands.options import Flag
 
-USAGE = ('jaxlab predict --workdir=DIR [--top_k=3] [--json] [--out=DIR] FILE [FILE ...]',)
+USAGE = ('jaxlab predict --workdir=DIR [--top_k=3] [--json] [--out=DIR] [--min_score=0] FILE [FILE ...]',)
 FLAGS = (
     options.WORKDIR, options.CHECKPOINT,
     Flag('top_k', 'integer', 3, 'How many of the likeliest classes to print per file.'),
     Flag('json', 'bool', False, 'Print one JSON object per file.'),
     Flag('out', 'string', None, 'Detectors: the folder of the PNGs with the boxes drawn '
          '(default WORKDIR/predictions).'),
+    Flag('min_score', 'float', 0.0, 'Detectors: show only boxes scoring at least this '
+         '(0: every box above the run\'s task.score_threshold).'),
     *options.MULTI_HOST,
 )
 POSITIONAL = 'FILE ...'
@@ -28,10 +30,11 @@ def run(args):
   workdir = common.workdir(args)
   common.start_runtime(args)
   return main(workdir, args.positional, checkpoint=args.checkpoint, top_k_count=args.top_k,
-              as_json=args.json, out=args.out)
+              as_json=args.json, out=args.out, min_score=args.min_score)
 
 
-def main(workdir, paths, checkpoint='best', top_k_count=3, as_json=False, out=None):
+def main(workdir, paths, checkpoint='best', top_k_count=3, as_json=False, out=None,
+         min_score=0.0):
   """Prints predictions; returns 1 if any file could not be read, else 0."""
   if not paths:
     print('jaxlab: error: predict needs input files: jaxlab predict --workdir=DIR FILE ...',
@@ -46,6 +49,9 @@ def main(workdir, paths, checkpoint='best', top_k_count=3, as_json=False, out=No
   if readable:
     outputs = predict.outputs(run_, batch)
     for path, prediction in zip(readable, run_.task.predictions(outputs, top_k_count)):
+      if 'detections' in prediction and min_score:
+        prediction = dict(prediction, detections=[d for d in prediction['detections']
+                                                  if d['score'] >= min_score])
       drawn = _draw(run_.task, path, prediction, out or _default_out(workdir))
       if as_json:
         print(json.dumps(dict(file=path, **prediction, **drawn)), flush=True)
