@@ -40,7 +40,7 @@ def test_user_task_by_import_path_trains_evaluates_and_predicts(tmp_path):
 def test_unknown_task_names_the_registered_ones():
   config = load_config('digits_cnn', task__name='regresion')
   info = image_info('digits', (8, 8, 1), 10)
-  with pytest.raises(UserError, match='classification, language_model'):
+  with pytest.raises(UserError, match='classification, detection, language_model'):
     tasks.create(config, info, compute_dtype=np.float32)
 
 
