@@ -47,6 +47,18 @@ def _study(workdir):
   return optuna.load_study(study_name=summaries[0].study_name, storage=_storage(workdir))
 
 
+def _wait_until_gone(group, timeout=60):
+  """Until every process of the killed group has exited and been reaped: a killed trial
+  still holds its workdir's lock until then, and the rerun would find it in use."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    try:
+      os.killpg(group, 0)
+    except ProcessLookupError:
+      return
+    time.sleep(0.1)
+
+
 @pytest.fixture(scope='module')
 def killed_then_rerun(tmp_path_factory):
   """A 2-trial, 2-worker digits sweep killed (kill -9, every process) once a trial has
@@ -65,6 +77,7 @@ def killed_then_rerun(tmp_path_factory):
     with contextlib.suppress(ProcessLookupError):  # none left if the sweep ended
       os.killpg(process.pid, signal.SIGKILL)  # the sweep and its workers: the group it leads
     process.wait()
+    _wait_until_gone(process.pid)
   assert ended is None, f'the sweep ended (exit {ended}) before a trial saved a checkpoint:\n' + \
       log.read_text()[-3000:]
   rerun = run_cli(*_sweep_args(workdir), check=True)
