@@ -798,6 +798,11 @@ def checkpoint_storage_section(measured):
   return '\n'.join(lines)
 
 
+def _average_precision(value):
+  # pycocotools reports -1 for an area range with no ground-truth box in the test set.
+  return 'no box of this size in the test set' if value < 0 else f'{value:.3f}'
+
+
 def detection_section(measured):
   """The "Detection" section from `benchmarks.detection`'s JSON."""
   if not measured:
@@ -812,8 +817,8 @@ def detection_section(measured):
       '| figure | value |', '| --- | ---: |',
       f'| whole `jaxlab train` command, minutes | {_fmt(minutes, ".1f")} |',
       f'| steps | {measured["step"]} |',
-      *(f'| {name} | {measured[name]:.3f} |' for name in ('mAP', 'AP50', 'AP75', 'APs', 'APm',
-                                                          'APl')),
+      *(f'| {name} | {_average_precision(measured[name])} |'
+        for name in ('mAP', 'AP50', 'AP75', 'APs', 'APm', 'APl')),
       f'| mAP > 0.5 in under 15 minutes | {_yes(measured["meets_map_bound"])} |',
       f'| training, images/s | {measured["train_images_per_second"]:.1f} |',
       f'| inference (eval step, batch {measured["eval_batch"]}), images/s | '

@@ -10,8 +10,8 @@ COCO_DIR/test.json + COCO_DIR/test/, or one .json file; docs: Object detection):
   jaxlab train --config=experiments/shapes_detection.py --config.data.name=coco_json --config.data.path=COCO_DIR --workdir=/tmp/jaxlab/my_boxes
 
 4000 training and 500 held-out images of 100-160 pixels, 13 classes (circles, squares,
-triangles, the ten digits), stretched to 128 x 128. 2000 steps: about 14 minutes on 2
-otherwise idle CPU cores (2.5 steps/s), longer on a busy machine; benchmarks/detection.py
+triangles, the ten digits), stretched to 128 x 128. 1875 steps: about 14.5 minutes on 2
+otherwise idle CPU cores (2.2 steps/s), longer on a busy machine; benchmarks/detection.py
 measures its COCO mAP and AP50 on the held-out images (benchmarks/RESULTS.md). `:smoke` trains
 a tiny detector for a few steps on 48 images, for tests.
 """
@@ -44,7 +44,7 @@ def get_config(arg=None):
   c.optimizer.weight_decay = 1e-4  # on kernels
   c.optimizer.grad_clip_norm = 10.0  # early focal-loss gradients can be large
 
-  c.num_epochs = 16  # passes over the 4000 training images (2000 steps)
+  c.num_epochs = 15  # passes over the 4000 training images (1875 steps)
   c.steps_per_loop = 1  # one step per compiled call: XLA:CPU runs these convolutions slower in a loop
   c.log_every_steps = 125  # a train record every epoch
   c.eval_every_steps = 0  # COCO evaluation of the 500 test images at the end
