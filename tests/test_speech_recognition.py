@@ -267,3 +267,36 @@ def test_a_single_manifest_holds_out_a_share_and_trains_sentencepiece(manifest_f
   tokenizer = transcripts.from_spec(splits.info.tokenizer, str(tmp_path / 'run'))
   row = splits.train[0]
   assert tokenizer.decode(row['labels'][:row['label_length']]) in texts
+
+
+def test_librispeech_streams_from_prepared_tfds_and_bad_utterances_are_bad_records(tmp_path):
+  from jaxlab.data import sources
+  from tests import tfds_fakes
+  from tests.conftest import load_config
+  tfds_fakes.librispeech(str(tmp_path))
+  config = load_config('librispeech_conformer', None, data__data_dir=str(tmp_path),
+                       data__max_audio_seconds=1.3)
+  splits = speech_sets.librispeech(config.data)
+  assert (len(splits.train), len(splits.test)) == (12, 4)  # three training splits joined
+  assert splits.info.spec()['audio'][0] == (20800,) and splits.info.vocab_size == 29
+  characters = transcripts.Characters()
+  first = splits.train[0]
+  assert characters.decode(first['labels'][:first['label_length']]) == 'hello world'
+  assert int(first['audio_length']) == 16000 and first['audio'].dtype == np.float32
+  assert characters.decode(splits.test[1]['labels'][:splits.test[1]['label_length']]) == "it's a test"
+  with pytest.raises(sources.BadRecord, match='over data.max_audio_seconds=1.3'):
+    splits.train[2]  # 2 s
+  with pytest.raises(UserError, match='reads characters'):
+    speech_sets.librispeech(load_config('librispeech_conformer', None,
+                                        data__tokenizer='sentencepiece').data)
+
+
+def test_librispeech_recipe_validates_and_knows_its_shapes_without_data():
+  from jaxlab.config import validation
+  from jaxlab.data import registry
+  from tests.conftest import load_config
+  config = load_config('librispeech_conformer', None)
+  validation.validate(config)
+  info, num_train = registry.known_info(config.data)
+  assert num_train == 281241 and info.spec()['audio'][0] == (17 * 16000,)
+  assert info.spec()['labels'][0] == (speech_sets.output_frames(17 * 16000),)
