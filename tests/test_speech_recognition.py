@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlab.data import speech_sets, transcripts
+from jaxlab.data import speech_examples, speech_manifest, speech_sets, transcripts
 from jaxlab.errors import UserError
 from jaxlab.models import speech_ctc
 from jaxlab.tasks import asr_metrics, ctc_decoding
@@ -44,12 +44,12 @@ def task_for(info, beam_size=1):
   return SpeechRecognition(config, info)
 
 
-INFO = speech_sets.speech_info('tiny', 0.5, {'kind': 'characters'})
+INFO = speech_examples.speech_info('tiny', 0.5, {'kind': 'characters'})
 
 
 def samples_for_frames(frames):
   """An audio length whose model output has exactly `frames` valid frames."""
-  return next(n for n in range(0, 8000, HOP) if speech_sets.output_frames(n) == frames)
+  return next(n for n in range(0, 8000, HOP) if speech_examples.output_frames(n) == frames)
 
 
 @pytest.mark.parametrize('labels', [(1,), (1, 2), (2, 2), (1, 2, 1)])
@@ -234,7 +234,7 @@ def manifest_folder(tmp_path):
 
 
 def test_manifest_rows_without_audio_or_text_are_skipped_and_counted(manifest_folder, capsys):
-  splits = speech_sets.speech_manifest(manifest_config(manifest_folder))
+  splits = speech_manifest.load(manifest_config(manifest_folder))
   assert len(splits.train) == 2 and len(splits.test) == 1
   warning = capsys.readouterr().err
   assert 'skipped 2 of 4 rows' in warning and 'row 2: its audio file' in warning \
@@ -249,7 +249,7 @@ def test_manifest_rows_without_audio_or_text_are_skipped_and_counted(manifest_fo
 
 def test_manifest_bad_row_stops_with_its_row_number_when_not_skipping(manifest_folder):
   with pytest.raises(UserError, match=r'Row 2 of .*train.jsonl cannot be used: its audio file'):
-    speech_sets.speech_manifest(manifest_config(manifest_folder, skip_bad_records=False))
+    speech_manifest.load(manifest_config(manifest_folder, skip_bad_records=False))
 
 
 def test_a_single_manifest_holds_out_a_share_and_trains_sentencepiece(manifest_folder, tmp_path):
@@ -259,7 +259,7 @@ def test_a_single_manifest_holds_out_a_share_and_trains_sentencepiece(manifest_f
   single.write_text(''.join(json.dumps(dict(audio_filepath='a.wav', text=t)) + '\n'
                             for t in texts) + lines[1] + '\n')
   (tmp_path / 'run').mkdir()
-  splits = speech_sets.speech_manifest(manifest_config(single, validation_split=0.25,
+  splits = speech_manifest.load(manifest_config(single, validation_split=0.25,
                                                        tokenizer='sentencepiece',
                                                        vocab_size=288), str(tmp_path / 'run'))
   assert (len(splits.train), len(splits.test)) == (3, 1)
@@ -299,4 +299,4 @@ def test_librispeech_recipe_validates_and_knows_its_shapes_without_data():
   validation.validate(config)
   info, num_train = registry.known_info(config.data)
   assert num_train == 281241 and info.spec()['audio'][0] == (17 * 16000,)
-  assert info.spec()['labels'][0] == (speech_sets.output_frames(17 * 16000),)
+  assert info.spec()['labels'][0] == (speech_examples.output_frames(17 * 16000),)
