@@ -23,6 +23,8 @@ from jaxlab.inference import trained_run
 from jaxlab.train import loop
 from tests.conftest import ROOT, load_config, read_metrics
 
+pytestmark = pytest.mark.slow
+
 SENTENCE = 'Beautiful is better than ugly.'
 
 
