@@ -98,8 +98,10 @@ def main(argv=None):
   parser.add_argument('--out', default='benchmarks/speech_recognition_cpu.json')
   parser.add_argument('--workdir', default='')
   parser.add_argument('--repeats', type=int, default=10)
-  parser.add_argument('overrides', nargs='*', help='--config.KEY=VALUE passed to jaxlab train')
-  args = parser.parse_args(argv)
+  args, overrides = parser.parse_known_args(argv)  # --config.KEY=VALUE: to jaxlab train
+  args.overrides = [o for o in overrides if o.startswith('--config.')]
+  if len(args.overrides) != len(overrides):
+    parser.error(f'unrecognized arguments: {set(overrides) - set(args.overrides)}')
   workdir = args.workdir or tempfile.mkdtemp(prefix='jaxlab_speech_recognition_')
   train_seconds = train(workdir, args.overrides)
   evaluation, training = final_records(workdir)

@@ -29,10 +29,11 @@ def get_config(arg=None):
   c.model.name = 'speech_ctc'
   c.model.encoder = 'conformer'  # or 'transformer', 'gru' (cheaper)
   c.model.num_layers = 3  # encoder blocks
-  c.model.embed_dim = 128  # D of the encoder
+  c.model.embed_dim = 96  # D of the encoder
   c.model.num_heads = 4  # attention heads (D / heads wide)
+  c.model.mlp_dim = 192  # hidden width of the feed-forward modules (SwiGLU)
   c.model.conv_kernel = 15  # the conformer's depthwise convolution, in 40 ms frames
-  c.model.subsample_features = 32  # channels of the two stride-2 subsampling convs
+  c.model.subsample_features = 16  # channels of the two stride-2 subsampling convs
   c.model.n_mels = 40  # log-mel bins of the front end (32 ms windows, 10 ms hop)
   c.model.dropout_rate = 0.1
 
@@ -43,8 +44,8 @@ def get_config(arg=None):
   c.optimizer.weight_decay = 1e-2
   c.optimizer.grad_clip_norm = 5.0
 
-  c.num_epochs = 20
-  c.steps_per_loop = 45
+  c.num_epochs = 18
+  c.steps_per_loop = 15
   c.log_every_steps = 45
   c.eval_every_steps = 450
   c.decode.beam_size = 4  # eval: CTC prefix beam search with 4 beams (and greedy beside it)
