@@ -11,6 +11,11 @@ pitch, with noise in three clips of four. The test's sentences are heard in trai
 from other voices: the split measures recognising a new voice, not new words.
 Evaluation decodes greedily and with a 4-beam CTC prefix beam search (eval prints both).
 
+Measured (espeak-ng 1.51, benchmarks/speech_recognition.py): held-out voices' WER 20.0%
+with beam search, 20.4% greedy (CER 3.6%, 3.7%) after 1620 steps; the most frequent
+training transcript scores WER 118%. 26 minutes of `jaxlab train` on 2 CPU cores shared
+with two other trainings; about 9 minutes of steps at the 3 steps/s of a quieter machine.
+
 Needs espeak-ng (`apt-get install espeak-ng`); no download. The first run speaks the
 clips once (cached under data.cache_dir).
 """
