@@ -13,8 +13,8 @@ Evaluation decodes greedily and with a 4-beam CTC prefix beam search (eval print
 
 Measured (espeak-ng 1.51, benchmarks/speech_recognition.py): held-out voices' WER 20.0%
 with beam search, 20.4% greedy (CER 3.6%, 3.7%) after 1620 steps; the most frequent
-training transcript scores WER 118%. 26 minutes of `jaxlab train` on 2 CPU cores shared
-with two other trainings; about 9 minutes of steps at the 3 steps/s of a quieter machine.
+training transcript scores WER 118%. 5.6 minutes of `jaxlab train` (5 steps/s) on 2 CPU
+cores shared with another training, the clips cached (speaking them: under 90 s, once).
 
 Needs espeak-ng (`apt-get install espeak-ng`); no download. The first run speaks the
 clips once (cached under data.cache_dir).
