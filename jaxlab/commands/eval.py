@@ -29,6 +29,8 @@ def main(workdir, which):
   print(metrics.format_table(result, title=f'eval of {workdir} at step {step}'))
   for line in evaluate.what_was_evaluated(result):
     print(line)
+  if result.get('worst_examples'):
+    print(f'Wrote the worst-scoring test examples to {result["worst_examples"]}')
   path = files.path(workdir, files.eval_result(step))
   storage.write_text(path, json.dumps(result, indent=2) + '\n')
   print(f'Wrote {path}')

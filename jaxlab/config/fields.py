@@ -17,9 +17,11 @@ from jaxlab.finetune import patterns
 DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz', 'python_docs',
               'lm1b', 'imdb_reviews', 'python_snippets', 'synthetic_speech', 'spoken_digits',
               'speech_commands', 'imagenet2012', 'image_folder', 'table', 'text_files', 'hf_disk',
-              'coco_json', 'shapes_detection', 'coco', 'voc')
+              'coco_json', 'shapes_detection', 'coco', 'voc',
+              'spoken_sentences', 'speech_manifest', 'librispeech')
 # Data sets read from your own files at data.path.
-PATH_DATA_NAMES = ('npz', 'image_folder', 'table', 'text_files', 'hf_disk', 'coco_json')
+PATH_DATA_NAMES = ('npz', 'image_folder', 'table', 'text_files', 'hf_disk', 'coco_json',
+                   'speech_manifest')
 SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'imagenet2012')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -111,7 +113,7 @@ def _declare(field):
   placeholder = ml_collections.config_dict.placeholder
   field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
 
-  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression", "detection"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
+  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression", "detection", "speech_recognition"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
   field('task.label_smoothing', 0.0, checks.number(minimum=0, below=1))  # classification: share of the target spread evenly over the classes (0: off)
   field('task.score_threshold', 0.05, checks.number(minimum=0, below=1))  # detection: boxes scoring below this are not kept
   field('task.pre_nms_top_k', 300, checks.integer(minimum=1))  # detection: highest-scoring (location, class) pairs that enter non-maximum suppression
@@ -147,6 +149,7 @@ def _declare(field):
   field('data.num_train', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N training examples
   field('data.num_test', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N test examples
   field('data.augment', (), checks.subset_of('crop', 'flip', 'scale_jitter'))  # on-device augmentations: 'crop', 'flip' (detection: random resized crop, flip, 'scale_jitter'; boxes move with the pixels)
+  field('data.max_audio_seconds', placeholder(float), checks.optional(checks.number(above=0)))  # speech recognition: utterances are padded to this length and longer ones skipped (default: the set's longest; librispeech 17)
   field('data.max_boxes', 32, checks.integer(minimum=1))  # detection: boxes kept per image (the batch pads to this many)
   field('data.mixup_alpha', 0.0, checks.number(minimum=0))  # training: mixup of image pairs, weight ~ Beta(alpha, alpha) (0: off)
   field('data.image_size', 224, checks.integer(minimum=8))  # encoded images (imagenet2012, image_folder, hf_disk): side of the square they are resized or cropped to
@@ -192,6 +195,7 @@ def _declare(field):
   field('progress', True, checks.boolean())  # progress bar on terminals
   field('allow_oversubscribe', False, checks.boolean())  # train even if the compiled step needs over 1.25x the devices' memory (else: refuse before step 1)
 
+  field('decode.beam_size', 1, checks.integer(minimum=1))  # sequence outputs: beams of the beam search at eval and predict (1: greedy)
   field('eval_every_steps', 500, checks.integer(minimum=0))  # evaluation interval (0: only at the end)
   field('plots', True, checks.boolean())  # PNG training curves and confusion matrix at the end
 

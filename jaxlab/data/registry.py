@@ -14,6 +14,7 @@ def _loaders():
   from jaxlab.data import tfds_images  # pylint: disable=g-import-not-at-top
   from jaxlab.data import hf_disk, image_folder, table, text_files  # pylint: disable=g-import-not-at-top
   from jaxlab.data import coco_folder, shapes_detection, tfds_detection  # pylint: disable=g-import-not-at-top
+  from jaxlab.data import speech_sets  # pylint: disable=g-import-not-at-top
   return {
       'coco_json': coco_folder.load,
       'shapes_detection': shapes_detection.load,
@@ -32,6 +33,7 @@ def _loaders():
       'synthetic': synthetic.load,
       **text_sets.LOADERS,
       **audio_sets.LOADERS,
+      **speech_sets.LOADERS,
   }
 
 
@@ -60,6 +62,9 @@ def known_info(data_config):
   if name in ('coco', 'voc'):
     from jaxlab.data import tfds_detection  # pylint: disable=g-import-not-at-top
     return tfds_detection.known_info(data_config)
+  if name in ('spoken_sentences', 'librispeech'):
+    from jaxlab.data import speech_sets  # pylint: disable=g-import-not-at-top
+    return speech_sets.known_info(data_config)
   if name in audio_sets.KNOWN_SIZES:
     return audio_sets.known_info(data_config)
   if name in text_sets.SHAPES:

@@ -57,12 +57,18 @@ def outputs(programs, variables, source, task, eval_batch_size, data_config, tra
                           transform)
 
 
-def evaluate(run):
-  """The task's metrics of `run` (inference.TrainedRun) on its configured test set."""
+def evaluate(run, worst_examples_path=None):
+  """The task's metrics of `run` (inference.TrainedRun) on its configured test set. A task
+  that lists its worst-scoring examples (`write_worst_examples`) writes them to
+  `worst_examples_path`, named in the result as 'worst_examples'."""
   splits = data_lib.load(run.config.data, run.workdir)
   eval_batch = mesh_lib.eval_batch_size(run.config, run.programs.mesh)
-  result = run.task.eval_metrics(outputs(run.programs, run.variables, splits.test, run.task,
-                                         eval_batch, run.config.data, splits.test_transform))
+  test_outputs = outputs(run.programs, run.variables, splits.test, run.task, eval_batch,
+                         run.config.data, splits.test_transform)
+  result = run.task.eval_metrics(test_outputs)
+  if worst_examples_path and hasattr(run.task, 'write_worst_examples'):
+    run.task.write_worst_examples(test_outputs, worst_examples_path)
+    result = dict(result, worst_examples=str(worst_examples_path))
   result = dict(step=run.step, num_examples=len(splits.test), **result)
   report = privacy.report(run.config, len(splits.train), run.step)
   return result if report is None else dict(result, privacy=report)
@@ -89,8 +95,9 @@ def what_was_evaluated(result):
 def evaluate_workdir(workdir, which):
   """(metrics, step) of the checkpoint `which` of a workdir (what `jaxlab eval` shows); a
   quantized workdir's metrics say how it was quantized."""
+  from jaxlab.workdir import files  # pylint: disable=g-import-not-at-top
   run = inference.load(workdir, which)
-  result = evaluate(run)
+  result = evaluate(run, files.path(workdir, files.worst_examples(run.step)))
   if run.quantization:
     result = dict(result, quantization=run.quantization)
   return result, run.step

@@ -52,13 +52,26 @@ def num_frames(num_samples, hop_length):
   return 1 + num_samples // hop_length
 
 
+def frames(audio_BxT, n_fft, hop_length):
+  """[B, 1 + T // hop_length, n_fft] centred frames (zero-padded at both ends), cut with
+  slices of hop-sized blocks rather than a gather, which XLA runs slowly on CPUs."""
+  batch, num_samples = audio_BxT.shape
+  count = num_frames(num_samples, hop_length)
+  blocks = count + -(-n_fft // hop_length) + 1  # enough hop-sized blocks for the last frame
+  padded_BxP = jnp.pad(audio_BxT, ((0, 0), (n_fft // 2, blocks * hop_length - num_samples
+                                            - n_fft // 2)))
+  blocks_BxMxH = padded_BxP.reshape(batch, blocks, hop_length)
+  pieces = [blocks_BxMxH[:, j:j + count] for j in range(n_fft // hop_length)]
+  if n_fft % hop_length:
+    pieces.append(blocks_BxMxH[:, n_fft // hop_length:n_fft // hop_length + count,
+                               :n_fft % hop_length])
+  return jnp.concatenate(pieces, axis=-1)
+
+
 def power_mel(audio_BxT, *, sample_rate, n_fft=512, hop_length=160, n_mels=40, fmin=0.0,
               fmax=None):
   """[B, frames, n_mels] mel power spectrogram; frames = 1 + T // hop_length."""
-  num_samples = audio_BxT.shape[-1]
-  padded_BxP = jnp.pad(audio_BxT, ((0, 0), (n_fft // 2, n_fft // 2)))
-  starts_N = np.arange(num_frames(num_samples, hop_length)) * hop_length
-  frames_BxNxK = padded_BxP[:, starts_N[:, None] + np.arange(n_fft)[None, :]]
+  frames_BxNxK = frames(audio_BxT, n_fft, hop_length)
   # Periodic Hann (scipy.signal.get_window('hann', n_fft, fftbins=True)), as librosa uses.
   window_K = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
   spectrum_BxNxF = jnp.fft.rfft(frames_BxNxK.astype(jnp.float32) * window_K, axis=-1)

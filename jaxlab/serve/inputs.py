@@ -22,6 +22,8 @@ class BadInput(Exception):
 def kind(task):
   """What files the task reads: 'image', 'audio', 'text', or None (JSON arrays only)."""
   from jaxlab.tasks import classification, detection, language_model
+  if getattr(task, 'input_kind', None):  # a task that says what it reads (speech_recognition)
+    return task.input_kind
   if isinstance(task, detection.Detection):
     return 'image'
   if isinstance(task, language_model.LanguageModel):
@@ -56,6 +58,12 @@ class Decoder:
       return batch
     if self.kind == 'image':
       return {'image': np.stack([self._image(name, data) for name, data in files])}
+    if self.kind == 'audio' and hasattr(self.task, 'file_batch'):  # clips and their lengths
+      batch, _, errors = self.task.file_batch(files)
+      for name, reason in errors.items():
+        raise BadInput(f'Cannot use the WAV file {name!r} ({reason}); send 8/16/32-bit PCM or '
+                       'float WAV.')
+      return batch
     if self.kind == 'audio':
       return {'audio': np.stack([self._wav(name, data) for name, data in files])}
     if self.kind == 'text':

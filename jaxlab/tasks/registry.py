@@ -2,12 +2,14 @@
 
 from jaxlab.config import registry
 from jaxlab.tasks import base, classification, detection, language_model, regression, table_inputs
+from jaxlab.tasks import speech_recognition
 
 REGISTRY = {
     'classification': classification.Classification,
     'language_model': language_model.LanguageModel,
     'regression': regression.Regression,
     'detection': detection.Detection,
+    'speech_recognition': speech_recognition.SpeechRecognition,
 }
 
 

@@ -38,6 +38,11 @@ def eval_result(step):
   return f'eval_{step}.json'
 
 
+def worst_examples(step):
+  """The worst-scoring test examples of `jaxlab eval` (tasks with sequence outputs)."""
+  return f'eval_{step}_worst.jsonl'
+
+
 def quantize_report(mode):
   return f'quantize_{mode}.json'
 
