@@ -21,6 +21,7 @@ SERVE_JSON = 'results_serve_cpu.json'  # benchmarks.serve_load's, read from besi
 CHECKPOINT_STORAGE_JSON = 'checkpoint_storage_cpu.json'
 SCALING_JSON = 'scaling_cpu.json'  # benchmarks.scaling's, with its plots beside it
 DETECTION_JSON = 'detection_cpu.json'  # benchmarks.detection's, read from beside the JSON
+SPEECH_JSON = 'speech_recognition_cpu.json'  # benchmarks.speech_recognition's, the same way
 
 
 def _fmt(value, spec):
@@ -594,6 +595,10 @@ jaxlab's own rows before this change ({before_source}) and now:
 
 {detection}
 
+## Speech recognition
+
+{speech}
+
 ## Targets on this basis
 
 {targets}
@@ -830,8 +835,44 @@ def detection_section(measured):
       *(['', measured['note']] if measured.get('note') else [])])
 
 
+def speech_section(measured):
+  """The "Speech recognition" section from `benchmarks.speech_recognition`'s JSON."""
+  if not measured:
+    return (f'Not measured: `python -m benchmarks.speech_recognition` writes {SPEECH_JSON}, '
+            'which this page then includes.')
+  baseline = measured['baseline_most_frequent_transcript']
+  load = ', '.join(f'{x:.1f}' for x in measured['load_average'])
+  return '\n'.join([
+      f'`{measured["experiment"]}` (CTC over characters) trained with `jaxlab train` on '
+      f'{measured["cpus"]} CPU cores (`python -m benchmarks.speech_recognition`; load average '
+      f'{load} at the end), scored by jiwer on the {measured["test_utterances"]} test utterances '
+      f'({measured["test_split"]}; {measured["reference_words"]} words).', '',
+      '| decoder | WER | CER | substitutions | deletions | insertions |',
+      '| --- | ---: | ---: | ---: | ---: | ---: |',
+      f'| prefix beam search, beam {measured["beam_size"]} | {100 * measured["wer"]:.1f}% | '
+      f'{100 * measured["cer"]:.1f}% | {measured["substitutions"]} | {measured["deletions"]} | '
+      f'{measured["insertions"]} |',
+      f'| greedy | {100 * measured["greedy_wer"]:.1f}% | {100 * measured["greedy_cer"]:.1f}% '
+      '| | | |',
+      f'| baseline: the most frequent training transcript | {100 * baseline["wer"]:.1f}% | '
+      f'{100 * baseline["cer"]:.1f}% | {baseline["substitutions"]} | {baseline["deletions"]} | '
+      f'{baseline["insertions"]} |', '',
+      '| figure | value |', '| --- | ---: |',
+      f'| whole `jaxlab train` command, minutes | '
+      f'{_fmt(measured["train_command_seconds"] and measured["train_command_seconds"] / 60, ".1f")} |',
+      f'| steps | {measured["step"]} |',
+      f'| training, utterances/s | {measured["train_utterances_per_second"]:.1f} |',
+      f'| inference at batch {measured["eval_batch"]}, greedy, utterances/s | '
+      f'{measured["greedy_utterances_per_second"]:.1f} |',
+      f'| inference at batch {measured["eval_batch"]}, beam {measured["beam_size"]}, '
+      f'utterances/s | {measured["beam_utterances_per_second"]:.1f} |',
+      f'| greedy WER < 25% and beam better than greedy, in under 15 minutes | '
+      f'{_yes(measured["meets_wer_bound"])} |',
+      *(['', measured['note']] if measured.get('note') else [])])
+
+
 def page(results, source, before=None, before_source=None, serve=None, checkpoint_storage=None,
-         scaling=None, detection=None):
+         scaling=None, detection=None, speech=None):
   peaks = ', '.join(f'{dtype} {value:.1f} GFLOP/s'
                     for dtype, value in results['gemm_peaks_gflops'].items())
   short_note = ('\n\n**Short mode** (`--short`): tiny sizes that check that everything '
@@ -854,7 +895,7 @@ def page(results, source, before=None, before_source=None, serve=None, checkpoin
       before_source=before_source or '-', serving=serving_section(serve),
       scaling=scaling_section(scaling),
       checkpoint_storage=checkpoint_storage_section(checkpoint_storage),
-      detection=detection_section(detection))
+      detection=detection_section(detection), speech=speech_section(speech))
 
 
 def main(argv=None):
@@ -907,11 +948,16 @@ def main(argv=None):
   if os.path.exists(detection_path):
     with open(detection_path) as f:
       detection = json.load(f)
+  speech_path = os.path.join(os.path.dirname(args.json), SPEECH_JSON)
+  speech = None
+  if os.path.exists(speech_path):
+    with open(speech_path) as f:
+      speech = json.load(f)
   source = ' '.join([args.json, *(f'--add={path}' for path in args.add),
                      *([f'--before={args.before}'] if args.before else []),
                      *([f'--serve={args.serve}'] if args.serve else [])])
   sys.stdout.write(page(results, source, before, args.before or None, serve, checkpoint_storage,
-                        scaling, detection))
+                        scaling, detection, speech))
   return 0
 
 
