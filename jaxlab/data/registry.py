@@ -32,7 +32,13 @@ def _loaders():
       'synthetic': synthetic.load,
       **text_sets.LOADERS,
       **audio_sets.LOADERS,
+      **_pair_loaders(),
   }
+
+
+def _pair_loaders():
+  from jaxlab.data import pair_sets  # pylint: disable=g-import-not-at-top
+  return pair_sets.LOADERS
 
 
 def load(data_config, workdir=None):
@@ -62,6 +68,9 @@ def known_info(data_config):
     return tfds_detection.known_info(data_config)
   if name in audio_sets.KNOWN_SIZES:
     return audio_sets.known_info(data_config)
+  from jaxlab.data import pair_sets  # pylint: disable=g-import-not-at-top
+  if name in pair_sets.SHAPES:
+    return pair_sets.SHAPES[name](data_config)
   if name in text_sets.SHAPES:
     return text_sets.SHAPES[name](data_config)
   if name in KNOWN_SHAPES:

@@ -17,7 +17,9 @@ def constrain(batch, batch_sharding):
 def logits(variables, batch, *, model, task):
   args, kwargs = task.model_inputs(batch, None, train=False)
   outputs, _ = model.apply(variables.params, variables.model_state, args, kwargs, train=False)
-  return outputs.astype(jnp.float32)
+  # A model may return several arrays (a seq2seq model: logits and decoded tokens).
+  return jax.tree.map(lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating)
+                      else x, outputs)
 
 
 def eval_outputs(variables, batch, *, model, task, batch_sharding=None):

@@ -8,6 +8,7 @@ from flax import nnx
 from jaxlab.config import registry
 from jaxlab.errors import UserError
 from jaxlab.models import cnn, fcos, mlp, resnet, rnn, speech, tabular, text_encoder, transformer, vit
+from jaxlab.models import transformer_seq2seq
 
 #: Model names accepted by ``--config.model.name`` -> factories, each called as
 #: ``factory(input_shape, num_outputs, rngs=..., **other config.model fields)``.
@@ -26,6 +27,7 @@ REGISTRY = {
     'transformer_encoder': text_encoder.create,
     'tabular_mlp': tabular.create,
     'fcos': fcos.create,  # detection (task.name=detection): ResNet + feature pyramid + FCOS head
+    'transformer_seq2seq': transformer_seq2seq.create,  # seq2seq: encoder-decoder Transformer
 }
 
 

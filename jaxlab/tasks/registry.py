@@ -2,12 +2,14 @@
 
 from jaxlab.config import registry
 from jaxlab.tasks import base, classification, detection, language_model, regression, table_inputs
+from jaxlab.tasks import seq2seq
 
 REGISTRY = {
     'classification': classification.Classification,
     'language_model': language_model.LanguageModel,
     'regression': regression.Regression,
     'detection': detection.Detection,
+    'seq2seq': seq2seq.Seq2Seq,
 }
 
 
