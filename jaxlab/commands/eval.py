@@ -1,5 +1,6 @@
 """Evaluates the checkpoint that --checkpoint names on the workdir's test set: prints the
-task's metrics and writes them to WORKDIR/eval_<step>.json."""
+task's metrics and writes them to WORKDIR/eval_<step>.json; for text outputs (seq2seq) also
+the worst-scoring test examples, readable, to WORKDIR/eval_<step>_worst.txt."""
 
 import json
 
@@ -25,11 +26,16 @@ def main(workdir, which):
   from jaxlab.inference import evaluate  # pylint: disable=g-import-not-at-top
   from jaxlab.tasks import metrics  # pylint: disable=g-import-not-at-top
   from jaxlab.workdir import files  # pylint: disable=g-import-not-at-top
-  result, step = evaluate.evaluate_workdir(workdir, which)
+  report = {}
+  result, step = evaluate.evaluate_workdir(workdir, which, report)
   print(metrics.format_table(result, title=f'eval of {workdir} at step {step}'))
   for line in evaluate.what_was_evaluated(result):
     print(line)
   path = files.path(workdir, files.eval_result(step))
   storage.write_text(path, json.dumps(result, indent=2) + '\n')
   print(f'Wrote {path}')
+  if report.get('worst_examples'):
+    worst = files.path(workdir, files.eval_result(step).replace('.json', '_worst.txt'))
+    storage.write_text(worst, report['worst_examples'] + '\n')
+    print(f'Wrote {worst} (the worst-scoring test examples)')
   return result

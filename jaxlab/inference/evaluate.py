@@ -57,12 +57,17 @@ def outputs(programs, variables, source, task, eval_batch_size, data_config, tra
                           transform)
 
 
-def evaluate(run):
-  """The task's metrics of `run` (inference.TrainedRun) on its configured test set."""
+def evaluate(run, report=None):
+  """The task's metrics of `run` (inference.TrainedRun) on its configured test set. A task
+  with `worst_examples(outputs)` (text outputs) also puts that readable report in
+  `report['worst_examples']` when a dict is given."""
   splits = data_lib.load(run.config.data, run.workdir)
   eval_batch = mesh_lib.eval_batch_size(run.config, run.programs.mesh)
-  result = run.task.eval_metrics(outputs(run.programs, run.variables, splits.test, run.task,
-                                         eval_batch, run.config.data, splits.test_transform))
+  found = outputs(run.programs, run.variables, splits.test, run.task, eval_batch,
+                  run.config.data, splits.test_transform)
+  result = run.task.eval_metrics(found)
+  if report is not None and hasattr(run.task, 'worst_examples'):
+    report['worst_examples'] = run.task.worst_examples(found)
   result = dict(step=run.step, num_examples=len(splits.test), **result)
   report = privacy.report(run.config, len(splits.train), run.step)
   return result if report is None else dict(result, privacy=report)
@@ -86,11 +91,11 @@ def what_was_evaluated(result):
   return lines
 
 
-def evaluate_workdir(workdir, which):
+def evaluate_workdir(workdir, which, report=None):
   """(metrics, step) of the checkpoint `which` of a workdir (what `jaxlab eval` shows); a
-  quantized workdir's metrics say how it was quantized."""
+  quantized workdir's metrics say how it was quantized. `report`: see `evaluate`."""
   run = inference.load(workdir, which)
-  result = evaluate(run)
+  result = evaluate(run, report)
   if run.quantization:
     result = dict(result, quantization=run.quantization)
   return result, run.step

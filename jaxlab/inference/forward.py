@@ -47,6 +47,8 @@ def predict_outputs(variables, batch, *, model, task, batch_sharding=None):
 
 
 def export_outputs(variables, batch, *, model, task):
-  """What an exported model returns: the logits and the task's prediction outputs."""
+  """What an exported model returns: the logits and the task's prediction outputs (only
+  the latter for a model whose outputs are several arrays, e.g. decoded tokens)."""
   logits_ = logits(variables, batch, model=model, task=task)
-  return dict(task.predict_outputs(logits_, batch), logits=logits_)
+  outputs = task.predict_outputs(logits_, batch)
+  return outputs if isinstance(logits_, dict) else dict(outputs, logits=logits_)

@@ -22,6 +22,8 @@ class BadInput(Exception):
 def kind(task):
   """What files the task reads: 'image', 'audio', 'text', or None (JSON arrays only)."""
   from jaxlab.tasks import classification, detection, language_model
+  if hasattr(task, 'text_batch'):  # a task that reads texts itself (seq2seq)
+    return 'text'
   if isinstance(task, detection.Detection):
     return 'image'
   if isinstance(task, language_model.LanguageModel):
@@ -72,6 +74,8 @@ class Decoder:
     _check_count(len(texts), 'texts')
     if not all(isinstance(t, str) and t for t in texts):
       raise BadInput('Every text must be a non-empty string.')
+    if hasattr(self.task, 'text_batch'):
+      return self.task.text_batch(texts)
     if self._encode is None:
       self._encode = text_inputs.tokenizer(self.task).encode
     from jaxlab.tasks import language_model

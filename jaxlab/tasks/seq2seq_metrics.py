@@ -39,7 +39,9 @@ def corpus_scores(hypotheses, references):
 def signature():
   """sacrebleu's signature of its default BLEU, to quote beside a figure."""
   sacrebleu, _ = _libraries()
-  return str(sacrebleu.BLEU().get_signature())
+  bleu = sacrebleu.BLEU()
+  bleu.corpus_score(['a'], [['a']])  # the signature names the reference count it has seen
+  return str(bleu.get_signature())
 
 
 def sentence_chrf(hypothesis, reference):
