@@ -1,7 +1,8 @@
 """Named sets of text pairs for sequence to sequence (`task.name=seq2seq`).
 
   freedict_de_en    German -> English: FreeDict's German-English dictionary as Debian
-                    packages it (dict-freedict-deu-eng, no download at run time): each
+                    packages it (dict-freedict-deu-eng, no download at run time; or the
+                    dictd files in data.path): each
                     headword (words and multi-word phrases) -> its first English sense.
                     Split by headword hash: a test headword is never seen in training, but
                     its inflections may be (abblocken in training, abblockend in test).
@@ -19,8 +20,10 @@ tokenized as they stream (`text_pairs.PairSource`).
 import ast
 import gzip
 import hashlib
+import json
 import os
 import re
+import sys
 import sysconfig
 
 from jaxlab.data import sources, text_pairs, tokenizers
@@ -28,6 +31,7 @@ from jaxlab.data.info import Splits
 from jaxlab.errors import UserError
 
 TEST_EVERY = 10  # a headword (module) whose hash is 0 mod 10 is test: ~10%
+FORMAT = 1  # bump when the pairs made change: the cache's names hold it
 
 # --- FreeDict German -> English --------------------------------------------------------
 
@@ -105,8 +109,33 @@ def _split_by(pairs, key):
 
 
 def freedict_de_en(data_config, workdir=None):
-  return text_pairs.pair_splits(data_config, workdir, 'freedict_de_en', freedict_pairs(),
+  """The pairs of the dictionary in data.path (default Debian's /usr/share/dictd), parsed
+  once into data.cache_dir (seconds: the dictionary is 100 MB of text)."""
+  folder = os.path.expanduser(data_config.path or FREEDICT_DIR)
+  pairs = _cached(data_config, 'freedict_de_en', freedict_files(folder)[0],
+                  lambda: freedict_pairs(folder))
+  return text_pairs.pair_splits(data_config, workdir, 'freedict_de_en', pairs,
                                 test_split='held-out headwords')
+
+
+def _cached(data_config, name, made_from, make):
+  """make() -> {split: [(source, target)]}, kept as JSON under data.cache_dir, named by
+  the size and time of the file it is made from ('' cache_dir: made each time)."""
+  if not data_config.cache_dir:
+    return make()
+  stat = os.stat(made_from)
+  path = os.path.join(os.path.expanduser(data_config.cache_dir), name,
+                      f'pairs-{FORMAT}-{stat.st_size}-{int(stat.st_mtime)}.json')
+  if os.path.isfile(path):
+    with open(path, encoding='utf-8') as f:
+      return {split: [tuple(pair) for pair in pairs] for split, pairs in json.load(f).items()}
+  pairs = make()
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  temporary = f'{path}.{os.getpid()}.tmp'
+  with open(temporary, 'w', encoding='utf-8') as f:
+    json.dump(pairs, f, ensure_ascii=False)
+  os.replace(temporary, path)  # whole or not at all
+  return pairs
 
 
 # --- Python standard library: function -> first docstring sentence ---------------------
@@ -183,7 +212,11 @@ def stdlib_pairs():
 
 
 def stdlib_summaries(data_config, workdir=None):
-  return text_pairs.pair_splits(data_config, workdir, 'stdlib_summaries', stdlib_pairs(),
+  """The pairs of this Python's standard library, read once into data.cache_dir."""
+  made_from = os.path.join(sysconfig.get_paths()['stdlib'], 'os.py')
+  pairs = _cached(data_config, f'stdlib_summaries-py{sys.version_info[0]}.{sys.version_info[1]}',
+                  made_from, stdlib_pairs)
+  return text_pairs.pair_splits(data_config, workdir, 'stdlib_summaries', pairs,
                                 test_split='held-out modules')
 
 
