@@ -127,16 +127,24 @@ def test_stdlib_summaries_smoke_trains_a_sentencepiece_model_and_scores_rouge(fo
   assert 0 <= evaluated['eval/rougeL'] <= 100
 
 
-@pytest.mark.parametrize('name, tfds_name', [('wmt14_de_en', 'wmt14_translate'),
-                                             ('cnn_dailymail', 'cnn_dailymail')])
-def test_tfds_recipes_stream_mock_data_through_training_and_eval(name, tfds_name, folder):
+def test_the_wmt14_recipe_streams_mock_tfds_data_through_training_and_eval(folder):
   import tensorflow_datasets as tfds
-  config = load_config(name, data__num_workers=0, plots=False)
-  assert config.data.placement == 'stream' and config.data.name == tfds_name
+  config = load_config('wmt14_de_en', data__num_workers=0, plots=False)
+  assert config.data.placement == 'stream'
   with tfds.testing.mock_data(num_examples=64):
-    summary = loop.run(config, str(folder / name))
+    summary = loop.run(config, str(folder / 'wmt14'))
   assert summary['step'] == 4
-  assert [r for r in read_metrics(folder / name) if 'eval/bleu' in r]
+  assert [r for r in read_metrics(folder / 'wmt14') if 'eval/bleu' in r]
+
+
+def test_the_cnn_dailymail_recipe_validates_and_knows_its_shapes_without_data():
+  from jaxlab import config as config_lib
+  from jaxlab.data import registry
+  config = load_config('cnn_dailymail', None)
+  config_lib.validate(config)
+  info, count = registry.known_info(config.data)
+  assert info.features == {'source': ((512,), 'int32'), 'target': ((128,), 'int32')}
+  assert count == 287_113 and info.vocab_size == 32000
 
 
 def test_a_missing_freedict_package_exits_2_with_the_install_line(folder):

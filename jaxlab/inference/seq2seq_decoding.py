@@ -29,7 +29,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxlab.data import tokenizers
-from jaxlab.models import transformer_seq2seq
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +55,7 @@ def _stepper(model, source_BxS, memory, settings):
   """step(tokens [R, max_len + 1], t, caches) -> (next-token logits [R, V] of position t,
   caches), R = B or B x K rows; and the empty caches (None without a cache)."""
   cross = model.cross_memory(memory)
-  mask = transformer_seq2seq.memory_mask(source_BxS)
+  mask = model.memory_mask(source_BxS)
 
   def step(tokens, t, caches):
     if caches is None:

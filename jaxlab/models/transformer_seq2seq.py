@@ -155,6 +155,10 @@ class TransformerSeq2Seq(nnx.Module):
       x_BxSxD = block(x_BxSxD, angles, mask, rngs)
     return self.encoder_norm(x_BxSxD)
 
+  def memory_mask(self, source_BxS):
+    """B x 1 x 1 x S: which source positions the decoder attends to (`memory_mask`)."""
+    return memory_mask(source_BxS)
+
   def cross_memory(self, memory_BxMxD):
     """Each decoder layer's cross-attention (keys, values) of the memory."""
     return tuple(block.cross_attention.memory(memory_BxMxD) for block in self.decoder)
