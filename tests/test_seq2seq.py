@@ -221,3 +221,25 @@ def test_stdlib_functions_pair_code_without_its_docstring_with_its_first_sentenc
   pairs = pair_sets.stdlib_pairs()
   assert len(pairs['train']) > 3000 and len(pairs['test']) > 200
   assert not {code for code, _ in pairs['train']} & {code for code, _ in pairs['test']}
+
+
+def test_separate_vocabularies_train_a_target_tokenizer_of_their_own(tmp_path):
+  from tests.conftest import load_config
+  words = ['Haus', 'Baum', 'Wasser', 'Sonne', 'Mond', 'Stern', 'Feuer', 'Erde', 'Himmel', 'Wald']
+  english = ['house', 'tree', 'water', 'sun', 'moon', 'star', 'fire', 'earth', 'sky', 'forest']
+  rng = np.random.default_rng(0)
+  pairs = []
+  for _ in range(300):
+    picked = rng.choice(len(words), 3)
+    pairs.append((' '.join(words[i] for i in picked), ' '.join(english[i] for i in picked)))
+  config = load_config('stdlib_summaries', data__shared_vocab=False, data__vocab_size=280)
+  splits = text_pairs.pair_splits(config.data, str(tmp_path), 'pairs',
+                                  {'train': pairs[:250], 'test': pairs[250:]})
+  target_spec = splits.info.preprocessing['target_tokenizer']
+  assert target_spec['file'] == text_pairs.TARGET_TOKENIZER != splits.info.tokenizer['file']
+  source_model = tokenizers.from_spec(splits.info.tokenizer, str(tmp_path))
+  target_model = tokenizers.from_spec(target_spec, str(tmp_path))
+  assert source_model.fingerprint != target_model.fingerprint
+  row = splits.test[0]
+  assert target_model.decode(row['target']) == pairs[250][1]
+  assert source_model.decode(row['source']) == pairs[250][0]
