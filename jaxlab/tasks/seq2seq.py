@@ -14,7 +14,6 @@ and on the decoded texts BLEU, chrF (sacrebleu) and ROUGE-1/2/L (rouge-score), a
 references as the data holds them (cut to data.target_len tokens).
 """
 
-import json
 import math
 import sys
 
@@ -113,8 +112,7 @@ class Seq2Seq(base.Task):
     """(source tokenizer, target tokenizer) of the run."""
     from jaxlab.tasks import text_inputs  # pylint: disable=g-import-not-at-top
     target_spec = (self.info.preprocessing or {}).get('target_tokenizer') or self.info.tokenizer
-    return (text_inputs.tokenizer(self),
-            text_inputs._tokenizer(json.dumps(target_spec, sort_keys=True), self.workdir))  # pylint: disable=protected-access
+    return text_inputs.tokenizer(self), text_inputs.tokenizer_of(target_spec, self.workdir)
 
   def texts(self, outputs):
     """(sources, hypotheses, references) as text, of eval outputs."""
