@@ -162,7 +162,7 @@ class Seq2Seq(base.Task):
 
   def predict_inputs(self, paths):
     """Each non-empty line of each file (of stdin for '-') is one source text, named
-    FILE:LINE."""
+    FILE:LINE; a .py file is one source (code to summarize), named FILE."""
     texts, names, errors = [], [], {}
     for path in paths:
       try:
@@ -170,7 +170,8 @@ class Seq2Seq(base.Task):
       except (OSError, UnicodeDecodeError) as error:
         errors[path] = str(error)
         continue
-      found = [(f'{path}:{number}', line) for number, line in lines if line.strip()]
+      found = [(path if number is None else f'{path}:{number}', line) for number, line in lines
+               if line.strip()]
       if not found:
         errors[path] = 'it holds no text'
       names += [name for name, _ in found]
@@ -190,8 +191,9 @@ class Seq2Seq(base.Task):
 
 
 def _lines(path):
-  """[(line number, line)] of a text file, or of stdin for '-'."""
+  """[(line number, line)] of a text file, or of stdin for '-'; [(None, code)] of a .py file."""
   if path == '-':
     return list(enumerate(sys.stdin.read().splitlines(), 1))
   with open(path, encoding='utf-8') as f:
-    return list(enumerate(f.read().splitlines(), 1))
+    text = f.read()
+  return [(None, text)] if path.endswith('.py') else list(enumerate(text.splitlines(), 1))
