@@ -243,3 +243,12 @@ def test_separate_vocabularies_train_a_target_tokenizer_of_their_own(tmp_path):
   row = splits.test[0]
   assert target_model.decode(row['target']) == pairs[250][1]
   assert source_model.decode(row['source']) == pairs[250][0]
+
+
+def test_predict_reads_a_line_per_source_and_a_python_file_whole(tmp_path):
+  lines = tmp_path / 'words.txt'
+  lines.write_text('Hund\n\nKatze\n', encoding='utf-8')
+  code = tmp_path / 'f.py'
+  code.write_text('def f(x):\n    return x\n', encoding='utf-8')
+  assert seq2seq._lines(str(lines)) == [(1, 'Hund'), (2, ''), (3, 'Katze')]  # pylint: disable=protected-access
+  assert seq2seq._lines(str(code)) == [(None, 'def f(x):\n    return x\n')]  # pylint: disable=protected-access
