@@ -20,7 +20,7 @@ import sys
 import traceback
 
 INPUT_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.txt', '.wav', '.csv',
-                  '.parquet')  # images, text, audio, table rows
+                  '.parquet', '.py')  # .py: code to summarize (seq2seq)  # images, text, audio, table rows
 
 
 class _Rejected(Exception):
@@ -69,7 +69,7 @@ def check_jaxlab(argv, complete):
     problems.append(f'{command} takes no positional arguments, got {args}')
   if command == 'predict':
     problems += [f'{a!r} is not an image, text or WAV file name' for a in args
-                 if not a.lower().endswith(INPUT_SUFFIXES)]
+                 if not a.lower().endswith(INPUT_SUFFIXES) and a != '-']  # '-': stdin's lines
   if command == 'train' and (complete or flag('config') is not None):
     try:
       command_line.loaded(flag('config'))

@@ -62,6 +62,7 @@ PLACEHOLDERS = (
     (r'^--config\.data\.path=TEXT_DIR$', '--config.data.path=tests/fixtures/your_files/texts'),
     (r'^--config\.data\.path=COCO_DIR$', '--config.data.path=tests/fixtures/your_files/boxes'),
     (r'^--config\.data\.path=MANIFEST_DIR$', '--config.data.path=tests/fixtures/your_files/speech'),
+    (r'^--config\.data\.path=PAIRS\.tsv$', '--config.data.path=tests/fixtures/your_files/pairs.tsv'),
     (r'\bNEW_DIR\b', 'runs/imported'),
     (r'\bDIR\b', 'runs/example'),
     (r'\bSTEP\b', '88'),

@@ -1,5 +1,7 @@
 """Evaluates the checkpoint that --checkpoint names on the workdir's test set: prints the
-task's metrics and writes them to WORKDIR/eval_<step>.json."""
+task's metrics and writes them to WORKDIR/eval_<step>.json; for sequence outputs also the
+worst-scoring test examples, to WORKDIR/eval_<step>_worst.jsonl (speech recognition) or
+_worst.txt (seq2seq, a readable report)."""
 
 import json
 

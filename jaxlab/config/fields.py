@@ -18,10 +18,11 @@ DATA_NAMES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'synthetic', 'npz',
               'lm1b', 'imdb_reviews', 'python_snippets', 'synthetic_speech', 'spoken_digits',
               'speech_commands', 'imagenet2012', 'image_folder', 'table', 'text_files', 'hf_disk',
               'coco_json', 'shapes_detection', 'coco', 'voc',
-              'spoken_sentences', 'speech_manifest', 'librispeech')
+              'spoken_sentences', 'speech_manifest', 'librispeech',
+              'text_pairs', 'freedict_de_en', 'stdlib_summaries', 'wmt14_translate', 'cnn_dailymail')
 # Data sets read from your own files at data.path.
 PATH_DATA_NAMES = ('npz', 'image_folder', 'table', 'text_files', 'hf_disk', 'coco_json',
-                   'speech_manifest')
+                   'speech_manifest', 'text_pairs')
 SYNTHETIC_SHAPES = ('digits', 'mnist', 'fashion_mnist', 'cifar10', 'imagenet2012')
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -113,8 +114,8 @@ def _declare(field):
   placeholder = ml_collections.config_dict.placeholder
   field('seed', 0, checks.integer())  # seeds parameters, data order and dropout
 
-  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression", "detection", "speech_recognition"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
-  field('task.label_smoothing', 0.0, checks.number(minimum=0, below=1))  # classification: share of the target spread evenly over the classes (0: off)
+  field('task.name', 'classification', checks.import_name('task', '"classification", "language_model", "regression", "detection", "speech_recognition", "seq2seq"'))  # what is learned: batch, loss, metrics (docs: Tasks and data)
+  field('task.label_smoothing', 0.0, checks.number(minimum=0, below=1))  # classification, seq2seq: share of the target spread evenly over the classes (0: off)
   field('task.score_threshold', 0.05, checks.number(minimum=0, below=1))  # detection: boxes scoring below this are not kept
   field('task.pre_nms_top_k', 300, checks.integer(minimum=1))  # detection: highest-scoring (location, class) pairs that enter non-maximum suppression
   field('task.nms_iou', 0.6, checks.number(above=0, maximum=1))  # detection: a box overlapping a higher-scoring box of its class by more IoU is suppressed
@@ -123,6 +124,10 @@ def _declare(field):
   field('task.focal_gamma', 2.0, checks.number(minimum=0))  # detection: the focal loss's down-weighting of easy examples
   field('task.box_l1_weight', 0.0, checks.number(minimum=0))  # detection: weight of an L1 loss on the box distances beside GIoU (0: GIoU alone)
   field('task.center_radius', 1.5, checks.number(above=0))  # detection: locations within this many strides of a box's centre learn it (FCOS's centre sampling)
+  field('decode.beam_size', 1, checks.integer(minimum=1))  # seq2seq and speech recognition, at eval and predict: beams of the beam search (1: greedy; the experiments use 4)
+  field('decode.length_penalty', 0.6, checks.number(minimum=0))  # seq2seq beam search: GNMT's alpha, hypotheses ranked by log-probability / ((5 + length) / 6) ** alpha (0: off)
+  field('decode.max_len', 0, checks.integer(minimum=0))  # seq2seq: most tokens decoded per output, end included (0: data.target_len)
+  field('decode.use_cache', True, checks.boolean())  # seq2seq: decode on the decoder's key/value cache (False: recompute the prefix each step)
 
   field('data.name', 'digits', checks.one_of(*DATA_NAMES))  # the data set (docs: Tasks and data)
   field('data.placement', 'auto', checks.one_of('auto', 'device', 'stream'))  # device: whole set on the devices; stream: read by Grain as it trains
@@ -159,6 +164,8 @@ def _declare(field):
   field('data.tokenizer', 'byte', checks.one_of('byte', 'sentencepiece', 'pretrained'))  # text: bytes, SentencePiece trained on the training text, or an imported checkpoint's (data.tokenizer_from)
   field('data.tokenizer_from', '', checks.optional_text())  # tokenizer=pretrained: the workdir `jaxlab import` wrote, whose tokenizer this run uses
   field('data.vocab_size', 512, checks.integer(minimum=16))  # text: SentencePiece vocabulary size
+  field('data.target_len', 0, checks.integer(minimum=0))  # text pairs: target tokens per example, end included (0: data.seq_len, the source's)
+  field('data.shared_vocab', True, checks.boolean())  # text pairs with sentencepiece: one vocabulary for source and target (False: the target trains its own)
 
   field('model.name', 'cnn', checks.model_name())  # registered name, or 'package.module:Class'
   field('compute_dtype', 'auto', checks.one_of('auto', 'float32', 'bfloat16'))  # auto: bfloat16 on GPU/TPU, float32 on CPU
@@ -195,7 +202,6 @@ def _declare(field):
   field('progress', True, checks.boolean())  # progress bar on terminals
   field('allow_oversubscribe', False, checks.boolean())  # train even if the compiled step needs over 1.25x the devices' memory (else: refuse before step 1)
 
-  field('decode.beam_size', 1, checks.integer(minimum=1))  # sequence outputs: beams of the beam search at eval and predict (1: greedy)
   field('eval_every_steps', 500, checks.integer(minimum=0))  # evaluation interval (0: only at the end)
   field('plots', True, checks.boolean())  # PNG training curves and confusion matrix at the end
 

@@ -34,7 +34,13 @@ def _loaders():
       **text_sets.LOADERS,
       **audio_sets.LOADERS,
       **speech_sets.LOADERS,
+      **_pair_loaders(),
   }
+
+
+def _pair_loaders():
+  from jaxlab.data import pair_sets  # pylint: disable=g-import-not-at-top
+  return pair_sets.LOADERS
 
 
 def load(data_config, workdir=None):
@@ -67,6 +73,9 @@ def known_info(data_config):
     return speech_sets.known_info(data_config)
   if name in audio_sets.KNOWN_SIZES:
     return audio_sets.known_info(data_config)
+  from jaxlab.data import pair_sets  # pylint: disable=g-import-not-at-top
+  if name in pair_sets.SHAPES:
+    return pair_sets.SHAPES[name](data_config)
   if name in text_sets.SHAPES:
     return text_sets.SHAPES[name](data_config)
   if name in KNOWN_SHAPES:

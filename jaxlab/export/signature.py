@@ -105,6 +105,14 @@ def copy_workdir_files(workdir, info, out):
       f.write(model)
     # A tokenizer shared between runs (an absolute 'file') is read from the copy.
     info = dataclasses.replace(info, tokenizer=dict(info.tokenizer, file=workdir_files.TOKENIZER))
+  target = (info.preprocessing or {}).get('target_tokenizer')  # seq2seq's own target vocabulary
+  if target and target.get('kind') == 'sentencepiece' and target.get('file') != info.tokenizer.get('file'):
+    from jaxlab.data import tokenizers  # pylint: disable=g-import-not-at-top
+    name = os.path.basename(target['file'])
+    with open(os.path.join(out, name), 'wb') as f:
+      f.write(storage.as_epath(tokenizers.model_path(target, workdir)).read_bytes())
+    info = dataclasses.replace(info, preprocessing=dict(info.preprocessing,
+                                                        target_tokenizer=dict(target, file=name)))
   data_lib.save_info(info, out)
 
 

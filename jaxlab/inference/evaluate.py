@@ -94,10 +94,13 @@ def what_was_evaluated(result):
 
 def evaluate_workdir(workdir, which):
   """(metrics, step) of the checkpoint `which` of a workdir (what `jaxlab eval` shows); a
-  quantized workdir's metrics say how it was quantized."""
+  quantized workdir's metrics say how it was quantized; a task with sequence outputs also
+  writes its worst-scoring test examples beside them (`write_worst_examples`)."""
   from jaxlab.workdir import files  # pylint: disable=g-import-not-at-top
   run = inference.load(workdir, which)
-  result = evaluate(run, files.path(workdir, files.worst_examples(run.step)))
+  worst = (files.path(workdir, files.worst_examples(run.step, run.task.worst_examples_extension))
+           if hasattr(run.task, 'write_worst_examples') else None)
+  result = evaluate(run, worst)
   if run.quantization:
     result = dict(result, quantization=run.quantization)
   return result, run.step

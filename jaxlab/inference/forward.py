@@ -17,7 +17,9 @@ def constrain(batch, batch_sharding):
 def logits(variables, batch, *, model, task):
   args, kwargs = task.model_inputs(batch, None, train=False)
   outputs, _ = model.apply(variables.params, variables.model_state, args, kwargs, train=False)
-  return outputs.astype(jnp.float32)
+  # A model may return several arrays (a seq2seq model: logits and decoded tokens).
+  return jax.tree.map(lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating)
+                      else x, outputs)
 
 
 def eval_outputs(variables, batch, *, model, task, batch_sharding=None):
@@ -45,6 +47,8 @@ def predict_outputs(variables, batch, *, model, task, batch_sharding=None):
 
 
 def export_outputs(variables, batch, *, model, task):
-  """What an exported model returns: the logits and the task's prediction outputs."""
+  """What an exported model returns: the logits and the task's prediction outputs (only
+  the latter for a model whose outputs are several arrays, e.g. decoded tokens)."""
   logits_ = logits(variables, batch, model=model, task=task)
-  return dict(task.predict_outputs(logits_, batch), logits=logits_)
+  outputs = task.predict_outputs(logits_, batch)
+  return outputs if isinstance(logits_, dict) else dict(outputs, logits=logits_)

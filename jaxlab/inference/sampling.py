@@ -1,9 +1,9 @@
 """Autoregressive sampling from a `transformer_lm` with a key/value cache.
 
 The cache holds the rotated keys and the values of every position written so far, for
-every layer: `[num_layers, B, max_len, K, H]` each, written in place at (layer, position)
-by a `lax.scan` over a scanned model's stacked layers (a Python loop over an unrolled
-model's). A prompt is prefilled in one pass (right-padded to a bucket length, so a new
+every layer (`transformer.KVCache`: `[num_layers, B, max_len, K, H]` each for a scanned
+model, run by a `lax.scan` over its stacked layers; one per layer for an unrolled model's
+Python loop). A prompt is prefilled in one pass (right-padded to a bucket length, so a new
 prompt length rarely compiles again); then each new token runs
 the model on one position, writes its key/value at its absolute position with
 `lax.dynamic_update_slice`, and attends to positions 0..itself only (mask by index, so
@@ -15,8 +15,8 @@ calls it again with the state it returned. Temperature, top-k, top-p, max_tokens
 the seed are array inputs: changing them never recompiles. Compilations: one prefill per
 bucket used, one chunk function.
 
-The model's own `__call__` (training, eval) is untouched: this module calls its
-submodules in the same order. Batch size 1: one prompt at a time.
+The model's own blocks run each step (`transformer.Block` with a cache): there is no
+second copy of the forward pass here. Batch size 1: one prompt at a time.
 """
 
 import dataclasses
@@ -69,7 +69,7 @@ class Settings:
 @struct.dataclass
 class State:
   """Between chunks: the cache, and the last token (emitted, not yet in the cache)."""
-  caches: Any  # (keys, values), each [num_layers, 1, max_len, K, H]
+  caches: Any  # transformer.KVCache(s) of every layer (see _empty_caches)
   position: Any  # int32: tokens in the cache = the next token's position
   token: Any  # int32 [1]
   count: Any  # int32: tokens emitted so far
@@ -93,62 +93,41 @@ def choose(logits_V, key, settings):
   return jnp.where(settings.temperature > 0, sampled, jnp.argmax(logits_V)).astype(jnp.int32)
 
 
-def _attend(attention, x_BxTxD, angles, caches, layer, start, positions_T):
-  """Attention of T new positions (from `start`) over the cache of `layer`; returns
-  (y, caches) with this layer's new keys and values written in."""
-  keys_LxBxSxKxH, values_LxBxSxKxH = caches
-  q_BxTxNxH = transformer.apply_rope(attention.query(x_BxTxD), angles)
-  k_BxTxKxH = transformer.apply_rope(attention.key(x_BxTxD), angles)
-  v_BxTxKxH = attention.value(x_BxTxD)
-  at = (layer, 0, start, 0, 0)
-  keys_LxBxSxKxH = lax.dynamic_update_slice(keys_LxBxSxKxH,
-                                            k_BxTxKxH[None].astype(keys_LxBxSxKxH.dtype), at)
-  values_LxBxSxKxH = lax.dynamic_update_slice(
-      values_LxBxSxKxH, v_BxTxKxH[None].astype(values_LxBxSxKxH.dtype), at)
-  visible_TxS = jnp.arange(keys_LxBxSxKxH.shape[2])[None, :] <= positions_T[:, None]
-  y_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, keys_LxBxSxKxH[layer],
-                                           values_LxBxSxKxH[layer],
-                                           mask=visible_TxS[None, None])
-  return attention.out(y_BxTxNxH), (keys_LxBxSxKxH, values_LxBxSxKxH)
-
-
-def _block(block, x_BxTxD, angles, caches, layer, start, positions_T):
-  """One block on T new positions, as Block.__call__ (at inference) computes it."""
-  attended, caches = _attend(block.attention, block.attention_norm(x_BxTxD), angles, caches,
-                             layer, start, positions_T)
-  x_BxTxD = x_BxTxD + attended
-  return x_BxTxD + block.mlp(block.mlp_norm(x_BxTxD)), caches
-
-
 def forward(model, tokens_BxT, start, caches):
-  """Logits of T new tokens at positions start..start+T-1, and the updated caches."""
+  """Logits of T new tokens at positions start..start+T-1, and the updated caches: the
+  model's own blocks (`transformer.Block` with a `KVCache`), layer by layer."""
   positions_T = start + jnp.arange(tokens_BxT.shape[1])
   angles = transformer.rotary_angles(positions_T[None], model.head_dim, model.rope_base)
   x_BxTxD = model.embed(tokens_BxT)
-  run = functools.partial(_block, angles=angles, start=start, positions_T=positions_T)
   if model.scan_layers:
     graph, stacked = nnx.split(model.blocks)
+    mask = transformer.cache_mask(positions_T, caches.keys.shape[2])
 
-    def body(carry, layer_state):
-      layer, state = layer_state
-      x_BxTxD, caches = carry
-      return run(nnx.merge(graph, state), x_BxTxD, caches=caches, layer=layer), None
+    def body(x_BxTxD, layer):
+      state, cache = layer
+      return nnx.merge(graph, state)(x_BxTxD, angles, mask, cache=cache, start=start)
 
-    (x_BxTxD, caches), _ = lax.scan(body, (x_BxTxD, caches),
-                                    (jnp.arange(model.num_layers), stacked))
+    x_BxTxD, caches = lax.scan(body, x_BxTxD, (stacked, caches))
   else:
-    for layer, block in enumerate(model.blocks):
-      x_BxTxD, caches = run(block, x_BxTxD, caches=caches, layer=layer)
+    mask = transformer.cache_mask(positions_T, caches[0].keys.shape[1])
+    updated = []
+    for block, cache in zip(model.blocks, caches):
+      x_BxTxD, cache = block(x_BxTxD, angles, mask, cache=cache, start=start)
+      updated.append(cache)
+    caches = tuple(updated)
   x_BxTxD = model.final_norm(x_BxTxD)
   logits = model.embed.attend(x_BxTxD) if model.head is None else model.head(x_BxTxD)
   return logits, caches
 
 
 def _empty_caches(model, dtype):
+  """A stacked KVCache [num_layers, 1, max_len, K, H] for a scanned model, else one per layer."""
   first = model.blocks if model.scan_layers else model.blocks[0]  # stacked: [L, D, K, H]
   num_kv_heads, head_dim = first.attention.key.kernel.shape[-2:]
-  shape = (model.num_layers, 1, model.max_len, num_kv_heads, head_dim)
-  return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
+  empty = transformer.KVCache.empty(1, model.max_len, num_kv_heads, head_dim, dtype)
+  if model.scan_layers:
+    return jax.tree.map(lambda a: jnp.broadcast_to(a, (model.num_layers, *a.shape)), empty)
+  return tuple(empty for _ in range(model.num_layers))
 
 
 def prefill(variables, tokens_1xL, length, settings, *, graph, eos_id=tokenizers.EOS_ID):

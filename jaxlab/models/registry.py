@@ -9,6 +9,7 @@ from jaxlab.config import registry
 from jaxlab.errors import UserError
 from jaxlab.models import cnn, fcos, mlp, resnet, rnn, speech, tabular, text_encoder, transformer, vit
 from jaxlab.models import speech_ctc
+from jaxlab.models import transformer_seq2seq
 
 #: Model names accepted by ``--config.model.name`` -> factories, each called as
 #: ``factory(input_shape, num_outputs, rngs=..., **other config.model fields)``.
@@ -28,6 +29,7 @@ REGISTRY = {
     'tabular_mlp': tabular.create,
     'fcos': fcos.create,  # detection (task.name=detection): ResNet + feature pyramid + FCOS head
     'speech_ctc': speech_ctc.create,  # speech recognition: log-mel, 4x conv subsampling, Conformer/Transformer/GRU, CTC head
+    'transformer_seq2seq': transformer_seq2seq.create,  # seq2seq: encoder-decoder Transformer
 }
 
 

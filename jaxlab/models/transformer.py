@@ -14,13 +14,22 @@ Packed rows: `segment_ids` (0 = padding) keep attention inside each document and
 `positions` restart at each document's start, so a packed document sees exactly what
 it would see alone at the start of a row.
 
+Decoding with a cache: `Attention` and `Block` take an optional `KVCache` (the rotated
+keys and values of the positions written so far) and the position `start` of the new
+tokens; they then write the new keys and values in and attend over the cache, as the
+caller's mask allows (`cache_mask`). Decoding (`jaxlab.inference.sampling`, the seq2seq
+decoder) calls these same modules, so there is no second copy of the forward pass.
+
 Shape letters: B batch, L sequence, D embed, V vocabulary, N query heads, K key/value
-heads, H head width, F SwiGLU hidden width.
+heads, H head width, F SwiGLU hidden width, S cached positions, T new positions.
 """
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
+from flax import nnx, struct
+from jax import lax
 
 from jaxlab.models import dense as dense_ops
 from jaxlab.models import layers
@@ -74,11 +83,37 @@ def segment_mask(segment_ids_BxL):
   return segment_ids_BxL[:, None, :, None] == segment_ids_BxL[:, None, None, :]
 
 
+@struct.dataclass
+class KVCache:
+  """One layer's rotated keys and values of every position written so far, each
+  B x S x K x H (S: the longest sequence decoded); entries past the last written
+  position hold stale values that `cache_mask` keeps unread."""
+  keys: Any
+  values: Any
+
+  @classmethod
+  def empty(cls, batch, length, num_kv_heads, head_dim, dtype):
+    shape = (batch, length, num_kv_heads, head_dim)
+    return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+
+  def write(self, k_BxTxKxH, v_BxTxKxH, start):
+    """The cache with T new positions written from `start` on."""
+    at = (0, start, 0, 0)
+    return KVCache(lax.dynamic_update_slice(self.keys, k_BxTxKxH.astype(self.keys.dtype), at),
+                   lax.dynamic_update_slice(self.values, v_BxTxKxH.astype(self.values.dtype), at))
+
+
+def cache_mask(positions_T, cache_len):
+  """1 x 1 x T x S: each new position sees the cached positions up to itself."""
+  return (jnp.arange(cache_len)[None, :] <= positions_T[:, None])[None, None]
+
+
 class Attention(nnx.Module):
-  """Causal grouped-query self-attention with rotary positions."""
+  """Grouped-query self-attention with rotary positions; causal unless built with
+  causal=False (an encoder's)."""
 
   def __init__(self, embed_dim, num_heads, num_kv_heads, *, init, implementation, dtype, rngs,
-               head_dim=None, qkv_bias=False):
+               head_dim=None, qkv_bias=False, causal=True):
     head_dim = head_dim or embed_dim // num_heads
 
     def projection(spec, shape, axes, fan_in, fan_out, bias=False):
@@ -97,14 +132,23 @@ class Attention(nnx.Module):
     self.out = projection('BLNH,NHD->BLD', (num_heads, head_dim, embed_dim),
                           ('heads', 'head_dim', 'embed'), (0, 1), 2)
     self.implementation = implementation
+    self.causal = causal
 
-  def __call__(self, x_BxLxD, angles, mask_Bx1xLxL):
+  def __call__(self, x_BxLxD, angles, mask_Bx1xLxL, cache=None, start=None):
+    """y_BxLxD; with a `cache` (x holding the new positions from `start` on, `mask` then
+    B x 1 x L x S over the cache, e.g. `cache_mask`): (y_BxLxD, the updated cache)."""
     q_BxLxNxH = apply_rope(self.query(x_BxLxD), angles)
     k_BxLxKxH = apply_rope(self.key(x_BxLxD), angles)
+    v_BxLxKxH = self.value(x_BxLxD)
+    if cache is not None:
+      cache = cache.write(k_BxLxKxH, v_BxLxKxH, start)
+      y_BxLxNxH = jax.nn.dot_product_attention(q_BxLxNxH.astype(cache.keys.dtype), cache.keys,
+                                               cache.values, mask=mask_Bx1xLxL)
+      return self.out(y_BxLxNxH), cache
     # is_causal rather than a causal term in `mask`: cuDNN then skips the masked blocks
     # (a segment mask still reaches it as an additive bias). Softmax runs in float32.
     y_BxLxNxH = jax.nn.dot_product_attention(
-        q_BxLxNxH, k_BxLxKxH, self.value(x_BxLxD), mask=mask_Bx1xLxL, is_causal=True,
+        q_BxLxNxH, k_BxLxKxH, v_BxLxKxH, mask=mask_Bx1xLxL, is_causal=self.causal,
         implementation=self.implementation)
     return self.out(y_BxLxNxH)
 
@@ -127,22 +171,27 @@ class SwiGLU(nnx.Module):
 
 class Block(nnx.Module):
   """One pre-norm layer. Every block is built alike and called as
-  block(x, angles, mask, rngs) -> x, so the stack can become an nnx.scan."""
+  block(x, angles, mask, rngs) -> x, so the stack can become an nnx.scan; with a
+  `cache` (decoding): block(x, angles, mask, cache=..., start=...) -> (x, cache)."""
 
   def __init__(self, embed_dim, num_heads, num_kv_heads, mlp_dim, *, head_dim, qkv_bias,
-               norm_eps, dropout_rate, init, attention_implementation, dtype, rngs):
+               norm_eps, dropout_rate, init, attention_implementation, dtype, rngs, causal=True):
     self.attention_norm = rms_norm(embed_dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
     self.attention = Attention(embed_dim, num_heads, num_kv_heads, head_dim=head_dim,
-                               qkv_bias=qkv_bias, init=init,
+                               qkv_bias=qkv_bias, init=init, causal=causal,
                                implementation=attention_implementation, dtype=dtype, rngs=rngs)
     self.mlp_norm = rms_norm(embed_dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
     self.mlp = SwiGLU(embed_dim, mlp_dim, init=init, dtype=dtype, rngs=rngs)
     self.dropout = nnx.Dropout(dropout_rate)
 
-  def __call__(self, x_BxLxD, angles, mask_Bx1xLxL, rngs=None):
-    attended = self.attention(self.attention_norm(x_BxLxD), angles, mask_Bx1xLxL)
+  def __call__(self, x_BxLxD, angles, mask_Bx1xLxL, rngs=None, cache=None, start=None):
+    attended = self.attention(self.attention_norm(x_BxLxD), angles, mask_Bx1xLxL,
+                              *(() if cache is None else (cache, start)))
+    if cache is not None:
+      attended, cache = attended
     x_BxLxD = x_BxLxD + self.dropout(attended, rngs=rngs)
-    return x_BxLxD + self.dropout(self.mlp(self.mlp_norm(x_BxLxD)), rngs=rngs)
+    x_BxLxD = x_BxLxD + self.dropout(self.mlp(self.mlp_norm(x_BxLxD)), rngs=rngs)
+    return x_BxLxD if cache is None else (x_BxLxD, cache)
 
 
 class TransformerLM(nnx.Module):

@@ -24,6 +24,8 @@ def kind(task):
   from jaxlab.tasks import classification, detection, language_model
   if getattr(task, 'input_kind', None):  # a task that says what it reads (speech_recognition)
     return task.input_kind
+  if hasattr(task, 'text_batch'):  # a task that reads texts itself (seq2seq)
+    return 'text'
   if isinstance(task, detection.Detection):
     return 'image'
   if isinstance(task, language_model.LanguageModel):
@@ -80,6 +82,8 @@ class Decoder:
     _check_count(len(texts), 'texts')
     if not all(isinstance(t, str) and t for t in texts):
       raise BadInput('Every text must be a non-empty string.')
+    if hasattr(self.task, 'text_batch'):
+      return self.task.text_batch(texts)
     if self._encode is None:
       self._encode = text_inputs.tokenizer(self.task).encode
     from jaxlab.tasks import language_model

@@ -3,6 +3,7 @@
 from jaxlab.config import registry
 from jaxlab.tasks import base, classification, detection, language_model, regression, table_inputs
 from jaxlab.tasks import speech_recognition
+from jaxlab.tasks import seq2seq
 
 REGISTRY = {
     'classification': classification.Classification,
@@ -10,6 +11,7 @@ REGISTRY = {
     'regression': regression.Regression,
     'detection': detection.Detection,
     'speech_recognition': speech_recognition.SpeechRecognition,
+    'seq2seq': seq2seq.Seq2Seq,
 }
 
 

@@ -148,6 +148,8 @@ class SpeechRecognition(base.Task):
     return asr_metrics.worst(self.references(outputs),
                              self.texts(outputs['tokens'], outputs['counts']), count)
 
+  worst_examples_extension = 'jsonl'  # `jaxlab eval`'s WORKDIR/eval_<step>_worst.jsonl
+
   def write_worst_examples(self, outputs, path):
     from jaxlab import storage  # pylint: disable=g-import-not-at-top
     lines = [json.dumps(row) for row in self.worst_examples(outputs)]

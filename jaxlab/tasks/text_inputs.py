@@ -11,7 +11,12 @@ from jaxlab.data import tokenizers
 def tokenizer(task):
   """The task's tokenizer, read once per (spec, workdir): a served model asks for it on
   every request, and a SentencePiece model is a file read."""
-  return _tokenizer(json.dumps(task.info.tokenizer, sort_keys=True), task.workdir)
+  return tokenizer_of(task.info.tokenizer, task.workdir)
+
+
+def tokenizer_of(spec, workdir):
+  """The tokenizer of a spec (read once per spec and workdir, as `tokenizer`)."""
+  return _tokenizer(json.dumps(spec, sort_keys=True), workdir)
 
 
 @functools.lru_cache(maxsize=8)

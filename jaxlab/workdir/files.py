@@ -38,9 +38,10 @@ def eval_result(step):
   return f'eval_{step}.json'
 
 
-def worst_examples(step):
-  """The worst-scoring test examples of `jaxlab eval` (tasks with sequence outputs)."""
-  return f'eval_{step}_worst.jsonl'
+def worst_examples(step, extension):
+  """The worst-scoring test examples of `jaxlab eval` (tasks with sequence outputs), in the
+  task's format: 'jsonl' (speech recognition) or 'txt' (seq2seq's readable report)."""
+  return f'eval_{step}_worst.{extension}'
 
 
 def quantize_report(mode):
