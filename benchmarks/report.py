@@ -22,6 +22,7 @@ CHECKPOINT_STORAGE_JSON = 'checkpoint_storage_cpu.json'
 SCALING_JSON = 'scaling_cpu.json'  # benchmarks.scaling's, with its plots beside it
 DETECTION_JSON = 'detection_cpu.json'  # benchmarks.detection's, read from beside the JSON
 SPEECH_JSON = 'speech_recognition_cpu.json'  # benchmarks.speech_recognition's, the same way
+SEQ2SEQ_JSON = 'seq2seq_cpu.json'  # benchmarks.seq2seq's, the same way
 
 
 def _fmt(value, spec):
@@ -599,6 +600,10 @@ jaxlab's own rows before this change ({before_source}) and now:
 
 {speech}
 
+## Translation and summarization
+
+{seq2seq}
+
 ## Targets on this basis
 
 {targets}
@@ -871,8 +876,48 @@ def speech_section(measured):
       *(['', measured['note']] if measured.get('note') else [])])
 
 
+def seq2seq_section(measured):
+  """The "Translation and summarization" section from `benchmarks.seq2seq`'s JSON."""
+  if not measured:
+    return (f'Not measured: `python -m benchmarks.seq2seq` writes {SEQ2SEQ_JSON}, which this '
+            'page then includes.')
+  runs = [(name, run) for name, run in measured.items() if isinstance(run, dict) and 'eval' in run]
+  lines = [f'The offline experiments trained with `jaxlab train` on {measured["cpus"]} CPU cores '
+           '(`python -m benchmarks.seq2seq`), scored on their held-out pairs by sacrebleu (BLEU, '
+           'chrF; default tokenization) and rouge-score (ROUGE), beside two trivial answers.', '',
+           '| experiment | output | BLEU | chrF | ROUGE-1 | ROUGE-2 | ROUGE-L | bound | met | '
+           'whole command, minutes | load average at the end |',
+           '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |']
+  for name, run in runs:
+    rows = [('the model', run['eval']),
+            ('copy the source', run['baselines']['copy_source']),
+            (f'the most frequent target ("{run["baselines"]["most_frequent_output"]["output"]}")',
+             run['baselines']['most_frequent_output'])]
+    for i, (what, scores) in enumerate(rows):
+      lines.append(
+          f'| {name if i == 0 else ""} | {what} | {scores["bleu"]:.1f} | {scores["chrf"]:.1f} | '
+          f'{scores["rouge1"]:.1f} | {scores["rouge2"]:.1f} | {scores["rougeL"]:.1f} | '
+          + (f'{run["bound"]} | {_yes(run["meets_bound"])} | '
+             f'{_fmt(run["train_command_seconds"] and run["train_command_seconds"] / 60, ".1f")} | '
+             f'{run.get("load_average_at_end", float("nan")):.1f} |' if i == 0 else '| | | |'))
+  for name, run in runs:
+    decoding = run.get('decoding')
+    if not decoding:
+      continue
+    lines += ['', f'Decoding speed of the `{name}` model, a batch of {decoding["batch"]} held-out '
+              'sources, output tokens/s:', '',
+              '| beam | with the key/value cache | recomputing the prefix each step |',
+              '| ---: | ---: | ---: |']
+    for beam in (1, 4):
+      lines.append(f'| {beam} | {decoding[f"beam{beam}_cache"]["tokens_per_second"]:,.0f} | '
+                   f'{decoding[f"beam{beam}_no_cache"]["tokens_per_second"]:,.0f} |')
+  if measured.get('note'):
+    lines += ['', measured['note']]
+  return '\n'.join(lines)
+
+
 def page(results, source, before=None, before_source=None, serve=None, checkpoint_storage=None,
-         scaling=None, detection=None, speech=None):
+         scaling=None, detection=None, speech=None, seq2seq=None):
   peaks = ', '.join(f'{dtype} {value:.1f} GFLOP/s'
                     for dtype, value in results['gemm_peaks_gflops'].items())
   short_note = ('\n\n**Short mode** (`--short`): tiny sizes that check that everything '
@@ -895,7 +940,8 @@ def page(results, source, before=None, before_source=None, serve=None, checkpoin
       before_source=before_source or '-', serving=serving_section(serve),
       scaling=scaling_section(scaling),
       checkpoint_storage=checkpoint_storage_section(checkpoint_storage),
-      detection=detection_section(detection), speech=speech_section(speech))
+      detection=detection_section(detection), speech=speech_section(speech),
+      seq2seq=seq2seq_section(seq2seq))
 
 
 def main(argv=None):
@@ -953,11 +999,16 @@ def main(argv=None):
   if os.path.exists(speech_path):
     with open(speech_path) as f:
       speech = json.load(f)
+  seq2seq_path = os.path.join(os.path.dirname(args.json), SEQ2SEQ_JSON)
+  seq2seq = None
+  if os.path.exists(seq2seq_path):
+    with open(seq2seq_path) as f:
+      seq2seq = json.load(f)
   source = ' '.join([args.json, *(f'--add={path}' for path in args.add),
                      *([f'--before={args.before}'] if args.before else []),
                      *([f'--serve={args.serve}'] if args.serve else [])])
   sys.stdout.write(page(results, source, before, args.before or None, serve, checkpoint_storage,
-                        scaling, detection, speech))
+                        scaling, detection, speech, seq2seq))
   return 0
 
 
