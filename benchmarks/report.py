@@ -974,36 +974,19 @@ def main(argv=None):
       added.append(json.load(f))
   if added:
     results = merge(results, added)
-  serve_path = args.serve or os.path.join(os.path.dirname(args.json), SERVE_JSON)
-  serve = None
-  if os.path.exists(serve_path):
-    with open(serve_path) as f:
+  def beside(name):  # another benchmark's JSON next to the suite's, None if not measured
+    path = os.path.join(os.path.dirname(args.json), name)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json.load(f)
+
+  serve = beside(SERVE_JSON)
+  if args.serve:
+    with open(args.serve) as f:
       serve = json.load(f)
-  storage_path = os.path.join(os.path.dirname(args.json), CHECKPOINT_STORAGE_JSON)
-  checkpoint_storage = None
-  if os.path.exists(storage_path):
-    with open(storage_path) as f:
-      checkpoint_storage = json.load(f)
-  scaling_path = os.path.join(os.path.dirname(args.json), SCALING_JSON)
-  scaling = None
-  if os.path.exists(scaling_path):
-    with open(scaling_path) as f:
-      scaling = json.load(f)
-  detection_path = os.path.join(os.path.dirname(args.json), DETECTION_JSON)
-  detection = None
-  if os.path.exists(detection_path):
-    with open(detection_path) as f:
-      detection = json.load(f)
-  speech_path = os.path.join(os.path.dirname(args.json), SPEECH_JSON)
-  speech = None
-  if os.path.exists(speech_path):
-    with open(speech_path) as f:
-      speech = json.load(f)
-  seq2seq_path = os.path.join(os.path.dirname(args.json), SEQ2SEQ_JSON)
-  seq2seq = None
-  if os.path.exists(seq2seq_path):
-    with open(seq2seq_path) as f:
-      seq2seq = json.load(f)
+  checkpoint_storage, scaling = beside(CHECKPOINT_STORAGE_JSON), beside(SCALING_JSON)
+  detection, speech, seq2seq = beside(DETECTION_JSON), beside(SPEECH_JSON), beside(SEQ2SEQ_JSON)
   source = ' '.join([args.json, *(f'--add={path}' for path in args.add),
                      *([f'--before={args.before}'] if args.before else []),
                      *([f'--serve={args.serve}'] if args.serve else [])])

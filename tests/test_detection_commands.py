@@ -10,7 +10,6 @@ import sys
 
 import jax
 import numpy as np
-import portpicker
 import pytest
 import requests
 from PIL import Image
@@ -22,7 +21,8 @@ from jaxlab.errors import UserError
 from jaxlab.inference import predict
 from jaxlab.inference import trained_run
 from jaxlab.train import loop
-from tests.conftest import ROOT, load_config, read_metrics, restore_params, run_cli
+from tests.conftest import ROOT, load_config, read_metrics, restore_params
+from tests import serving
 
 pytestmark = pytest.mark.slow
 
@@ -117,20 +117,7 @@ def test_the_same_picture_at_two_sizes_gives_boxes_scaled_to_each(trained, photo
 
 
 def test_serve_answers_the_boxes_predict_prints(trained, photos):
-  port = portpicker.pick_unused_port()
-  process = subprocess.Popen([sys.executable, '-m', 'jaxlab.main', 'serve', f'--port={port}',
-                              f'--workdir={trained["workdir"]}', '--max_batch=2'], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-  url = f'http://127.0.0.1:{port}'
-  try:
-    for _ in range(600):
-      try:
-        if requests.get(f'{url}/healthz', timeout=1).status_code == 200:
-          break
-      except requests.ConnectionError:
-        assert process.poll() is None, process.stdout.read()
-        import time
-        time.sleep(0.2)
+  with serving.serving(f'--workdir={trained["workdir"]}', '--max_batch=2') as url:
     files = [('file', (p.name, p.read_bytes())) for p in photos]
     answer = requests.post(f'{url}/v1/predict', files=files, timeout=60)
     assert answer.status_code == 200, answer.text
@@ -138,9 +125,6 @@ def test_serve_answers_the_boxes_predict_prints(trained, photos):
     bad = requests.post(f'{url}/v1/predict', files=[('file', ('x.png', b'not an image'))],
                         timeout=60)
     assert bad.status_code == 400 and 'Cannot decode the image' in bad.json()['error']
-  finally:
-    process.kill()
-    process.wait()
   run = trained_run.load(str(trained['workdir']))
   batch, _, _ = run.task.predict_inputs([str(p) for p in photos])
   expected = run.task.predictions(predict.outputs(run, batch), 3)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import numpy as np
-import portpicker
 import pytest
 import requests
 
@@ -21,6 +20,7 @@ from jaxlab.inference import predict
 from jaxlab.inference import trained_run
 from jaxlab.train import loop
 from tests.conftest import ROOT, load_config, read_metrics, run_cli
+from tests import serving
 
 pytestmark = pytest.mark.slow
 
@@ -75,26 +75,10 @@ def test_predict_translates_lines_of_files_and_stdin_with_json_scores(freedict, 
 
 
 def test_serve_answers_the_translations_predict_gives(freedict):
-  port = portpicker.pick_unused_port()
-  process = subprocess.Popen([sys.executable, '-m', 'jaxlab.main', 'serve', f'--port={port}',
-                              f'--workdir={freedict}', '--max_batch=2'], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-  url = f'http://127.0.0.1:{port}'
-  try:
-    for _ in range(600):
-      try:
-        if requests.get(f'{url}/healthz', timeout=1).status_code == 200:
-          break
-      except requests.ConnectionError:
-        assert process.poll() is None, process.stdout.read()
-        import time
-        time.sleep(0.2)
+  with serving.serving(f'--workdir={freedict}', '--max_batch=2') as url:
     answer = requests.post(f'{url}/v1/predict', json={'texts': WORDS}, timeout=120)
     assert answer.status_code == 200, answer.text
     served = answer.json()['predictions']
-  finally:
-    process.kill()
-    process.wait()
   run = trained_run.load(str(freedict))
   expected = run.task.predictions(predict.outputs(run, run.task.text_batch(WORDS)), 1)
   assert [s['text'] for s in served] == [e['text'] for e in expected]

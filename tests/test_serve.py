@@ -23,23 +23,10 @@ from jaxlab.serve import batcher as batcher_lib
 from jaxlab.serve import generate
 from jaxlab.tasks import image_inputs
 from tests.conftest import ROOT, read_metrics, run_cli
+from tests.serving import start as _start
 from tests.test_eval_predict import _write_digit_pngs
 
 MAX_BATCH = 8
-
-
-def _wait_until_healthy(url, process, timeout=120):
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if process.poll() is not None:
-      raise AssertionError(f'the server exited {process.returncode}: '
-                           f'{process.stdout.read()}')
-    try:
-      if requests.get(f'{url}/healthz', timeout=1).status_code == 200:
-        return
-    except requests.ConnectionError:
-      time.sleep(0.2)
-  raise AssertionError('the server did not become healthy')
 
 
 @pytest.fixture(scope='module')
@@ -66,21 +53,6 @@ def predicted(trained_digits, digit_pngs):
   lines = run_cli('predict', f'--workdir={trained_digits}', '--json', *digit_pngs,
                   check=True).stdout.splitlines()
   return {json.loads(line)['file']: json.loads(line)['top_k'] for line in lines}
-
-
-def _start(*args):
-  """(base URL, Popen) of `jaxlab serve ARGS` on a free port, once healthy."""
-  port = portpicker.pick_unused_port()
-  process = subprocess.Popen([sys.executable, '-m', 'jaxlab.main', 'serve', f'--port={port}',
-                              *args], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-  url = f'http://127.0.0.1:{port}'
-  try:
-    _wait_until_healthy(url, process)
-  except BaseException:
-    process.kill()
-    raise
-  return url, process
 
 
 def _post_file(url, path):

@@ -8,10 +8,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
-import portpicker
 import pytest
 import requests
 
@@ -22,6 +20,7 @@ from jaxlab.inference import predict
 from jaxlab.inference import trained_run
 from jaxlab.train import loop
 from tests.conftest import ROOT, load_config, read_metrics
+from tests import serving
 
 pytestmark = pytest.mark.slow
 
@@ -87,19 +86,7 @@ def test_a_file_longer_than_the_model_hears_is_refused_by_name(trained, tmp_path
 
 
 def test_serve_answers_the_transcripts_predict_prints(trained, recordings):
-  port = portpicker.pick_unused_port()
-  process = subprocess.Popen([sys.executable, '-m', 'jaxlab.main', 'serve', f'--port={port}',
-                              f'--workdir={trained["workdir"]}', '--max_batch=2'], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-  url = f'http://127.0.0.1:{port}'
-  try:
-    for _ in range(600):
-      try:
-        if requests.get(f'{url}/healthz', timeout=1).status_code == 200:
-          break
-      except requests.ConnectionError:
-        assert process.poll() is None, process.stdout.read()
-        time.sleep(0.2)
+  with serving.serving(f'--workdir={trained["workdir"]}', '--max_batch=2') as url:
     files = [('file', (p.name, p.read_bytes())) for p in recordings]
     answer = requests.post(f'{url}/v1/predict', files=files, timeout=60)
     assert answer.status_code == 200, answer.text
@@ -109,9 +96,6 @@ def test_serve_answers_the_transcripts_predict_prints(trained, recordings):
     bad = requests.post(f'{url}/v1/predict', files=[('file', ('x.wav', b'not a wav'))],
                         timeout=60)
     model = requests.get(f'{url}/v1/model', timeout=10).json()
-  finally:
-    process.kill()
-    process.wait()
   assert bad.status_code == 400 and 'Cannot use the WAV file' in bad.json()['error']
   assert model['input_kind'] == 'audio'
   run = trained_run.load(str(trained['workdir']))
