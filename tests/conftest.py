@@ -6,7 +6,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -25,32 +24,6 @@ xla_options.apply_cpu_defaults()
 runtime.enable_compilation_cache()
 storage.configure()
 console.show()  # the library's messages (progress, warnings) on stdout/stderr, as the CLI's
-
-# Temporary files (every tmp_path, the workdirs, the test servers' databases) in RAM where
-# the machine has a RAM-backed /dev/shm, unless TMPDIR says otherwise. Why: a sync to disk
-# waits for everything the other workers have written. MLflow's server creates its SQLite
-# database with 1,152 fdatasyncs and Optuna's studies and Orbax's checkpoints sync too; on
-# a 2-core CI machine under the suite's writes that one server took 100-140 s to start,
-# 8 s alone. The tests check what is written, not that it survives a power cut. Child
-# processes and the xdist workers inherit TMPDIR.
-RAM_TMPDIR_MIN_FREE_BYTES = 4 << 30
-
-
-def _use_ram_for_temporary_files():
-  shm = '/dev/shm'
-  if os.environ.get('TMPDIR') or not os.path.isdir(shm) or not os.access(shm, os.W_OK):
-    return
-  stats = os.statvfs(shm)
-  if stats.f_bavail * stats.f_frsize < RAM_TMPDIR_MIN_FREE_BYTES:
-    return
-  directory = os.path.join(shm, f'jaxlab-tests-{os.getuid()}')
-  os.makedirs(directory, exist_ok=True)
-  os.chmod(directory, 0o1777)  # as /tmp: the PostgreSQL fixture runs its server as `nobody`
-  os.environ['TMPDIR'] = directory
-  tempfile.tempdir = directory  # this process already asked once (pytest's capture)
-
-
-_use_ram_for_temporary_files()
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / 'experiments'
