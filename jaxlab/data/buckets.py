@@ -29,6 +29,7 @@ class Buckets:
   key: str  # the feature holding each example's length ('audio_length')
   bounds: tuple  # each bucket's longest length, ascending, in the unit of `key`
   shapes: tuple  # per bucket: {feature: shape} its batches' features are cut to
+  labels: tuple = ()  # per bucket: its bound in words ('2.1 s'), for the log
 
   def spec(self, spec, bucket):
     """An example spec {name: (shape, dtype)} with bucket `bucket`'s shapes (None: as is)."""
@@ -43,6 +44,9 @@ class Buckets:
 
   def describe(self):
     return [int(b) for b in self.bounds]
+
+  def label(self, bucket):
+    return self.labels[bucket] if self.labels else f'{self.key} <= {self.bounds[bucket]}'
 
 
 def assign(lengths, bounds):

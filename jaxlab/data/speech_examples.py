@@ -123,4 +123,5 @@ def length_buckets(data_config, info, train_lengths):
   if len(bounds) < 2:
     return None
   shapes = tuple({'audio': (bound,), 'labels': (output_frames(bound),)} for bound in bounds)
-  return buckets.Buckets('audio_length', bounds, shapes)
+  return buckets.Buckets('audio_length', bounds, shapes,
+                         tuple(f'{bound / SAMPLE_RATE:g} s' for bound in bounds))

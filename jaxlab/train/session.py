@@ -219,9 +219,21 @@ class Session:
   def precompile(self):
     """Compiles every block shape this run will use up front: each length, and with
     length buckets each (length, bucket) the order draws."""
-    self._planned_steps = self.block_shapes()
+    if not self._planned_steps:  # once (the loop calls this again)
+      self._planned_steps = self.block_shapes()
+      if self.splits.buckets is not None:
+        self._log_buckets()
     for length, bucket in sorted(self._planned_steps, key=lambda k: (k[0], k[1] or 0)):
       self.compiled_block(length, bucket)
+
+  def _log_buckets(self):
+    buckets, steps = self.splits.buckets, {}
+    for (_, bucket), count in self._planned_steps.items():
+      steps[bucket] = steps.get(bucket, 0) + count
+    listed = ', '.join(f'up to {buckets.label(b)}: {steps.get(b, 0)} steps'
+                       for b in range(len(buckets.bounds)))
+    self.log(f'Training batches from {len(buckets.bounds)} length buckets ({listed}); the '
+             f'train step compiles once per bucket used.')
 
   def run_block(self, start, end):
     block = self.compiled_block(end - start, self.order.block_bucket(start, end))
