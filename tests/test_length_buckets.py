@@ -120,13 +120,15 @@ def test_speech_buckets_come_from_duration_quantiles_or_given_bounds():
   samples = (durations * 16000).astype(np.int32)
   assert speech_examples.length_buckets(speech_config(), info, samples) is None
   quartiles = speech_examples.length_buckets(speech_config(num_buckets=4), info, samples)
-  assert quartiles.bounds[-1] == 72000 and len(quartiles.bounds) == 4
+  assert quartiles.bounds[-1] == 72000 and len(quartiles.bounds) == 4  # 4.5 s, rounded up
   assert all(b % 1600 == 0 for b in quartiles.bounds)  # rounded up to 0.1 s
   shares = np.bincount(quartiles.of_examples(sources.ArraySource({'audio_length': samples})))
   assert shares.min() > 80  # about a quarter each
   given = speech_examples.length_buckets(speech_config(bucket_boundaries=(2.0, 3.0)), info,
                                          samples)
   assert given.bounds == (32000, 48000, 72000)
+  shorter = speech_examples.length_buckets(speech_config(num_buckets=2), info, samples // 2)
+  assert shorter.bounds[-1] == -(-samples.max() // 2 // 1600) * 1600  # the longest, not 4.5 s
   assert given.shapes[0] == {'audio': (32000,), 'labels': (speech_examples.output_frames(32000),)}
   with pytest.raises(UserError, match='goes past the longest'):
     speech_examples.length_buckets(speech_config(bucket_boundaries=(5.0,)), info, samples)

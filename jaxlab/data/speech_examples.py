@@ -104,10 +104,12 @@ def bucketing(data_config):
 def length_buckets(data_config, info, train_lengths):
   """The training set's length buckets (jaxlab.data.buckets.Buckets), or None: bounds from
   data.bucket_boundaries (seconds), else at the training durations' data.num_buckets
-  quantiles; the last bucket ends at the info's length (data.max_audio_seconds)."""
-  if not bucketing(data_config):
+  quantiles; the last bucket ends at the longest training utterance, rounded up to 0.1 s
+  (at most the info's length, data.max_audio_seconds)."""
+  if not bucketing(data_config) or not len(train_lengths):
     return None
   (longest,), _ = info.spec()['audio']
+  top = min(longest, -(-int(np.max(train_lengths)) // BUCKET_GRAIN) * BUCKET_GRAIN)
   given = tuple(data_config.get('bucket_boundaries') or ())
   if given:
     bounds = tuple(int(round(seconds * SAMPLE_RATE)) for seconds in given)
@@ -116,9 +118,9 @@ def length_buckets(data_config, info, train_lengths):
                       f'utterance the set holds ({longest / SAMPLE_RATE:g} s, '
                       'data.max_audio_seconds): give bounds below it (the last bucket ends '
                       'there), or raise data.max_audio_seconds.')
-    bounds = tuple(sorted(set(bounds) | {longest}))
+    bounds = tuple(sorted({b for b in bounds if b < top} | {top}))
   else:
-    bounds = buckets.quantile_bounds(train_lengths, int(data_config.num_buckets), longest,
+    bounds = buckets.quantile_bounds(train_lengths, int(data_config.num_buckets), top,
                                      BUCKET_GRAIN)
   if len(bounds) < 2:
     return None
