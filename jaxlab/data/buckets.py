@@ -42,9 +42,6 @@ class Buckets:
     """The bucket of each example of `source` (int32), from its `key` column."""
     return assign(column(source, self.key), self.bounds)
 
-  def describe(self):
-    return [int(b) for b in self.bounds]
-
   def label(self, bucket):
     return self.labels[bucket] if self.labels else f'{self.key} <= {self.bounds[bucket]}'
 

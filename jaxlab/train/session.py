@@ -19,12 +19,11 @@ from jaxlab.workdir import plots
 from jaxlab.privacy import accounting as privacy
 from jaxlab.train import progress
 from jaxlab.workdir import writers
-from jaxlab.data import order as order_lib
 from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
-from jaxlab.train import inputs, resume
+from jaxlab.train import blocks, inputs, resume
 from jaxlab.perf import device_peaks, mfu
 from jaxlab.train import programs as programs_lib
 from jaxlab.runtime import messages
@@ -54,9 +53,9 @@ class Session:
   last_eval: dict = None
   tracker: Any = dataclasses.field(default_factory=tracking.NullTracker)  # MLflow, on the chief
   _blocks: dict = dataclasses.field(default_factory=dict)
-  _planned_steps: dict = dataclasses.field(default_factory=dict)  # block_shapes()
+  _planned_steps: dict = dataclasses.field(default_factory=dict)  # blocks.shapes(): steps of each block shape
   order: Any = None  # jaxlab.data.order.Order: each step's rows, each block's length bucket
-  _traced_blocks: list = None  # [(jax.stages.Traced, length, steps)] while compiling, for FLOPs
+  _traced_blocks: list = dataclasses.field(default_factory=list)  # (traced, length, steps): FLOPs
   _resident_test: Any = None
 
   @property
@@ -105,8 +104,7 @@ class Session:
                   checkpointer, writers.NullWriter(), progress=None, input=None,
                   timings=dict(setup=0.0, compile=0.0, train=0.0, eval=0.0, save=0.0,
                                finish=0.0),
-                  memory_available=memory, order=_order(config, splits, steps_per_epoch),
-                  _traced_blocks=[])
+                  memory_available=memory, order=blocks.run_order(config, splits, steps_per_epoch))
     session.input = session._make_input(position)
     if start_step < programs.num_steps:
       session.precompile()  # may refuse: a resumed workdir is then left as it was
@@ -136,11 +134,6 @@ class Session:
                       'there (data.placement chose stream). Raise '
                       '--config.data.device_memory_share, use fewer examples '
                       '(--config.data.num_train), or train without privacy.')
-    if self.splits.buckets is not None and self.config.privacy.enabled:
-      raise UserError('--config.privacy.enabled=True samples each batch from the whole training '
-                      'set, so its batches cannot be drawn from one length bucket: set '
-                      '--config.data.num_buckets=0 and --config.data.bucket_boundaries=() to '
-                      'train with privacy.')
     if placement == 'device':
       return inputs.ResidentInput(self.splits.train, spec, epoch_order=self.order,
                                   mesh=self.programs.mesh)
@@ -156,32 +149,7 @@ class Session:
 
   def block_end(self, step):
     """Blocks end at multiples of steps_per_loop (and at the last step)."""
-    return order_lib.block_span(step, max(1, int(self.config.steps_per_loop)), self.num_steps)[1]
-
-  def block_lengths(self):
-    """Every block length this run will use (first, full, last)."""
-    steps_per_loop = max(1, int(self.config.steps_per_loop))
-    first_end = self.block_end(self.start_step)
-    lengths = {first_end - self.start_step}
-    if first_end < self.num_steps:
-      last_start = max(first_end, (self.num_steps - 1) // steps_per_loop * steps_per_loop)
-      lengths.add(self.num_steps - last_start)
-      if last_start > first_end:
-        lengths.add(steps_per_loop)
-    return lengths
-
-  def block_shapes(self):
-    """{(length, length bucket): steps} of every block this run will train: the lengths
-    alone (bucket None) without buckets, else each block's bucket from the order."""
-    if self.splits.buckets is None:
-      return {(length, None): length for length in self.block_lengths()}
-    found, step = {}, self.start_step
-    while step < self.num_steps:
-      end = self.block_end(step)
-      key = (end - step, self.order.block_bucket(step, end))
-      found[key] = found.get(key, 0) + end - step
-      step = end
-    return found
+    return blocks.end(step, self.config, self.num_steps)
 
   def compiled_block(self, length, bucket=None):
     """The compiled `length`-step block of a length bucket's shapes, compiled once per
@@ -189,15 +157,14 @@ class Session:
     key = (length, bucket)
     if key not in self._blocks:
       started = time.perf_counter()
-      buckets = self.splits.buckets
-      shapes = buckets.shapes[bucket] if bucket is not None else None
+      shapes = self.splits.buckets.shapes[bucket] if bucket is not None else None
       if self.input.placement == 'device':
         block = self.programs.resident_block(length, self.steps_per_epoch,
                                              self.config.data.batch_size, shapes)
         args = self.input.block_args(0, length)
       else:
         block = self.programs.streamed_block()
-        spec = buckets.spec(self.task.batch_spec(), bucket) if shapes else None
+        spec = self.splits.buckets.spec(self.task.batch_spec(), bucket) if shapes else None
         args = (programs_lib.abstract_batches(self.task, length, self.config.data.batch_size,
                                               self.programs.mesh, with_mask=True, spec=spec),)
       traced = block.trace(self.state, *args, *self.programs.teacher_args)
@@ -217,23 +184,14 @@ class Session:
       self.log(warning)
 
   def precompile(self):
-    """Compiles every block shape this run will use up front: each length, and with
-    length buckets each (length, bucket) the order draws."""
+    """Compiles every (length, length bucket) of block this run will use up front."""
     if not self._planned_steps:  # once (the loop calls this again)
-      self._planned_steps = self.block_shapes()
+      self._planned_steps = blocks.shapes(self.order, self.splits.buckets, self.start_step,
+                                          self.num_steps, blocks.steps_per_loop(self.config))
       if self.splits.buckets is not None:
-        self._log_buckets()
+        self.log(blocks.describe_buckets(self.splits.buckets, self._planned_steps))
     for length, bucket in sorted(self._planned_steps, key=lambda k: (k[0], k[1] or 0)):
       self.compiled_block(length, bucket)
-
-  def _log_buckets(self):
-    buckets, steps = self.splits.buckets, {}
-    for (_, bucket), count in self._planned_steps.items():
-      steps[bucket] = steps.get(bucket, 0) + count
-    listed = ', '.join(f'up to {buckets.label(b)}: {steps.get(b, 0)} steps'
-                       for b in range(len(buckets.bounds)))
-    self.log(f'Training batches from {len(buckets.bounds)} length buckets ({listed}); the '
-             f'train step compiles once per bucket used.')
 
   def run_block(self, start, end):
     block = self.compiled_block(end - start, self.order.block_bucket(start, end))
@@ -337,15 +295,3 @@ def _check_best_metric(config, task):
     raise UserError(f'--config.checkpoint.best_metric={metric} is not a metric of the task '
                     f'{config.task.name!r}; use one of '
                     f'{", ".join("eval/" + m for m in task.metric_names)} (or \'\' for none).')
-
-
-def _order(config, splits, steps_per_epoch):
-  """The run's data order: plain, or drawing each batch and block from one length bucket."""
-  buckets = splits.buckets
-  num_train = len(splits.train)
-  if buckets is None:
-    return order_lib.Order(config.seed, num_train, config.data.batch_size, steps_per_epoch)
-  return order_lib.BucketedOrder(config.seed, num_train, config.data.batch_size, steps_per_epoch,
-                                 bucket_of=buckets.of_examples(splits.train),
-                                 bounds=buckets.bounds,
-                                 steps_per_loop=max(1, int(config.steps_per_loop)))
