@@ -15,11 +15,14 @@ each padded to its bucket's bound instead of 4.5 s: a train step does 2/3 of the
 one padded to 4.5 s, and ran 1.44x as many steps a second in an interleaved comparison
 (load 5 on 2 CPU cores), for 4 compiled step shapes instead of one.
 
-Measured before length buckets (15-step blocks, every batch padded to 4.5 s; espeak-ng
-1.51, benchmarks/speech_recognition.py): held-out voices' WER 20.0% with beam search, 20.4%
-greedy (CER 3.6%, 3.7%) after 1620 steps; the most frequent training transcript scores WER
-118%. 5.6 minutes of `jaxlab train` (5 steps/s) on 2 CPU cores shared with another training,
-the clips cached (speaking them: under 90 s, once).
+Measured (espeak-ng 1.51, benchmarks/speech_recognition.py): held-out voices' WER 23.5%
+with beam search, 24.5% greedy (CER 4.6%, 4.8%) after 1620 steps; the most frequent
+training transcript scores WER 118%. 6.6 minutes of `jaxlab train` on 2 CPU cores at load 5
+(another training and a test suite beside it), the clips cached (speaking them: under 90 s,
+once). Before length buckets (every batch padded to 4.5 s, 15-step blocks): WER 20.0% beam,
+20.4% greedy, 5.6 minutes at load 3-4; the bucketed run was behind at every evaluation
+(greedy WER 0.705 / 0.336 / 0.259 / 0.245 at steps 450 / 900 / 1350 / 1620, against
+0.645 / 0.288 / 0.207 / 0.204).
 
 Needs espeak-ng (`apt-get install espeak-ng`); no download. The first run speaks the
 clips once (cached under data.cache_dir).
