@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlab.data import speech_examples, speech_manifest, speech_sets, transcripts
+from jaxlab.data import buckets, speech_examples, speech_manifest, speech_sets, transcripts
 from jaxlab.errors import UserError
 from jaxlab.models import speech_ctc
 from jaxlab.tasks import asr_metrics, ctc_decoding
@@ -93,7 +93,7 @@ def tiny_model(encoder):
 
 
 @pytest.mark.parametrize('encoder', ['conformer', 'transformer', 'gru'])
-def test_padding_the_audio_or_the_labels_changes_no_loss(encoder):
+def test_padding_the_audio_or_the_labels_changes_no_loss_nor_does_a_length_buckets_cut(encoder):
   forward = tiny_model(encoder)
   rng = np.random.default_rng(1)
   lengths = np.array([5000, 7900], np.int32)
@@ -112,6 +112,14 @@ def test_padding_the_audio_or_the_labels_changes_no_loss(encoder):
   assert np.isfinite(reference)
   np.testing.assert_allclose(loss(4000, 0), reference, rtol=1e-5)
   np.testing.assert_allclose(loss(2400, 7), reference, rtol=1e-5)
+  # A length bucket's batch: the same rows cut to the bucket's bound (jaxlab.data.buckets).
+  bound = 7920
+  cut = buckets.crop(dict(audio=audio, labels=labels), {
+      'audio': (bound,), 'labels': (speech_examples.output_frames(bound),)}, lead=1)
+  batch = dict(audio_length=jnp.asarray(lengths), labels=jnp.asarray(cut['labels']),
+               label_length=jnp.asarray(label_lengths))
+  np.testing.assert_allclose(float(task_for(INFO).loss(
+      forward(jnp.asarray(cut['audio']), batch['audio_length']), batch)[0]), reference, rtol=1e-5)
 
 
 def peaked_log_probs(rng, shape, confidence):

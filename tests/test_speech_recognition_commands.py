@@ -6,9 +6,12 @@ data x FSDP x tensor-parallel mesh."""
 import importlib.util
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 import requests
@@ -19,7 +22,7 @@ from jaxlab.commands import predict as predict_command
 from jaxlab.inference import predict
 from jaxlab.inference import trained_run
 from jaxlab.train import loop
-from tests.conftest import ROOT, load_config, read_metrics
+from tests.conftest import ROOT, load_config, read_metrics, restore_params
 from tests import serving
 
 pytestmark = pytest.mark.slow
@@ -124,6 +127,47 @@ def test_the_exported_model_decodes_the_same_tokens(trained, recordings, tmp_pat
   np.testing.assert_allclose(np.asarray(exported['scores']), expected['scores'], rtol=1e-4)
   texts = run.task.texts(np.asarray(exported['tokens']), np.asarray(exported['counts']))
   assert texts == [p['text'] for p in run.task.predictions(expected, 1)]
+
+
+def test_a_run_resumed_from_its_step_3_checkpoint_equals_the_straight_bucketed_run(
+    trained, tmp_path, capsys):
+  # The smoke run draws its batches from 2 length buckets (experiments/spoken_sentences_ctc.py)
+  # and checkpoints at step 3: rerun from there, it must end bitwise where it ended.
+  resumed = tmp_path / 'resumed'
+  shutil.copytree(trained['workdir'], resumed)
+  shutil.rmtree(resumed / 'checkpoints' / '6')
+  config = load_config('spoken_sentences_ctc', data__cache_dir=str(trained['folder'] / 'cache'))
+  assert loop.run(config, str(resumed))['step'] == 6
+  printed = capsys.readouterr().out
+  assert 'Resuming from the checkpoint at step 3' in printed
+  assert 'Training batches from 2 length buckets' in printed
+  straight, _ = restore_params(trained['workdir'], 6)
+  again, _ = restore_params(resumed, 6)
+  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(again), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_the_ctc_head_over_sentencepiece_pieces_trains_evaluates_and_predicts(
+    trained, recordings, tmp_path, capsys):
+  workdir = tmp_path / 'pieces'
+  config = load_config('spoken_sentences_ctc', data__cache_dir=str(trained['folder'] / 'cache'),
+                       data__tokenizer='sentencepiece', data__vocab_size=288, num_steps=3)
+  summary = loop.run(config, str(workdir))
+  assert summary['status'] == 'finished' and np.isfinite(summary['eval']['loss'])
+  run = trained_run.load(str(workdir))
+  assert run.task.info.tokenizer['kind'] == 'sentencepiece' and run.task.info.vocab_size == 288
+  # Eval decodes the label pieces back to the test sentences (its references).
+  result = eval_command.main(str(workdir), 'latest')
+  worst = [json.loads(line) for line in open(result['worst_examples'], encoding='utf-8')]
+  assert worst and all(re.fullmatch(r"[a-z' ]+", row['reference']) for row in worst)
+  pieces = run.task.tokenizer.encode(worst[0]['reference'])
+  assert 0 < len(pieces) < len(worst[0]['reference'])  # pieces, not characters
+  assert run.task.texts([pieces], [len(pieces)]) == [worst[0]['reference']]
+  capsys.readouterr()
+  assert predict_command.main(str(workdir), [str(p) for p in recordings], as_json=True) == 0
+  records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert len(records) == 2 and all(isinstance(r['text'], str) and r['score'] <= 0
+                                   for r in records)
 
 
 DRY_RUN = """

@@ -133,9 +133,9 @@ def test_precompile_covers_every_block_length(start, num_steps, expected):
   compiled = []
   fake = types.SimpleNamespace(config=types.SimpleNamespace(steps_per_loop=10),
                                start_step=start, num_steps=num_steps,
-                               compiled_block=compiled.append)
+                               splits=types.SimpleNamespace(buckets=None), _planned_steps={}, order=None,
+                               compiled_block=lambda length, bucket: compiled.append(length))
   fake.block_end = lambda step: Session.block_end(fake, step)
-  fake.block_lengths = lambda: Session.block_lengths(fake)
   Session.precompile(fake)
   assert set(compiled) == expected
   # and the loop's blocks use no other length

@@ -81,6 +81,21 @@ def names():
   return _allows('a tuple of names', check)
 
 
+def increasing_numbers(above=None):
+  """A tuple of finite real numbers in increasing order, each above `above`; possibly empty."""
+  def check(value):
+    if isinstance(value, str) or not isinstance(value, (tuple, list)) or not all(
+        _is_number(v) and math.isfinite(v) for v in value):
+      return 'must be a tuple of numbers, e.g. (2.0, 3.5)'
+    if above is not None and any(v <= above for v in value):
+      return f'must hold numbers greater than {above}'
+    if any(b <= a for a, b in zip(value, value[1:])):
+      return 'must be in increasing order'
+    return None
+  return _allows(' '.join(filter(None, ['increasing tuple of numbers', _bounds(above=above)])),
+                 check)
+
+
 def one_of(*choices):
   def check(value):
     return None if value in choices else f'must be one of {", ".join(map(repr, choices))}'

@@ -154,7 +154,9 @@ def _declare(field):
   field('data.num_train', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N training examples
   field('data.num_test', placeholder(int), checks.optional(checks.integer(minimum=1)))  # use only the first N test examples
   field('data.augment', (), checks.subset_of('crop', 'flip', 'scale_jitter'))  # on-device augmentations: 'crop', 'flip' (detection: random resized crop, flip, 'scale_jitter'; boxes move with the pixels)
-  field('data.max_audio_seconds', placeholder(float), checks.optional(checks.number(above=0)))  # speech recognition: utterances are padded to this length and longer ones skipped (default: the set's longest; librispeech 17)
+  field('data.max_audio_seconds', placeholder(float), checks.optional(checks.number(above=0)))  # speech recognition: utterances are padded to this length and longer ones skipped (default: the set's longest; librispeech 17); with buckets, the longest bucket's bound
+  field('data.num_buckets', 0, checks.integer(minimum=0))  # speech recognition: length buckets of the training batches, bounded at the training durations' quantiles; each batch and each steps_per_loop block is drawn from one bucket and padded only to its bound, and the train step compiles once per bucket (0 or 1: every batch padded to max_audio_seconds; in-memory sets, not librispeech)
+  field('data.bucket_boundaries', (), checks.increasing_numbers(above=0))  # speech recognition: the buckets' bounds in seconds instead of num_buckets' quantiles, e.g. (2.0, 3.0) (a last bucket ends at the longest training utterance)
   field('data.max_boxes', 32, checks.integer(minimum=1))  # detection: boxes kept per image (the batch pads to this many)
   field('data.mixup_alpha', 0.0, checks.number(minimum=0))  # training: mixup of image pairs, weight ~ Beta(alpha, alpha) (0: off)
   field('data.image_size', 224, checks.integer(minimum=8))  # encoded images (imagenet2012, image_folder, hf_disk): side of the square they are resized or cropped to

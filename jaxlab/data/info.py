@@ -73,6 +73,9 @@ class Splits:
   # worker processes (decoding, cropping, ...); None: the examples are ready as read.
   train_transform: Any = None
   test_transform: Any = None
+  # Length buckets of the training examples (jaxlab.data.buckets.Buckets); None: every
+  # batch has the info's shapes.
+  buckets: Any = None
 
 
 def from_arrays(info, train, test, name=None):

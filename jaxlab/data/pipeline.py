@@ -1,8 +1,8 @@
 """Device-resident data: placed on the devices once, shuffled and batched there.
 
 The order of the training examples is `jaxlab.data.order`'s, a function of (seed,
-epoch) alone: each epoch's permutation is computed on the host and uploaded, and step
-t gathers the slice of its epoch's permutation at position t mod steps_per_epoch. A
+epoch) alone: each epoch's rows (a permutation) are computed on the host and uploaded,
+and step t gathers the slice of its epoch's rows at position t mod steps_per_epoch. A
 resumed run therefore sees exactly the batches the uninterrupted run would, and a
 streamed run the same batches as a device-resident one.
 """
@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxlab.data import order
 from jaxlab.errors import UserError
 
 
@@ -44,19 +43,19 @@ def block_indices(epoch_perms_KxN, first_step, block_len, steps_per_epoch, batch
 
 
 class EpochPermutations:
-  """Computes each epoch's permutation once on the device, and hands a block its
-  stack of the epochs it spans (a fixed count, so the block compiles once)."""
+  """Uploads each epoch's rows (`order.epoch_rows`, a permutation) once, and hands a block
+  its stack of the epochs it spans (a fixed count, so the block compiles once)."""
 
-  def __init__(self, seed, num_examples, steps_per_epoch, sharding):
-    self._seed, self._n, self._spe, self._sharding = seed, num_examples, steps_per_epoch, sharding
+  def __init__(self, epoch_order, sharding):
+    self._order, self._spe = epoch_order, epoch_order.steps_per_epoch
+    self._sharding = sharding
     self._cache = {}
     self._stacked = (None, None)
 
   def _get(self, epoch):
     if epoch not in self._cache:
       self._cache = {e: p for e, p in self._cache.items() if e >= epoch - 1}
-      self._cache[epoch] = place(order.epoch_permutation(self._seed, epoch, self._n),
-                                 self._sharding)
+      self._cache[epoch] = place(self._order.epoch_rows(epoch), self._sharding)
     return self._cache[epoch]
 
   def for_block(self, first_step, block_len):

@@ -4,18 +4,21 @@ An example: 'audio' (float32 at 16 kHz, zero-padded to the set's longest utteran
 data.max_audio_seconds), 'audio_length' (samples), 'labels' (token ids of the normalised
 transcript, jaxlab.data.transcripts, 0-padded to as many as the model's output frames)
 and 'label_length'. `why_unfit` says why an utterance cannot be one; `Rejected` counts
-the rows left out, or stops at the first.
+the rows left out, or stops at the first. `length_buckets` gives the training set's
+length buckets (data.num_buckets, data.bucket_boundaries; jaxlab.data.buckets): a
+bucket cuts the audio to its bound and the label row to that bound's output frames.
 """
 
 import numpy as np
 
-from jaxlab.data import audio, transcripts
+from jaxlab.data import audio, buckets, transcripts
 from jaxlab.data.info import DatasetInfo
 from jaxlab.errors import UserError
 from jaxlab.runtime import messages
 
 SAMPLE_RATE = 16000
 HOP_LENGTH = 160  # the front end's default (10 ms): sets the label rows' width
+BUCKET_GRAIN = SAMPLE_RATE // 10  # quantile bucket bounds are rounded up to 0.1 s
 
 
 def output_frames(num_samples):
@@ -91,3 +94,36 @@ def tokenizer(data_config, workdir, train_texts):
 
 def max_seconds(data_config, default):
   return data_config.max_audio_seconds or default
+
+
+def bucketing(data_config):
+  """Whether the config asks for length buckets."""
+  return bool(data_config.get('bucket_boundaries')) or int(data_config.get('num_buckets') or 0) > 1
+
+
+def length_buckets(data_config, info, train_lengths):
+  """The training set's length buckets (jaxlab.data.buckets.Buckets), or None: bounds from
+  data.bucket_boundaries (seconds), else at the training durations' data.num_buckets
+  quantiles; the last bucket ends at the longest training utterance, rounded up to 0.1 s
+  (at most the info's length, data.max_audio_seconds)."""
+  if not bucketing(data_config) or not len(train_lengths):
+    return None
+  (longest,), _ = info.spec()['audio']
+  top = min(longest, -(-int(np.max(train_lengths)) // BUCKET_GRAIN) * BUCKET_GRAIN)
+  given = tuple(data_config.get('bucket_boundaries') or ())
+  if given:
+    bounds = tuple(int(round(seconds * SAMPLE_RATE)) for seconds in given)
+    if bounds[-1] > longest:
+      raise UserError(f'--config.data.bucket_boundaries={given} goes past the longest '
+                      f'utterance the set holds ({longest / SAMPLE_RATE:g} s, '
+                      'data.max_audio_seconds): give bounds below it (the last bucket ends '
+                      'there), or raise data.max_audio_seconds.')
+    bounds = tuple(sorted({b for b in bounds if b < top} | {top}))
+  else:
+    bounds = buckets.quantile_bounds(train_lengths, int(data_config.num_buckets), top,
+                                     BUCKET_GRAIN)
+  if len(bounds) < 2:
+    return None
+  shapes = tuple({'audio': (bound,), 'labels': (output_frames(bound),)} for bound in bounds)
+  return buckets.Buckets('audio_length', bounds, shapes,
+                         tuple(f'{bound / SAMPLE_RATE:g} s' for bound in bounds))

@@ -9,6 +9,7 @@ WAV files of any rate are resampled to 16 kHz. Rows that cannot serve are skippe
 counted, or stop the load naming the row (data.skip_bad_records; see speech_examples).
 """
 
+import dataclasses
 import json
 import os
 
@@ -16,8 +17,8 @@ import numpy as np
 
 from jaxlab.data import audio, transcripts
 from jaxlab.data.info import from_arrays
-from jaxlab.data.speech_examples import (SAMPLE_RATE, Rejected, example, max_seconds,
-                                         speech_info, stack, tokenizer, why_unfit)
+from jaxlab.data.speech_examples import (SAMPLE_RATE, Rejected, example, length_buckets,
+                                         max_seconds, speech_info, stack, tokenizer, why_unfit)
 from jaxlab.errors import UserError
 
 MANIFEST_KEYS = ('audio_filepath', 'text')
@@ -114,4 +115,6 @@ def load(data_config, workdir=None):
   if not len(arrays['train']['audio']):
     raise UserError(f'No usable training utterance in {data_config.path}; see the rows named '
                     'above.')
-  return from_arrays(info, arrays['train'], arrays['test'])
+  return dataclasses.replace(
+      from_arrays(info, arrays['train'], arrays['test']),
+      buckets=length_buckets(data_config, info, arrays['train']['audio_length']))

@@ -3,7 +3,9 @@
 Every example holds 'audio' (float32 at 16 kHz, zero-padded to the set's longest
 utterance, data.max_audio_seconds), 'audio_length' (samples), 'labels' (token ids of the
 normalised transcript, jaxlab.data.transcripts, 0-padded to as many as the model's
-output frames) and 'label_length'.
+output frames) and 'label_length'. With data.num_buckets or data.bucket_boundaries the
+in-memory sets (spoken_sentences, speech_manifest) bucket their training utterances by
+length (jaxlab.data.buckets): each training batch is cut to its bucket's bound.
 
   spoken_sentences  sentences that ship with Python, said by espeak-ng voices with
                     noise; test voices held out (jaxlab/data/espeak_sentences.py);
@@ -23,14 +25,15 @@ data.skip_bad_records is True; else the load stops naming the row. Streamed rows
 fail to decode are the streaming path's bad records, skipped or stopped on likewise.
 """
 
+import dataclasses
 import shutil
 
 import numpy as np
 
 from jaxlab.data import sources, speech_manifest, tfds_source, transcripts
 from jaxlab.data.info import Splits, from_arrays
-from jaxlab.data.speech_examples import (Rejected, example, max_seconds, speech_info, stack,
-                                         tokenizer, why_unfit)
+from jaxlab.data.speech_examples import (Rejected, bucketing, example, length_buckets,
+                                         max_seconds, speech_info, stack, tokenizer, why_unfit)
 from jaxlab.errors import UserError
 
 LIBRISPEECH = dict(train='train_clean100+train_clean360+train_other500', test='test_clean',
@@ -69,7 +72,10 @@ def spoken_sentences(data_config, workdir=None):
     else:
       splits[utterance.split].append(example(waveform, ids, info))
   rejected.report()
-  return from_arrays(info, stack(splits['train'], info), stack(splits['test'], info))
+  train = stack(splits['train'], info)
+  return dataclasses.replace(
+      from_arrays(info, train, stack(splits['test'], info)),
+      buckets=length_buckets(data_config, info, train['audio_length']))
 
 
 # --- librispeech (TFDS, streamed) ------------------------------------------------------
@@ -110,6 +116,11 @@ class Utterances:
 
 def librispeech(data_config, workdir=None):
   spec = transcripts.spec(data_config)
+  if bucketing(data_config):
+    raise UserError('librispeech is streamed, so the lengths of its 281,241 training utterances '
+                    'are not known before training and cannot be bucketed: set '
+                    '--config.data.num_buckets=0 and --config.data.bucket_boundaries=() (or '
+                    'list your copy in a manifest: --config.data.name=speech_manifest).')
   if spec['kind'] != 'characters':
     raise UserError('librispeech reads characters (--config.data.tokenizer=byte): training a '
                     'SentencePiece model would first read all 281,241 streamed transcripts.')

@@ -1,7 +1,7 @@
 """Streaming placement: global batches read by Grain from a random-access source.
 
-The rows of step t are `order.batch_rows(seed, t, ...)`, the same rows the device-resident
-path gathers, so both placements feed identical batches. Each process reads only the part
+The rows of step t are `order.batch_rows(seed, t, ...)` (or a bucketed order's), the same
+rows the device-resident path gathers, so both placements feed identical batches. Each process reads only the part
 of every global batch that its own devices hold, and `jax.make_array_from_process_local_data`
 joins the parts into global arrays.
 
@@ -62,8 +62,9 @@ def local_positions(sharding, global_shape, axis):
   return np.concatenate([np.arange(start, stop) for start, stop in pieces])
 
 
-def _read_rows(source, spec, transform, key_prefix, positions, rows):
-  """A local batch of `rows` (-1: padding), and the bad records met (zeros, mask 0 there)."""
+def _read_rows(source, spec, transform, key_prefix, positions, rows, cut=False):
+  """A local batch of `rows` (-1: padding), and the bad records met (zeros, mask 0 there).
+  `cut`: the spec is a length bucket's, and longer features are cut to it (their padding)."""
   batch = {name: np.zeros((len(rows), *shape), dtype) for name, (shape, dtype) in spec.items()}
   mask, bad = np.zeros(len(rows), np.float32), []
   for slot, (row, position) in enumerate(zip(rows.tolist(), positions.tolist())):
@@ -83,6 +84,8 @@ def _read_rows(source, spec, transform, key_prefix, positions, rows):
         raise KeyError(f'example {row} of {source!r} has no {name!r} (it has {sorted(example)}):'
                        ' example_spec names what source[i] returns after the transform')
       value = np.asarray(example[name])
+      if cut and value.ndim == len(shape):
+        value = value[tuple(slice(0, n) for n in shape)]
       if value.shape != tuple(shape) or not np.can_cast(value.dtype, dtype, 'same_kind'):
         raise ValueError(f'example {row} of {source!r}: {name!r} is {value.dtype}'
                          f'{list(value.shape)}, example_spec says {np.dtype(dtype)}{list(shape)}')
@@ -91,9 +94,13 @@ def _read_rows(source, spec, transform, key_prefix, positions, rows):
   return dict(batch, mask=mask), bad
 
 
-def _train_rows(source, spec, transform, seed, batch_size, steps_per_epoch, positions, step):
-  rows = order.batch_rows(seed, step, steps_per_epoch, batch_size, len(source))[positions]
-  return _read_rows(source, spec, transform, (seed, step), positions, rows)
+def _train_rows(source, spec, transform, epoch_order, buckets, num_steps, positions, step):
+  rows = epoch_order.batch_rows(step)[positions]
+  if buckets is None:
+    return _read_rows(source, spec, transform, (epoch_order.seed, step), positions, rows)
+  block = order.block_span(step, epoch_order.steps_per_loop, num_steps)
+  spec = buckets.spec(spec, epoch_order.block_bucket(*block))
+  return _read_rows(source, spec, transform, (epoch_order.seed, step), positions, rows, cut=True)
 
 
 def _eval_rows(source, spec, transform, batch_size, positions, index):
@@ -166,22 +173,27 @@ class TrainStream:
   With num_workers > 0, Grain spawns worker processes: `source` and `transform` are pickled
   to each (memory-map large arrays rather than holding them in memory), and a script must
   guard its entry point with `if __name__ == '__main__':`.
+
+  `epoch_order` (jaxlab.data.order; default the plain order of seed, batch_size and
+  steps_per_epoch) names each step's rows; with `buckets` (jaxlab.data.buckets) it is a
+  BucketedOrder, and each block's features are cut to its bucket's shapes.
   """
 
   def __init__(self, source, *, example_spec, seed, batch_size, steps_per_epoch, num_steps,
                start_step, block_end, sharding, transform=None, num_workers=0,
-               skip_bad_records=True, prefetch_blocks=2, resume_state=None):
+               skip_bad_records=True, prefetch_blocks=2, resume_state=None, epoch_order=None,
+               buckets=None):
     if steps_per_epoch * batch_size > len(source):
       raise ValueError(f'{steps_per_epoch} steps of {batch_size} need '
                        f'{steps_per_epoch * batch_size} examples per epoch; {source!r} has '
                        f'{len(source)}.')
-    self._order = dict(seed=int(seed), batch_size=int(batch_size),
-                       steps_per_epoch=int(steps_per_epoch), num_examples=len(source))
+    epoch_order = epoch_order or order.Order(seed, len(source), batch_size, steps_per_epoch)
+    self._order = epoch_order.describe()
     _check_resume(resume_state, start_step, self._order)
     self._source, self._sharding, self._skip = source, sharding, skip_bad_records
     positions = local_positions(sharding, (1, batch_size), axis=1)
-    read = functools.partial(_train_rows, source, example_spec, transform, seed, batch_size,
-                             steps_per_epoch, positions)
+    read = functools.partial(_train_rows, source, example_spec, transform, epoch_order, buckets,
+                             num_steps, positions)
     steps = grain.MapDataset.range(start_step, num_steps).map(read)
     self._queue, self._stop = queue.Queue(max(1, prefetch_blocks)), threading.Event()
     self._finished = None  # _END or the exception, once the thread has sent it

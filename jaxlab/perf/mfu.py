@@ -37,14 +37,17 @@ class Meter:
     return cls.with_peak(config, task, programs, peak, traced_block)
 
   @classmethod
-  def with_peak(cls, config, task, programs, peak, traced_block=None):
-    """`create` with the mesh's peak already measured (before anything runs beside it)."""
+  def with_peak(cls, config, task, programs, peak, traced_block=None, traced_blocks=None):
+    """`create` with the mesh's peak already measured (before anything runs beside it).
+    `traced_blocks` [(traced, length, steps)]: a run whose blocks differ in shape (length
+    buckets) counts their mean per step, weighted by the steps each shape trains."""
     batch_size = config.data.batch_size
     analytic = flops.analytic_flops(config, task, batch_size)
     if analytic is not None:
       counted = analytic, f'analytic formula for {config.model.name}'
     else:
-      per_step = programs.block_flops(*traced_block) if traced_block else None
+      traced_blocks = traced_blocks or ([(*traced_block, 1)] if traced_block else [])
+      per_step = programs.mean_block_flops(traced_blocks) if traced_blocks else None
       if per_step is None:
         per_step = programs.step_flops(batch_size)
       counted = per_step, TRACED_SOURCE

@@ -2,9 +2,10 @@
 
 `ResidentInput` ('device'): the training set is placed on the devices once, split over
 the data-parallel devices (each process places only its devices' rows), and every
-block gathers its batches there. `StreamedInput` ('stream'): Grain reads each block's
+block gathers its batches there (cut to the block's length bucket, if any, inside the
+compiled block). `StreamedInput` ('stream'): Grain reads each block's
 batches from the source in the background, each process its own share, and hands
-them over stacked on the devices. Both feed the rows `jaxlab.data.order` names, so
+them over stacked on the devices. Both feed the rows the run's `jaxlab.data.order.Order` names, so
 they train identically; `position(step)` is what a checkpoint stores to resume there.
 """
 
@@ -24,7 +25,7 @@ from jaxlab.runtime import messages
 class ResidentInput:
   placement = 'device'
 
-  def __init__(self, source, spec, *, seed, steps_per_epoch, mesh):
+  def __init__(self, source, spec, *, epoch_order, mesh):
     by_example = sharding.batch_sharding(mesh)
     num_rows = mesh_lib.round_up_to_shards(len(source), mesh)  # padding rows are never drawn
     start, stop = pipeline.local_row_range(by_example, num_rows)
@@ -34,8 +35,7 @@ class ResidentInput:
     rows = sources.read_resident(source, start, stop)
     self.arrays = {name: pipeline.place_rows(np.asarray(rows[name]), start, num_rows, by_example)
                    for name in spec}
-    self.permutations = pipeline.EpochPermutations(seed, len(source), steps_per_epoch,
-                                                   sharding.replicated(mesh))
+    self.permutations = pipeline.EpochPermutations(epoch_order, sharding.replicated(mesh))
 
   def block_args(self, start, end):
     return self.permutations.for_block(start, end - start), self.arrays
@@ -51,7 +51,8 @@ class StreamedInput:
   placement = 'stream'
 
   def __init__(self, source, spec, *, data_config, seed, batch_size, steps_per_epoch, num_steps,
-               start_step, block_end, mesh, transform=None, resume_state=None):
+               start_step, block_end, mesh, transform=None, resume_state=None, epoch_order=None,
+               buckets=None):
     from jaxlab.data import bad_records, stream
     self.skip_bad_records = data_config.skip_bad_records
     self._bad = bad_records.BadRecordLog()
@@ -71,7 +72,8 @@ class StreamedInput:
         block_end=block_end, sharding=block_sharding,
         transform=transform, num_workers=num_workers(data_config, transform, source),
         skip_bad_records=data_config.skip_bad_records,
-        prefetch_blocks=data_config.prefetch_blocks, resume_state=resume)
+        prefetch_blocks=data_config.prefetch_blocks, resume_state=resume,
+        epoch_order=epoch_order, buckets=buckets)
 
   def block_args(self, start, end):
     block = self._next_block()

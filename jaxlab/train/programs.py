@@ -54,13 +54,14 @@ class TrainPrograms:
   def _teacher_shardings(self):
     return tuple(sharding.replicated(self.mesh) for _ in self.teacher_args)
 
-  def resident_block(self, length, steps_per_epoch, batch_size):
-    """The jitted `length`-step block over the device-resident set (state donated)."""
+  def resident_block(self, length, steps_per_epoch, batch_size, shapes=None):
+    """The jitted `length`-step block over the device-resident set (state donated); its
+    batches' features cut to `shapes` ({name: shape}: a length bucket's), if given."""
     replicated = sharding.replicated(self.mesh)
     by_example = sharding.batch_sharding(self.mesh)
     return jax.jit(
         functools.partial(step_lib.train_block, block_len=length, steps_per_epoch=steps_per_epoch,
-                          batch_size=batch_size, step_config=self.step_config),
+                          batch_size=batch_size, shapes=shapes, step_config=self.step_config),
         in_shardings=(self.layout.shardings, replicated, by_example, *self._teacher_shardings()),
         out_shardings=(self.layout.shardings, replicated), donate_argnums=0)
 
@@ -88,6 +89,14 @@ class TrainPrograms:
       return None
     return flops.closed_jaxpr_flops(traced_block.jaxpr) / length
 
+  def mean_block_flops(self, traced_blocks):
+    """Model FLOPs per step over blocks of several shapes [(traced, length, steps)], weighted
+    by the steps each trains; None where `counts_block_flops()` is False."""
+    counted = [(self.block_flops(traced, length), steps) for traced, length, steps in traced_blocks]
+    if any(per_step is None for per_step, _ in counted):
+      return None
+    return sum(per_step * steps for per_step, steps in counted) / sum(s for _, s in counted)
+
   def step_flops(self, batch_size):
     """Model FLOPs of one train step on the whole global batch (jaxlab.perf.flops): counted
     without remat and in one micro-batch, which change the work but not the model's
@@ -114,10 +123,12 @@ def _check_private(layout, config):
                     'devices): multi-process DP-SGD is not supported yet. Train on one host.')
 
 
-def abstract_batches(task, length, batch_size, mesh, with_mask):
-  """ShapeDtypeStructs of `length` stacked streamed batches, for compiling ahead."""
+def abstract_batches(task, length, batch_size, mesh, with_mask, spec=None):
+  """ShapeDtypeStructs of `length` stacked streamed batches, for compiling ahead (of `spec`,
+  a length bucket's, where given; else the task's batch_spec)."""
   block = inference_programs.block_sharding(mesh)
-  spec = {name: (shape, np.dtype(dtype)) for name, (shape, dtype) in task.batch_spec().items()}
+  spec = {name: (shape, np.dtype(dtype))
+          for name, (shape, dtype) in (spec or task.batch_spec()).items()}
   if with_mask:
     spec['mask'] = ((), np.dtype(np.float32))
   return {name: jax.ShapeDtypeStruct((length, batch_size, *shape), dtype, sharding=block)

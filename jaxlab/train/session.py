@@ -23,7 +23,7 @@ from jaxlab.data import pipeline
 from jaxlab.data import placement as placement_lib
 from jaxlab.errors import UserError
 from jaxlab.parallel import mesh as mesh_lib
-from jaxlab.train import inputs, resume
+from jaxlab.train import blocks, inputs, resume
 from jaxlab.perf import device_peaks, mfu
 from jaxlab.train import programs as programs_lib
 from jaxlab.runtime import messages
@@ -53,7 +53,9 @@ class Session:
   last_eval: dict = None
   tracker: Any = dataclasses.field(default_factory=tracking.NullTracker)  # MLflow, on the chief
   _blocks: dict = dataclasses.field(default_factory=dict)
-  _traced_block: Any = None  # (jax.stages.Traced, length) of the first block compiled
+  _planned_steps: dict = dataclasses.field(default_factory=dict)  # blocks.shapes(): steps of each block shape
+  order: Any = None  # jaxlab.data.order.Order: each step's rows, each block's length bucket
+  _traced_blocks: list = dataclasses.field(default_factory=list)  # (traced, length, steps): FLOPs
   _resident_test: Any = None
 
   @property
@@ -102,14 +104,14 @@ class Session:
                   checkpointer, writers.NullWriter(), progress=None, input=None,
                   timings=dict(setup=0.0, compile=0.0, train=0.0, eval=0.0, save=0.0,
                                finish=0.0),
-                  memory_available=memory)
+                  memory_available=memory, order=blocks.run_order(config, splits, steps_per_epoch))
     session.input = session._make_input(position)
     if start_step < programs.num_steps:
       session.precompile()  # may refuse: a resumed workdir is then left as it was
     # The step's FLOPs from a block traced for compiling, rather than a trace of its own.
     session.meter = meter = mfu.Meter.with_peak(config, task, programs, peak,
-                                                session._traced_block)
-    session._traced_block = None  # its jaxpr is no longer needed
+                                                traced_blocks=session._traced_blocks)
+    session._traced_blocks = None  # their jaxprs are no longer needed
     if is_chief():
       storage.make_dirs(workdir)
       config_lib.save(config, workdir)
@@ -133,52 +135,45 @@ class Session:
                       '--config.data.device_memory_share, use fewer examples '
                       '(--config.data.num_train), or train without privacy.')
     if placement == 'device':
-      return inputs.ResidentInput(self.splits.train, spec, seed=self.config.seed,
-                                  steps_per_epoch=self.steps_per_epoch, mesh=self.programs.mesh)
+      return inputs.ResidentInput(self.splits.train, spec, epoch_order=self.order,
+                                  mesh=self.programs.mesh)
     return inputs.StreamedInput(
         self.splits.train, spec, data_config=self.config.data, seed=self.config.seed,
         batch_size=self.config.data.batch_size, steps_per_epoch=self.steps_per_epoch,
         num_steps=self.num_steps, start_step=self.start_step, block_end=self.block_end,
         mesh=self.programs.mesh, transform=self.splits.train_transform,
-        resume_state=position if position and position.get('placement') == 'stream' else None)
+        resume_state=position if position and position.get('placement') == 'stream' else None,
+        epoch_order=self.order, buckets=self.splits.buckets)
 
   # --- training -----------------------------------------------------------------
 
   def block_end(self, step):
     """Blocks end at multiples of steps_per_loop (and at the last step)."""
-    steps_per_loop = max(1, int(self.config.steps_per_loop))
-    return min((step // steps_per_loop + 1) * steps_per_loop, self.num_steps)
+    return blocks.end(step, self.config, self.num_steps)
 
-  def block_lengths(self):
-    """Every block length this run will use (first, full, last)."""
-    steps_per_loop = max(1, int(self.config.steps_per_loop))
-    first_end = self.block_end(self.start_step)
-    lengths = {first_end - self.start_step}
-    if first_end < self.num_steps:
-      last_start = max(first_end, (self.num_steps - 1) // steps_per_loop * steps_per_loop)
-      lengths.add(self.num_steps - last_start)
-      if last_start > first_end:
-        lengths.add(steps_per_loop)
-    return lengths
-
-  def compiled_block(self, length):
-    """The compiled `length`-step block, compiled once per length (ahead of time)."""
-    if length not in self._blocks:
+  def compiled_block(self, length, bucket=None):
+    """The compiled `length`-step block of a length bucket's shapes, compiled once per
+    (length, bucket), ahead of time."""
+    key = (length, bucket)
+    if key not in self._blocks:
       started = time.perf_counter()
+      shapes = self.splits.buckets.shapes[bucket] if bucket is not None else None
       if self.input.placement == 'device':
         block = self.programs.resident_block(length, self.steps_per_epoch,
-                                             self.config.data.batch_size)
+                                             self.config.data.batch_size, shapes)
         args = self.input.block_args(0, length)
       else:
         block = self.programs.streamed_block()
+        spec = self.splits.buckets.spec(self.task.batch_spec(), bucket) if shapes else None
         args = (programs_lib.abstract_batches(self.task, length, self.config.data.batch_size,
-                                              self.programs.mesh, with_mask=True),)
+                                              self.programs.mesh, with_mask=True, spec=spec),)
       traced = block.trace(self.state, *args, *self.programs.teacher_args)
-      self._traced_block = self._traced_block or (traced, length)
-      self._blocks[length] = traced.lower().compile()
+      if self._traced_blocks is not None:
+        self._traced_blocks.append((traced, length, self._planned_steps.get(key, 1)))
+      self._blocks[key] = traced.lower().compile()
       self.timings['compile'] += time.perf_counter() - started
-      self._check_memory(self._blocks[length])
-    return self._blocks[length]
+      self._check_memory(self._blocks[key])
+    return self._blocks[key]
 
   def _check_memory(self, compiled):
     """Refuses a block that clearly would not fit the devices (before its first step)."""
@@ -189,12 +184,17 @@ class Session:
       self.log(warning)
 
   def precompile(self):
-    """Compiles every block length this run will use up front."""
-    for length in self.block_lengths():
-      self.compiled_block(length)
+    """Compiles every (length, length bucket) of block this run will use up front."""
+    if not self._planned_steps:  # once (the loop calls this again)
+      self._planned_steps = blocks.shapes(self.order, self.splits.buckets, self.start_step,
+                                          self.num_steps, blocks.steps_per_loop(self.config))
+      if self.splits.buckets is not None:
+        self.log(blocks.describe_buckets(self.splits.buckets, self._planned_steps))
+    for length, bucket in sorted(self._planned_steps, key=lambda k: (k[0], k[1] or 0)):
+      self.compiled_block(length, bucket)
 
   def run_block(self, start, end):
-    block = self.compiled_block(end - start)
+    block = self.compiled_block(end - start, self.order.block_bucket(start, end))
     args = self.input.block_args(start, end)
     with jax.transfer_guard('disallow'):  # the loop must not copy data behind our back
       return block(self.state, *args, *self.programs.teacher_args)

@@ -18,7 +18,7 @@ from flax import nnx
 from jax import lax
 
 from jaxlab.inference import forward
-from jaxlab.data import pipeline
+from jaxlab.data import buckets, pipeline
 from jaxlab.models import layers
 
 REMAT_POLICIES = layers.REMAT_POLICIES
@@ -112,10 +112,11 @@ def train_step(state, batch, step_config, teacher=None):
 
 
 def train_block(state, epoch_perms_KxN, data, teacher=None, *, block_len, steps_per_epoch,
-                batch_size, step_config):
+                batch_size, step_config, shapes=None):
   """`block_len` train steps in one scan; step t's batch is gathered from the
   device-resident `data` (a dict of arrays) at its rows of the epoch permutations (or,
-  under DP-SGD, at the rows its own sampling draws)."""
+  under DP-SGD, at the rows its own sampling draws), its features cut to `shapes` (a
+  length bucket's: only padding is cut) where given."""
   indices_SxB = pipeline.block_indices(epoch_perms_KxN, state.step, block_len,
                                        steps_per_epoch, batch_size)
 
@@ -124,8 +125,10 @@ def train_block(state, epoch_perms_KxN, data, teacher=None, *, block_len, steps_
     if step_config.privacy is not None:
       key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 4)
       indices_B, extra['mask'], extra['dp_dropped'] = step_config.privacy.sample(key)
-    batch = forward.constrain({k: v[indices_B] for k, v in data.items()},
-                              step_config.batch_sharding)
+    batch = {k: v[indices_B] for k, v in data.items()}
+    if shapes:
+      batch = buckets.crop(batch, shapes, lead=1)
+    batch = forward.constrain(batch, step_config.batch_sharding)
     return train_step(state, {**batch, **extra}, step_config, teacher)
 
   return _scan(body, state, indices_SxB, step_config)
