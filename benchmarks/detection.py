@@ -17,45 +17,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks import trained_runs
+
 EXPERIMENT = 'experiments/shapes_detection.py'
 BATCH = 32
-
-
-def train(workdir):
-  """Seconds of `jaxlab train` of the experiment into `workdir` (None if already done)."""
-  if os.path.exists(os.path.join(workdir, 'checkpoints')):
-    return None
-  started = time.perf_counter()
-  subprocess.run([sys.executable, '-m', 'jaxlab.main', 'train', f'--config={EXPERIMENT}',
-                  f'--workdir={workdir}'], cwd=ROOT, check=True)
-  return time.perf_counter() - started
-
-
-def final_records(workdir):
-  """(last eval record, last train record) of metrics.jsonl."""
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  evals = [r for r in records if 'eval/mAP' in r]
-  trains = [r for r in records if 'train/examples_per_second' in r]
-  return evals[-1], trains[-1]
-
-
-def median_seconds(function, args, repeats):
-  import jax  # pylint: disable=import-outside-toplevel
-  jax.block_until_ready(function(*args))
-  times = []
-  for _ in range(repeats):
-    started = time.perf_counter()
-    jax.block_until_ready(function(*args))
-    times.append(time.perf_counter() - started)
-  return statistics.median(times)
 
 
 def eval_step_timings(workdir, repeats):
@@ -75,9 +42,9 @@ def eval_step_timings(workdir, repeats):
   logits = jax.jit(lambda v, b: forward.logits(v, b, model=model, task=task))
   decode = jax.jit(task.detections)
   outputs = logits(run.variables, batch)
-  return dict(eval_step=median_seconds(step, (run.variables, batch), repeats),
-              forward=median_seconds(logits, (run.variables, batch), repeats),
-              decoding=median_seconds(decode, (outputs,), repeats))
+  return dict(eval_step=trained_runs.median_seconds(step, (run.variables, batch), repeats),
+              forward=trained_runs.median_seconds(logits, (run.variables, batch), repeats),
+              decoding=trained_runs.median_seconds(decode, (outputs,), repeats))
 
 
 def main(argv=None):
@@ -87,8 +54,9 @@ def main(argv=None):
   parser.add_argument('--repeats', type=int, default=10)
   args = parser.parse_args(argv)
   workdir = args.workdir or tempfile.mkdtemp(prefix='jaxlab_detection_')
-  train_seconds = train(workdir)
-  evaluation, training = final_records(workdir)
+  train_seconds = trained_runs.train(EXPERIMENT, workdir)
+  evaluation, training = trained_runs.last_records(workdir, 'eval/mAP',
+                                                        'train/examples_per_second')
   timings = eval_step_timings(workdir, args.repeats)
   result = dict(
       experiment=EXPERIMENT, workdir=workdir, machine=platform.processor() or platform.machine(),

@@ -21,45 +21,12 @@ import collections
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks import trained_runs
+
 EXPERIMENT = 'experiments/spoken_sentences_ctc.py'
 BATCH = 16
-
-
-def train(workdir, overrides):
-  """Seconds of `jaxlab train` of the experiment into `workdir` (None if already done)."""
-  if os.path.exists(os.path.join(workdir, 'checkpoints')):
-    return None
-  started = time.perf_counter()
-  subprocess.run([sys.executable, '-m', 'jaxlab.main', 'train', f'--config={EXPERIMENT}',
-                  f'--workdir={workdir}', *overrides], cwd=ROOT, check=True)
-  return time.perf_counter() - started
-
-
-def final_records(workdir):
-  """(last eval record, last train record) of metrics.jsonl."""
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  evals = [r for r in records if 'eval/wer' in r]
-  trains = [r for r in records if 'train/examples_per_second' in r]
-  return evals[-1], trains[-1]
-
-
-def median_seconds(function, args, repeats):
-  import jax  # pylint: disable=import-outside-toplevel
-  jax.block_until_ready(function(*args))
-  times = []
-  for _ in range(repeats):
-    started = time.perf_counter()
-    jax.block_until_ready(function(*args))
-    times.append(time.perf_counter() - started)
-  return statistics.median(times)
 
 
 def baseline_and_timings(workdir, repeats):
@@ -87,9 +54,9 @@ def baseline_and_timings(workdir, repeats):
   log_probs, lengths = task.frames(outputs, batch)
   greedy = jax.jit(ctc_decoding.greedy)
   beam = jax.jit(ctc_decoding.beam_search, static_argnums=2)
-  timings = dict(forward=median_seconds(logits, (run.variables, batch), repeats),
-                 greedy=median_seconds(greedy, (log_probs, lengths), repeats),
-                 beam=median_seconds(beam, (log_probs, lengths, task.beam_size), repeats))
+  timings = dict(forward=trained_runs.median_seconds(logits, (run.variables, batch), repeats),
+                 greedy=trained_runs.median_seconds(greedy, (log_probs, lengths), repeats),
+                 beam=trained_runs.median_seconds(beam, (log_probs, lengths, task.beam_size), repeats))
   return dict(transcript=most_frequent, **baseline), timings, len(splits.train), len(splits.test)
 
 
@@ -103,8 +70,9 @@ def main(argv=None):
   if len(args.overrides) != len(overrides):
     parser.error(f'unrecognized arguments: {set(overrides) - set(args.overrides)}')
   workdir = args.workdir or tempfile.mkdtemp(prefix='jaxlab_speech_recognition_')
-  train_seconds = train(workdir, args.overrides)
-  evaluation, training = final_records(workdir)
+  train_seconds = trained_runs.train(EXPERIMENT, workdir, args.overrides)
+  evaluation, training = trained_runs.last_records(workdir, 'eval/wer',
+                                                        'train/examples_per_second')
   baseline, timings, num_train, num_test = baseline_and_timings(workdir, args.repeats)
   measured = {k.split('/')[1]: v for k, v in evaluation.items() if '/' in k}
   result = dict(
