@@ -19,8 +19,10 @@ from tests.storage_fixtures import gcs_emulator, gcs_workdir  # noqa: F401  pyli
 # Same process set-up as the CLI's start-up: XLA options, so in-process and subprocess runs
 # compile the same programs; the persistent compilation cache, so a program that many tests
 # build (the smoke runs' steps) compiles once for the whole suite; and the gs:// backend
-# that the emulator tests need.
-xla_options.apply_cpu_defaults()
+# that the emulator tests need. Plus the options that halve XLA's compile time at some
+# cost in convolution step time (xla_options.FAST_COMPILE_FLAGS): the suite compiles over
+# a thousand programs and runs each for a few steps. Child processes inherit XLA_FLAGS.
+xla_options.apply_cpu_defaults(xla_options.CPU_FLAGS + xla_options.FAST_COMPILE_FLAGS)
 runtime.enable_compilation_cache()
 storage.configure()
 console.show()  # the library's messages (progress, warnings) on stdout/stderr, as the CLI's

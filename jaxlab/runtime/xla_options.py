@@ -3,28 +3,31 @@
 Why: this jaxlib routes CPU convolutions through an experimental fusion library (YNN)
 that keeps only part of the cores busy; the Eigen runtime uses them all (the Flax MNIST
 CNN's step: 69 -> 50 ms on 2 cores). Dots stay on YNN, which was as fast or faster.
-Elementwise and reduction fusions go through XLA's classic LLVM emitters instead of its
-new MLIR fusion emitters: the same results and step times, and the programs compile in
-about half the time (digits_cnn's train block: 1.31 -> 0.71 s; the Transformer LM's:
-1.60 -> 1.03 s on 2 cores), which is most of a small run and of the test suite.
+
+FAST_COMPILE_FLAGS trade step time for compile time, for processes that compile many
+programs and run each briefly (the test suite): fusions go through XLA's classic LLVM
+emitters instead of its MLIR fusion emitters. Programs compile in about half the time
+(digits_cnn's train block: 1.31 -> 0.71 s; the Transformer LM's: 1.60 -> 1.03 s on 2 cores)
+with the same results and LM/MLP step times, but convolution steps run 6-15% slower
+(mnist_cnn, ResNet-18), so they are not a default.
 """
 
 import os
 import subprocess
 import sys
 
-CPU_FLAGS = ('--xla_cpu_experimental_ynn_fusion_type=-individual_convolution',
-             '--xla_cpu_use_fusion_emitters=false')
+CPU_FLAGS = ('--xla_cpu_experimental_ynn_fusion_type=-individual_convolution',)
+FAST_COMPILE_FLAGS = ('--xla_cpu_use_fusion_emitters=false',)
 DISABLE_ENV = 'JAXLAB_NO_XLA_DEFAULTS'
 
 
-def apply_cpu_defaults():
-  """Adds CPU_FLAGS to XLA_FLAGS unless the user set XLA options of the same name,
+def apply_cpu_defaults(flags=CPU_FLAGS):
+  """Adds `flags` to XLA_FLAGS unless the user set XLA options of the same name,
   asked us not to, or this jaxlib does not know them (checked once, in a child process)."""
   if os.environ.get(DISABLE_ENV) or 'jax' in sys.modules and _backend_started():
     return
   current = os.environ.get('XLA_FLAGS', '')
-  wanted = [flag for flag in CPU_FLAGS if flag.split('=')[0] not in current]
+  wanted = [flag for flag in flags if flag.split('=')[0] not in current]
   if wanted and _accepted(wanted):
     os.environ['XLA_FLAGS'] = ' '.join([current, *wanted]).strip()
 
