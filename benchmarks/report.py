@@ -876,6 +876,13 @@ def speech_section(measured):
       *(['', measured['note']] if measured.get('note') else [])])
 
 
+def _load_at_end(run):
+  """The 1-minute load average when a seq2seq run's training ended (older JSON: at the end)."""
+  if 'load_average_before_and_after' in run:
+    return run['load_average_before_and_after'][1]
+  return run.get('load_average_at_end', float('nan'))
+
+
 def seq2seq_section(measured):
   """The "Translation and summarization" section from `benchmarks.seq2seq`'s JSON."""
   if not measured:
@@ -899,7 +906,7 @@ def seq2seq_section(measured):
           f'{scores["rouge1"]:.1f} | {scores["rouge2"]:.1f} | {scores["rougeL"]:.1f} | '
           + (f'{run["bound"]} | {_yes(run["meets_bound"])} | '
              f'{_fmt(run["train_command_seconds"] and run["train_command_seconds"] / 60, ".1f")} | '
-             f'{run.get("load_average_at_end", float("nan")):.1f} |' if i == 0 else '| | | |'))
+             f'{_load_at_end(run):.1f} |' if i == 0 else '| | | |'))
   for name, run in runs:
     decoding = run.get('decoding')
     if not decoding:

@@ -104,7 +104,8 @@ def main(argv=None):
   parser.add_argument('--out', default='benchmarks/seq2seq_cpu.json')
   parser.add_argument('--freedict_workdir', default='')
   parser.add_argument('--stdlib_workdir', default='')
-  parser.add_argument('--only', default='', help='freedict_de_en or stdlib_summaries')
+  parser.add_argument('--only', default='', help='freedict_de_en or stdlib_summaries: run '
+                      'that one, keeping the other\'s entry of --out')
   parser.add_argument('--batch', type=int, default=32)
   parser.add_argument('--repeats', type=int, default=5)
   args = parser.parse_args(argv)
@@ -112,16 +113,22 @@ def main(argv=None):
   workdirs = {'freedict_de_en': args.freedict_workdir, 'stdlib_summaries': args.stdlib_workdir}
   result = dict(machine=platform.processor() or platform.machine(),
                 cpus=len(os.sched_getaffinity(0)), load_average=os.getloadavg()[0])
+  if args.only and os.path.isfile(args.out):  # keep the other experiment's entry
+    with open(args.out) as f:
+      result = {**json.load(f), **result}
   for name, (experiment, metric, bound) in EXPERIMENTS.items():
     if args.only and name != args.only:
       continue
     workdir = workdirs[name] or tempfile.mkdtemp(prefix=f'jaxlab_{name}_')
+    load_before = os.getloadavg()[0]
     seconds = train(experiment, workdir)
+    load_after = os.getloadavg()[0]
     evaluation = final_eval(workdir)
     run = trained_run.load(workdir)
     entry = dict(experiment=experiment, workdir=workdir, train_command_seconds=seconds,
                  eval=evaluation, baselines=baselines(run), bound=f'{metric} > {bound:g}',
-                 meets_bound=bool(evaluation[metric] > bound and (seconds or 0) < 15 * 60))
+                 meets_bound=bool(evaluation[metric] > bound and (seconds or 0) < 15 * 60),
+                 load_average_before_and_after=[load_before, load_after])
     if name == 'freedict_de_en':
       entry['decoding'] = dict(batch=args.batch, **decoding_speed(run, args.batch, args.repeats))
     result[name] = entry

@@ -216,11 +216,22 @@ def test_stdlib_functions_pair_code_without_its_docstring_with_its_first_sentenc
                     '    sides in metres."""\n    return width * height\n\n'
                     'def bare():\n    """x"""\n    return 1\n')
   found = pair_sets.module_functions(str(source), 'mod')
-  assert found == [('mod', 'def area(width, height):\n    return width * height',
+  assert found == [('mod', 'area\ndef area(width, height): return width * height',
                     'Return the area of a rectangle.')]
   pairs = pair_sets.stdlib_pairs()
   assert len(pairs['train']) > 3000 and len(pairs['test']) > 200
   assert not {code for code, _ in pairs['train']} & {code for code, _ in pairs['test']}
+
+
+def test_a_function_source_starts_with_its_names_words_and_predict_makes_it_the_same_way():
+  assert pair_sets.name_words('get_address_list') == 'get address list'
+  assert pair_sets.name_words('isTypeTk') == 'is type tk'
+  assert pair_sets.name_words('HTTPResponse') == 'http response'
+  method = ('    @property\n    def _tk_type(self, x):\n        """The type. More."""\n'
+            '        if x:\n            return   1\n')
+  assert pair_sets.function_source(method) == ('tk type\n@property def _tk_type(self, x): '
+                                               'if x: return 1')
+  assert pair_sets.function_source('not (python') == 'not (python'
 
 
 def test_separate_vocabularies_train_a_target_tokenizer_of_their_own(tmp_path):

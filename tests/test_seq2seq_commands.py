@@ -109,6 +109,13 @@ def test_stdlib_summaries_smoke_trains_a_sentencepiece_model_and_scores_rouge(fo
   assert (workdir / 'tokenizer.model').is_file()
   evaluated = [r for r in read_metrics(workdir) if 'eval/rougeL' in r][-1]
   assert 0 <= evaluated['eval/rougeL'] <= 100
+  run = trained_run.load(str(workdir))  # predict reads a function as the training pairs were made
+  assert run.task.info.preprocessing['source_format'] == 'python_function'
+  code = 'def area(width, height):\n    """Area."""\n    return width * height\n'
+  tokenizer, _ = run.task.tokenizers()
+  np.testing.assert_array_equal(
+      run.task.text_batch([code])['source'][0][:8],
+      tokenizer.encode('area\ndef area(width, height): return width * height')[:8])
 
 
 def test_the_wmt14_recipe_streams_mock_tfds_data_through_training_and_eval(folder):

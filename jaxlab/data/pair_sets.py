@@ -25,13 +25,14 @@ import os
 import re
 import sys
 import sysconfig
+import textwrap
 
 from jaxlab.data import sources, text_pairs, tokenizers
 from jaxlab.data.info import Splits
 from jaxlab.errors import UserError
 
 TEST_EVERY = 10  # a headword (module) whose hash is 0 mod 10 is test: ~10%
-FORMAT = 1  # bump when the pairs made change: the cache's names hold it
+FORMAT = 2  # bump when the pairs made change: the cache's names hold it
 
 # --- FreeDict German -> English --------------------------------------------------------
 
@@ -164,9 +165,44 @@ def _without_docstring(node, source_lines):
   return '\n'.join(l[indent:] for l in lines).strip()
 
 
+def name_words(name):
+  """An identifier's words, lower case: 'get_address_list' -> 'get address list',
+  'isTypeTk' -> 'is type tk', 'HTTPResponse' -> 'http response'."""
+  spaced = re.sub(r'([A-Z]+)([A-Z][a-z])', r'\1 \2', re.sub(r'([a-z0-9])([A-Z])', r'\1 \2', name))
+  return ' '.join(word.lower() for word in re.split(r'[^A-Za-z0-9]+', spaced) if word)
+
+
+def function_source(code):
+  """What the model reads of a function's code: the words of its name, a newline, then the
+  code without its docstring, its blanks and line breaks each folded into one space.
+
+  Splitting identifiers into words is what code-summarization models do to their input
+  (CodeSearchNet, code2seq): the summary often says the name's words ('get_size' ->
+  'Return the size ...'), and split they are the same pieces the summaries are made of.
+  Folding the blanks keeps indentation from taking a piece per space (the tokenizer keeps
+  whitespace as written), so data.seq_len pieces hold more of the code. Code that does not
+  parse is folded only. Training pairs and `jaxlab predict` inputs both pass through here
+  (DatasetInfo.preprocessing['source_format'] = 'python_function')."""
+  try:
+    lines = textwrap.dedent(code).splitlines()
+    tree = ast.parse('\n'.join(lines))
+  except (SyntaxError, ValueError):
+    return ' '.join(code.split())
+  node = next((n for n in ast.walk(tree)
+               if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+  if node is None:
+    return ' '.join(code.split())
+  if ast.get_docstring(node) is not None and len(node.body) > 1:
+    code = _without_docstring(node, lines)
+  return f'{name_words(node.name)}\n{" ".join(code.split())}'
+
+
+SOURCE_FORMATS = {'python_function': function_source}  # preprocessing['source_format'] -> f(text)
+
+
 def module_functions(path, module):
-  """[(module, code, summary)] of the documented functions and methods of one source file
-  (private ones too: their docstrings are as good)."""
+  """[(module, source, summary)] of the documented functions and methods of one source
+  file (private ones too: their docstrings are as good); source as `function_source`."""
   try:
     with open(path, encoding='utf-8') as f:
       text = f.read()
@@ -181,7 +217,7 @@ def module_functions(path, module):
     docstring = ast.get_docstring(node)
     summary = docstring and first_sentence(docstring)
     if summary and len(node.body) > 1:  # a body beyond the docstring
-      found.append((module, _without_docstring(node, lines), summary))
+      found.append((module, function_source(_without_docstring(node, lines)), summary))
   return found
 
 
@@ -217,7 +253,7 @@ def stdlib_summaries(data_config, workdir=None):
   pairs = _cached(data_config, f'stdlib_summaries-py{sys.version_info[0]}.{sys.version_info[1]}',
                   made_from, stdlib_pairs)
   return text_pairs.pair_splits(data_config, workdir, 'stdlib_summaries', pairs,
-                                test_split='held-out modules')
+                                test_split='held-out modules', source_format='python_function')
 
 
 # --- TFDS recipes, streamed ------------------------------------------------------------

@@ -105,9 +105,11 @@ def _parse(line, is_json):
   return pair, None
 
 
-def pair_splits(data_config, workdir, name, pairs, test_split=''):
+def pair_splits(data_config, workdir, name, pairs, test_split='', source_format=None):
   """Splits of {'train' | 'test': [(source, target)]}, tokenized into arrays (only the
-  first data.num_train / data.num_test pairs, which are all the run reads)."""
+  first data.num_train / data.num_test pairs, which are all the run reads). A
+  `source_format` (a key of pair_sets.SOURCE_FORMATS) says how the sources were made from
+  raw text, so that predict and serve make theirs the same way."""
   limits = {'train': data_config.num_train, 'test': data_config.num_test}
   pairs = {split: found[:limits[split]] if limits[split] else found
            for split, found in pairs.items()}
@@ -123,7 +125,7 @@ def pair_splits(data_config, workdir, name, pairs, test_split=''):
                     f'{source_len} source / {target_len} target tokens (raise data.seq_len or '
                     'data.target_len to keep them whole)')
   info = pair_info(name, source_len, target_len, (source_spec, source_tok.vocab_size),
-                   (target_spec, target_tok.vocab_size), test_split)
+                   (target_spec, target_tok.vocab_size), test_split, source_format)
   return Splits(info, *(sources.ArraySource(arrays[split], f'{name} {split}')
                         for split in ('train', 'test')))
 
@@ -132,14 +134,15 @@ def lengths(data_config):
   return int(data_config.seq_len), int(data_config.target_len or data_config.seq_len)
 
 
-def pair_info(name, source_len, target_len, source, target, test_split=''):
+def pair_info(name, source_len, target_len, source, target, test_split='', source_format=None):
   """The DatasetInfo of pairs: `source` and `target` are (tokenizer spec, vocab size)."""
   (source_spec, source_vocab), (target_spec, target_vocab) = source, target
   features = {'source': ((source_len,), 'int32'), 'target': ((target_len,), 'int32')}
+  preprocessing = {'target_tokenizer': target_spec, 'target_vocab_size': target_vocab}
+  if source_format:
+    preprocessing['source_format'] = source_format
   return DatasetInfo(name, features, vocab_size=source_vocab, tokenizer=source_spec,
-                     test_split=test_split,
-                     preprocessing={'target_tokenizer': target_spec,
-                                    'target_vocab_size': target_vocab})
+                     test_split=test_split, preprocessing=preprocessing)
 
 
 def target_tokenizer_spec(data_config):
