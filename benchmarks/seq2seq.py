@@ -22,30 +22,17 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks import trained_runs
+
 EXPERIMENTS = {'freedict_de_en': ('experiments/freedict_de_en.py', 'chrf', 40.0),
                'stdlib_summaries': ('experiments/stdlib_summaries.py', 'rougeL', 25.0)}
 
 
-def train(experiment, workdir):
-  """Seconds of `jaxlab train` of the experiment into `workdir` (None if already done)."""
-  if os.path.exists(os.path.join(workdir, 'checkpoints')):
-    return None
-  started = time.perf_counter()
-  subprocess.run([sys.executable, '-m', 'jaxlab.main', 'train', f'--config={experiment}',
-                  f'--workdir={workdir}'], cwd=ROOT, check=True)
-  return time.perf_counter() - started
-
-
 def final_eval(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  found = [r for r in records if 'eval/chrf' in r][-1]
+  found, = trained_runs.last_records(workdir, 'eval/chrf')
   return {k.split('/', 1)[1]: v for k, v in found.items() if k.startswith('eval/')}
 
 
@@ -121,7 +108,7 @@ def main(argv=None):
       continue
     workdir = workdirs[name] or tempfile.mkdtemp(prefix=f'jaxlab_{name}_')
     load_before = os.getloadavg()[0]
-    seconds = train(experiment, workdir)
+    seconds = trained_runs.train(experiment, workdir)
     load_after = os.getloadavg()[0]
     evaluation = final_eval(workdir)
     run = trained_run.load(workdir)
