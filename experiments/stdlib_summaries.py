@@ -8,7 +8,7 @@ ROUGE-1/2/L (rouge-score) and BLEU/chrF (sacrebleu).
 
 The source is the words of the function's name on a first line ('get_size' -> 'get
 size': the summary often says them, and split they are the summary's own pieces), then
-its code with the docstring removed and blanks folded (`pair_sets.function_source`,
+its code with the docstring removed and blanks folded (`python_functions.function_source`,
 which `jaxlab predict` applies to a .py file too); the split is by module, so a test
 function's module is never seen in training (Python 3.11: 6,106 training and 535
 held-out functions). A SentencePiece vocabulary shared by code and English is trained

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxlab.data import pair_sets, text_pairs, tokenizers
+from jaxlab.data import pair_sets, python_functions, text_pairs, tokenizers
 from jaxlab.errors import UserError
 from jaxlab.inference import seq2seq_decoding
 from jaxlab.models import transformer_seq2seq
@@ -224,14 +224,14 @@ def test_stdlib_functions_pair_code_without_its_docstring_with_its_first_sentenc
 
 
 def test_a_function_source_starts_with_its_names_words_and_predict_makes_it_the_same_way():
-  assert pair_sets.name_words('get_address_list') == 'get address list'
-  assert pair_sets.name_words('isTypeTk') == 'is type tk'
-  assert pair_sets.name_words('HTTPResponse') == 'http response'
+  assert python_functions.name_words('get_address_list') == 'get address list'
+  assert python_functions.name_words('isTypeTk') == 'is type tk'
+  assert python_functions.name_words('HTTPResponse') == 'http response'
   method = ('    @property\n    def _tk_type(self, x):\n        """The type. More."""\n'
             '        if x:\n            return   1\n')
-  assert pair_sets.function_source(method) == ('tk type\n@property def _tk_type(self, x): '
+  assert python_functions.function_source(method) == ('tk type\n@property def _tk_type(self, x): '
                                                'if x: return 1')
-  assert pair_sets.function_source('not (python') == 'not (python'
+  assert python_functions.function_source('not (python') == 'not (python'
 
 
 def test_separate_vocabularies_train_a_target_tokenizer_of_their_own(tmp_path):

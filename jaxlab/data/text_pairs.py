@@ -108,7 +108,7 @@ def _parse(line, is_json):
 def pair_splits(data_config, workdir, name, pairs, test_split='', source_format=None):
   """Splits of {'train' | 'test': [(source, target)]}, tokenized into arrays (only the
   first data.num_train / data.num_test pairs, which are all the run reads). A
-  `source_format` (a key of pair_sets.SOURCE_FORMATS) says how the sources were made from
+  `source_format` (a key of python_functions.SOURCE_FORMATS) says how the sources were made from
   raw text, so that predict and serve make theirs the same way."""
   limits = {'train': data_config.num_train, 'test': data_config.num_test}
   pairs = {split: found[:limits[split]] if limits[split] else found

@@ -159,10 +159,10 @@ class Seq2Seq(base.Task):
   def text_batch(self, texts):
     """The predict batch of source texts (each made as the training sources were, then cut
     to data.seq_len tokens)."""
-    from jaxlab.data import pair_sets, text_pairs  # pylint: disable=g-import-not-at-top
+    from jaxlab.data import python_functions, text_pairs  # pylint: disable=g-import-not-at-top
     source_format = (self.info.preprocessing or {}).get('source_format')
     if source_format:
-      texts = [pair_sets.SOURCE_FORMATS[source_format](text) for text in texts]
+      texts = [python_functions.SOURCE_FORMATS[source_format](text) for text in texts]
     source_tokenizer, _ = self.tokenizers()
     source = np.zeros((len(texts), self.source_len), np.int32)
     for row, text in enumerate(texts):
