@@ -11,8 +11,11 @@ This package re-exports the registry (registry.py); one file per model family.
 """
 
 from jaxlab.models import registry as _registry
+from jaxlab.models import tracing as _tracing
 from jaxlab.models.registry import accepts_rngs, build, resolve
 
 #: Model names accepted by ``--config.model.name`` -> factories, each called as
 #: ``factory(input_shape, num_outputs, rngs=..., **other config.model fields)``.
 REGISTRY = _registry.REGISTRY
+
+_tracing.install()  # before any model is traced

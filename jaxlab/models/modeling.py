@@ -69,12 +69,23 @@ def build(config, task, key):
 
 def model_def(config, task):
   """The ModelDef and the abstract parameter State (with logical axis metadata)."""
+  definition, abstract_params, _ = _abstract_model(config, task)
+  return definition, abstract_params
+
+
+def _abstract_model(config, task):
+  """(ModelDef, abstract parameter State, Variables of ShapeDtypeStructs), from one trace of
+  `build` (tracing a large model takes seconds: trace it once)."""
   with nnx.use_eager_sharding(False):
     abstract_model = nnx.eval_shape(lambda: build(config, task, jax.random.PRNGKey(0)))
-  train_graph, abstract_params, _ = nnx.split(abstract_model, nnx.Param, ...)
+  train_graph, abstract_params, rest = nnx.split(abstract_model, nnx.Param, ...)
   abstract_model.eval()
   eval_graph, _, _ = nnx.split(abstract_model, nnx.Param, ...)
-  return ModelDef(train_graph, eval_graph, models.accepts_rngs(abstract_model)), abstract_params
+  shape = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type)
+  shapes = jax.tree.map(shape, Variables(nnx.to_pure_dict(abstract_params),
+                                         nnx.to_pure_dict(rest)))
+  definition = ModelDef(train_graph, eval_graph, models.accepts_rngs(abstract_model))
+  return definition, abstract_params, shapes
 
 
 def init_variables(config, task):
@@ -110,7 +121,6 @@ class Layout:
 
 def variables_layout(config, task, mesh):
   """(ModelDef, Layout of Variables), computed without allocating anything."""
-  definition, abstract_params = model_def(config, task)
-  shapes = jax.eval_shape(lambda: init_variables(config, task))
+  definition, abstract_params, shapes = _abstract_model(config, task)
   shardings = variable_shardings(config, abstract_params, shapes, mesh)
   return definition, Layout(shapes, shardings, sharding.table(shapes.params, shardings.params))

@@ -37,7 +37,11 @@ def _init(config, task, tx):
 def layout(config, task, tx, mesh):
   """(ModelDef, Layout of the TrainState), computed without allocating it."""
   definition, variables = modeling.variables_layout(config, task, mesh)
-  shapes = jax.eval_shape(_init(config, task, tx))
+  # What _init returns, without tracing the model's init again.
+  shapes = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=variables.shapes.params,
+                      opt_state=jax.eval_shape(tx.init, variables.shapes.params),
+                      model_state=variables.shapes.model_state,
+                      rng=jax.eval_shape(lambda: modeling.seed_keys(config.seed)['steps']))
   replicated = sharding.replicated(mesh)
   # Frozen parameters (jaxlab.finetune.trainable) are MaskedNodes, without state.
   opt_shardings = optax.tree_map_params(
