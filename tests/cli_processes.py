@@ -14,9 +14,11 @@ point of the test (those tests start their processes themselves).
 """
 
 import atexit
+import faulthandler
 import multiprocessing
 import os
 import runpy
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,8 +41,7 @@ def run(argv, *, cwd, env, timeout):
   CompletedProcess, from a forked child where the environment allows."""
   command = [sys.executable, '-m', 'jaxlab.main', *argv]
   if not _forkable(env):
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return _run_interpreter(command, cwd, env, timeout)
   with tempfile.TemporaryDirectory(prefix='jaxlab-cli-') as outputs:
     stdout, stderr = os.path.join(outputs, 'stdout'), os.path.join(outputs, 'stderr')
     child = _context().Process(target=_main, args=(list(argv), str(cwd), dict(env), stdout,
@@ -48,10 +49,39 @@ def run(argv, *, cwd, env, timeout):
     child.start()
     child.join(timeout)
     if child.exitcode is None:
+      os.kill(child.pid, signal.SIGABRT)  # faulthandler (_main): every thread's stack
+      child.join(30)
       child.kill()
       child.join()
-      raise subprocess.TimeoutExpired(command, timeout, _read(stdout), _read(stderr))
+      raise HungProcess(command, timeout, _read(stdout), _read(stderr))
     return subprocess.CompletedProcess(command, child.exitcode, _read(stdout), _read(stderr))
+
+
+class HungProcess(subprocess.TimeoutExpired):
+  """A CLI process that outlived its timeout; the message ends with the stacks of its
+  threads at that moment (faulthandler's dump on SIGABRT), so a hang explains itself."""
+
+  def __str__(self):
+    return f'{super().__str__()}; its stderr ends:\n{(self.stderr or "")[-6000:]}'
+
+
+def _run_interpreter(command, cwd, env, timeout):
+  """subprocess.run(command, capture_output=True, text=True, timeout=timeout), with the
+  stacks of a hung process's threads in the HungProcess it raises."""
+  command = [command[0], '-X', 'faulthandler', *command[1:]]
+  with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True) as process:
+    try:
+      stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      process.send_signal(signal.SIGABRT)
+      try:
+        stdout, stderr = process.communicate(timeout=30)
+      except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+      raise HungProcess(command, timeout, stdout, stderr) from None
+  return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def _forkable(env):
@@ -88,6 +118,7 @@ def _main(argv, cwd, env, stdout, stderr):
   sys.stderr = open(2, 'w', encoding='utf-8', errors='backslashreplace', closefd=False,
                     buffering=1)
   sys.stdin = open(os.devnull, encoding='utf-8')
+  faulthandler.enable(all_threads=True)  # SIGABRT on a timeout: the stacks to stderr
   sys.argv = ['-m', *argv]
   sys.path[0] = cwd  # as `python -m` puts the working directory first
   code = _exit_code(lambda: runpy.run_module('jaxlab.main', run_name='__main__', alter_sys=True))
