@@ -242,3 +242,44 @@ def test_best_config_dry_runs_with_a_cost_estimate_at_the_overridden_price(kille
   assert estimate['cost_usd'] == pytest.approx(2.0 * estimate['device_hours'])
   assert estimate['price_source'] == 'config.cost.price_per_device_hour'
   assert 'an estimate' in output.getvalue() and 'x $2 =' in output.getvalue()
+
+
+ASK_UNTIL_THE_QUEUE_IS_EMPTY = """
+import json, os, sys, time
+import optuna
+from jaxlab.sweep import runner
+url, queued, start = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+runner.quiet()
+study = optuna.load_study(study_name='race', storage=runner.storage(url))
+open(f'{start}.{os.getpid()}.ready', 'w').close()
+while not os.path.exists(start):
+  time.sleep(0.001)
+numbers = []
+while True:
+  number = study.ask().number
+  if number >= queued:  # the queue is empty: ask made a new trial
+    break
+  numbers.append(number)
+print(json.dumps(numbers))
+"""
+
+
+@pytest.mark.parametrize('attempt', range(2))
+def test_workers_sharing_a_sqlite_study_never_pop_the_same_queued_trial(tmp_path, attempt):
+  # Two workers once both set the first queued trial RUNNING and trained it in one workdir:
+  # pysqlite starts a transaction only at the first write, so both read it as WAITING.
+  del attempt  # a race: two tries of 60 pops by 4 processes
+  url, queued, start = f'sqlite:///{tmp_path}/study.db', 60, tmp_path / 'start'
+  runner.quiet()
+  study = optuna.create_study(study_name='race', storage=runner.storage(url))
+  for value in range(queued):
+    study.enqueue_trial({'x': value})
+  askers = [subprocess.Popen([sys.executable, '-c', ASK_UNTIL_THE_QUEUE_IS_EMPTY, url,
+                              str(queued), str(start)], cwd=ROOT, stdout=subprocess.PIPE,
+                             text=True) for _ in range(4)]
+  deadline = time.monotonic() + 120
+  while len(list(tmp_path.glob('start.*.ready'))) < len(askers) and time.monotonic() < deadline:
+    time.sleep(0.05)
+  start.touch()  # all of them waiting at the start line
+  popped = [n for asker in askers for n in json.loads(asker.communicate(timeout=120)[0])]
+  assert sorted(popped) == list(range(queued))

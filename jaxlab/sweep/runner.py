@@ -74,11 +74,14 @@ def storage(url):
   url_checks.check(url)
   for attempt in range(SCHEMA_ATTEMPTS):
     try:
-      return optuna.storages.RDBStorage(
+      created = optuna.storages.RDBStorage(
           url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_PERIOD_S,
           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
               max_retry=MAX_RETRIES),
           engine_kwargs={'connect_args': {'timeout': 60}} if url.startswith('sqlite') else None)
+      if url.startswith('sqlite'):
+        _lock_sqlite_transactions(created.engine)
+      return created
     except (IntegrityError, ProgrammingError) as error:
       # Two commands starting on an empty database both create Optuna's tables; PostgreSQL
       # fails the second (duplicate type or table). The first one's tables then exist.
@@ -87,6 +90,21 @@ def storage(url):
       time.sleep(1 + attempt)
     except Exception as error:  # pylint: disable=broad-except
       raise url_checks.unreachable(url, error) from None
+
+
+def _lock_sqlite_transactions(engine):
+  """Each transaction takes SQLite's write lock when it begins (BEGIN IMMEDIATE).
+
+  Why: pysqlite opens a transaction only at the first write, and SQLite ignores Optuna's
+  SELECT ... FOR UPDATE, so two workers could both read a queued trial as WAITING and
+  both set it RUNNING: they trained one trial in one workdir, and the sweep failed. With
+  the lock taken first, Optuna's read-then-update is atomic, as it is on PostgreSQL.
+  SQLAlchemy's documented recipe for pysqlite."""
+  from sqlalchemy import event
+  event.listen(engine, 'connect',
+               lambda connection, _: setattr(connection, 'isolation_level', None))
+  event.listen(engine, 'begin', lambda connection: connection.exec_driver_sql('BEGIN IMMEDIATE'))
+  engine.dispose()  # pooled connections, opened before the listeners, start over with them
 
 
 def create_study(sweep, name, url, load_only=False, stream=0):
