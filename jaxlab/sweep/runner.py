@@ -29,6 +29,7 @@ import zlib
 
 from jaxlab.runtime import processes
 from jaxlab.errors import UserError
+from jaxlab.sweep import sqlite_locking
 from jaxlab.sweep import storage_url as url_checks
 from jaxlab.runtime import messages
 
@@ -80,7 +81,7 @@ def storage(url):
               max_retry=MAX_RETRIES),
           engine_kwargs={'connect_args': {'timeout': 60}} if url.startswith('sqlite') else None)
       if url.startswith('sqlite'):
-        _lock_sqlite_transactions(created.engine)
+        sqlite_locking.lock_transactions_at_begin(created.engine)
       return created
     except (IntegrityError, ProgrammingError) as error:
       # Two commands starting on an empty database both create Optuna's tables; PostgreSQL
@@ -90,21 +91,6 @@ def storage(url):
       time.sleep(1 + attempt)
     except Exception as error:  # pylint: disable=broad-except
       raise url_checks.unreachable(url, error) from None
-
-
-def _lock_sqlite_transactions(engine):
-  """Each transaction takes SQLite's write lock when it begins (BEGIN IMMEDIATE).
-
-  Why: pysqlite opens a transaction only at the first write, and SQLite ignores Optuna's
-  SELECT ... FOR UPDATE, so two workers could both read a queued trial as WAITING and
-  both set it RUNNING: they trained one trial in one workdir, and the sweep failed. With
-  the lock taken first, Optuna's read-then-update is atomic, as it is on PostgreSQL.
-  SQLAlchemy's documented recipe for pysqlite."""
-  from sqlalchemy import event
-  event.listen(engine, 'connect',
-               lambda connection, _: setattr(connection, 'isolation_level', None))
-  event.listen(engine, 'begin', lambda connection: connection.exec_driver_sql('BEGIN IMMEDIATE'))
-  engine.dispose()  # pooled connections, opened before the listeners, start over with them
 
 
 def create_study(sweep, name, url, load_only=False, stream=0):
