@@ -85,7 +85,7 @@ def test_imagenet2012_streams_and_trains_without_tensorflow(imagenet_dir, tmp_pa
   losses, evals, step = _trained(workdir, 4)
   assert len(losses) == 2 and np.isfinite(losses).all() and step == 4
   # The validation split (16 JPEGs) was decoded, center-cropped and evaluated. (Once, in a
-  # cold CI run, all 16 came back bad and did not recur: the run's warnings name the reasons.)
+  # CI run, all 16 came back bad and did not recur: the run's warnings name the reasons.)
   assert evals and evals[-1]['train/bad_records'] == 0, result.stderr[-4000:]
 
 
